@@ -1,0 +1,105 @@
+# loadParrot — build, test, demo and benchmark. `make help` lists the targets.
+.DEFAULT_GOAL := all
+SHELL := /bin/bash
+
+DEB_PKGS := build-essential pkg-config libluajit-5.1-dev luajit libuv1-dev node-llhttp \
+	libmbedtls-dev libzmq3-dev libmsgpack-dev lua-cjson libpcre2-dev libexpat1-dev \
+	libxml2-dev zlib1g-dev libedit-dev lua-busted
+TEST_PKGS := nginx-light openssl python3 curl
+BENCH_PKGS := wrk nghttp2-client
+
+CC ?= cc
+LLHTTP_DIR := /usr/share/llhttp
+PKGS := luajit libuv libpcre2-8 libxml-2.0 zlib msgpack libzmq expat
+CFLAGS_BASE := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -Ibuild \
+	-I/usr/share/include/llhttp $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmbedtls -lmbedx509 -lmbedcrypto \
+	-ledit -lpthread -lm -ldl
+LDFLAGS := -Wl,-E
+
+ifeq ($(SAN),1)
+  BUILD := build/san
+  CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+else
+  BUILD := build/rel
+endif
+CFLAGS := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
+
+SRCS := $(wildcard src/*.c)
+OBJS := $(patsubst src/%.c,$(BUILD)/%.o,$(SRCS))
+LIB_OBJS := $(filter-out $(BUILD)/main.o,$(OBJS))
+LLHTTP_OBJS := $(BUILD)/llhttp_llhttp.o $(BUILD)/llhttp_api.o $(BUILD)/llhttp_http.o
+LUA_SRCS := $(sort $(wildcard lua/parrot/*.lua))
+C_TESTS := $(patsubst spec/c/%.c,$(BUILD)/spec/%,$(wildcard spec/c/test_*.c))
+
+.PHONY: all deps deps-test deps-bench test demo bench fmt lint clean help fuzz soak
+
+all: deps-quiet parrot
+
+help:
+	@echo "make deps | make | make test | make demo | make bench | make fmt | make lint | make clean | make SAN=1 test"
+
+# Install what is missing (quiet and quick when everything is there).
+define install_missing
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+endef
+
+deps:
+	$(call install_missing,$(DEB_PKGS))
+deps-quiet: deps
+deps-test: deps
+	$(call install_missing,$(TEST_PKGS))
+deps-bench: deps-test
+	$(call install_missing,$(BENCH_PKGS))
+
+parrot: $(BUILD)/parrot
+	cp $< $@
+
+$(BUILD)/parrot: $(OBJS) $(LLHTTP_OBJS) $(BUILD)/luamods.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/llhttp_%.o: $(LLHTTP_DIR)/%.c | $(BUILD)
+	$(CC) $(filter-out -Wall -Wextra -Werror,$(CFLAGS)) -w -c -o $@ $<
+
+# The Lua library, compiled to LuaJIT bytecode and linked in: the binary needs no source tree.
+$(BUILD)/luamods.c: $(LUA_SRCS) tools/embed-lua.sh | $(BUILD)
+	bash tools/embed-lua.sh $@ $(LUA_SRCS)
+$(BUILD)/luamods.o: $(BUILD)/luamods.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD):
+	mkdir -p $(BUILD) $(BUILD)/spec
+
+$(BUILD)/spec/test_%: spec/c/test_%.c $(LIB_OBJS) $(LLHTTP_OBJS) $(BUILD)/luamods.o | $(BUILD)
+	$(CC) $(CFLAGS) -Ispec/c $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+test: deps-test parrot $(C_TESTS)
+	@BUILD=$(BUILD) bash spec/run.sh
+
+demo: deps parrot
+	@bash tools/demo.sh
+
+bench: deps-bench parrot
+	@bash tools/bench.sh
+
+fuzz soak:
+	@echo "make $@: nothing yet"
+
+fmt:
+	clang-format -i src/*.c src/*.h spec/c/*.c spec/c/*.h
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --suppress=missingIncludeSystem --inline-suppr -Isrc src
+
+clean:
+	rm -rf build parrot

@@ -1,0 +1,33 @@
+/* thresholds: pass/fail criteria on run statistics, as k6 has them. A threshold is a key
+ * (`p95`, `errors.rate`, `checks.rate`, `rps`, `mean`, `NAME:p99`, ...) and an expression
+ * ("< 250ms", "<= 1%", "> 100"), optionally aborting the run as soon as it is crossed. */
+#ifndef PARROT_THRESHOLDS_H
+#define PARROT_THRESHOLDS_H
+
+#include <stddef.h>
+#include "stats.h"
+
+typedef struct threshold {
+    char *key;   /* owned: "p95", "errors.rate", "home:p99", ... */
+    char *expr;  /* owned: as written, e.g. "< 250ms" */
+    int op;      /* internal */
+    double value;/* in the metric's unit (ms for latency, fraction for rates, req/s) */
+    int abort;   /* stop the run as soon as it fails */
+    int ok;      /* result of the last evaluation */
+    double observed; /* metric value at the last evaluation */
+} threshold;
+
+typedef struct thresholds {
+    threshold *items; /* owned */
+    size_t n;
+} thresholds;
+
+/* Add one threshold; returns 0, or -1 with a one-line reason ("thresholds.p95: cannot read
+ * '<< 3ms': expected OP NUMBER[unit]") in `err`. */
+int thresholds_add(thresholds *t, const char *key, const char *expr, int abort, char *err, size_t errlen);
+void thresholds_free(thresholds *t);
+/* Evaluate every threshold (or only those with abort set) on the totals `s` over `duration_s`.
+ * Returns the number that failed. */
+int thresholds_eval(thresholds *t, const stats *s, double duration_s, int only_abort);
+
+#endif
