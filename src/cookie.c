@@ -335,13 +335,15 @@ static cookie *cookie_alloc(const char *name, size_t nl, const char *value, size
 }
 
 /* Stores `c` (taking ownership), replacing the cookie with the same name, domain and path, or
- * deleting it when `c` has already expired. */
+ * deleting it when `c` has already expired. As in browsers, a host-only cookie and a Domain
+ * cookie for the same host are different cookies (RFC 6265 would merge them). */
 static void jar_store(cookie_jar *j, cookie *c, int64_t now)
 {
     c->created = c->accessed = ++j->seq;
     for (size_t i = 0; i < j->n; i++) {
         cookie *o = j->c[i];
-        if (strcmp(o->name, c->name) || strcmp(o->domain, c->domain) || strcmp(o->path, c->path))
+        if (o->host_only != c->host_only || strcmp(o->name, c->name) ||
+            strcmp(o->domain, c->domain) || strcmp(o->path, c->path))
             continue;
         c->created = o->created;
         jar_remove(j, i);
