@@ -30,4 +30,8 @@ void thresholds_free(thresholds *t);
  * Returns the number that failed. */
 int thresholds_eval(thresholds *t, const stats *s, double duration_s, int only_abort);
 
+/* The observed value of `th` as a user reads it, into buf: "3.40ms", "0.52%", "411.5/s",
+ * "1,234", or "no data" (a metric with nothing to measure passes its threshold). Returns buf. */
+const char *thresholds_describe(const threshold *th, char *buf, size_t len);
+
 #endif
