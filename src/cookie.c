@@ -9,7 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
-#define COOKIE_MAX 300       /* per jar; the least recently used one goes when full */
+#define COOKIE_MAX 300        /* per jar; the least recently used one goes when full */
 #define COOKIE_MAX_BYTES 4096 /* a Set-Cookie value (name, value, attributes) longer is ignored */
 #define HOST_MAX 256
 #define EXPIRES_SESSION INT64_MAX /* no Expires/Max-Age: lives as long as the jar */
@@ -21,9 +21,9 @@ typedef struct cookie {
     char *name, *value;
     char *domain; /* lowercase, no leading dot; the exact host for host-only cookies */
     char *path;
-    int64_t expires;    /* wall-clock seconds; EXPIRES_SESSION when none */
-    uint64_t created;   /* jar sequence number at first creation; kept across replacement */
-    uint64_t accessed;  /* jar sequence number of the last use, for eviction */
+    int64_t expires;   /* wall-clock seconds; EXPIRES_SESSION when none */
+    uint64_t created;  /* jar sequence number at first creation; kept across replacement */
+    uint64_t accessed; /* jar sequence number of the last use, for eviction */
     unsigned host_only : 1, secure : 1, http_only : 1;
 } cookie;
 
@@ -212,17 +212,27 @@ static int date_parse(const char *s, size_t len, int64_t *out)
         size_t tl = i - st, k = 0;
         if (tl == 0) break;
         int v;
-        if (!have_time && token_time(t, tl, hms)) have_time = 1;
-        else if (dom < 0 && (v = read_digits(t, tl, &k, 1, 2)) >= 0) dom = v;
-        else if (mon < 0 && token_month(t, tl) >= 0) mon = token_month(t, tl);
-        else if (year < 0 && (k = 0, v = read_digits(t, tl, &k, 2, 4)) >= 0) year = v;
+        if (!have_time && token_time(t, tl, hms))
+            have_time = 1;
+        else if (dom < 0 && (v = read_digits(t, tl, &k, 1, 2)) >= 0)
+            dom = v;
+        else if (mon < 0 && token_month(t, tl) >= 0)
+            mon = token_month(t, tl);
+        else if (year < 0 && (k = 0, v = read_digits(t, tl, &k, 2, 4)) >= 0)
+            year = v;
     }
-    if (year >= 70 && year <= 99) year += 1900;
-    else if (year >= 0 && year <= 69) year += 2000;
+    if (year >= 70 && year <= 99)
+        year += 1900;
+    else if (year >= 0 && year <= 69)
+        year += 2000;
     if (!have_time || dom < 1 || mon < 0 || year < 1601) return -1;
     if (hms[0] > 23 || hms[1] > 59 || hms[2] > 59 || dom > days_in_month(mon, year)) return -1;
-    struct tm tm = {.tm_sec = hms[2], .tm_min = hms[1], .tm_hour = hms[0], .tm_mday = dom,
-                    .tm_mon = mon, .tm_year = year - 1900};
+    struct tm tm = {.tm_sec = hms[2],
+                    .tm_min = hms[1],
+                    .tm_hour = hms[0],
+                    .tm_mday = dom,
+                    .tm_mon = mon,
+                    .tm_year = year - 1900};
     *out = (int64_t)timegm(&tm);
     return 0;
 }
@@ -241,8 +251,10 @@ static int max_age_parse(const char *v, size_t len, int64_t now, int64_t *out)
         if (v[i] < '0' || v[i] > '9') return -1;
         if (delta < INT64_MAX / 20) delta = delta * 10 + (v[i] - '0');
     }
-    if (neg || delta == 0) *out = EXPIRES_PAST;
-    else *out = (now > 0 && delta > INT64_MAX - now - 1) ? INT64_MAX - 1 : now + delta;
+    if (neg || delta == 0)
+        *out = EXPIRES_PAST;
+    else
+        *out = (now > 0 && delta > INT64_MAX - now - 1) ? INT64_MAX - 1 : now + delta;
     return 0;
 }
 
@@ -309,8 +321,10 @@ static void jar_remove(cookie_jar *j, size_t i)
 static void jar_purge_expired(cookie_jar *j, int64_t now)
 {
     for (size_t i = 0; i < j->n;)
-        if (j->c[i]->expires <= now) jar_remove(j, i);
-        else i++;
+        if (j->c[i]->expires <= now)
+            jar_remove(j, i);
+        else
+            i++;
 }
 
 static cookie *cookie_alloc(const char *name, size_t nl, const char *value, size_t vl,
@@ -383,7 +397,8 @@ void cookie_jar_set(cookie_jar *j, const char *host, const char *path, int secur
     if (p.has_domain) {
         if (p.domain_len >= HOST_MAX) return;
         for (size_t i = 0; i < p.domain_len; i++)
-            dom[i] = (char)((p.domain[i] >= 'A' && p.domain[i] <= 'Z') ? p.domain[i] + 32 : p.domain[i]);
+            dom[i] =
+                (char)((p.domain[i] >= 'A' && p.domain[i] <= 'Z') ? p.domain[i] + 32 : p.domain[i]);
         dom[p.domain_len] = 0;
         if (!domain_match(h, dom)) return;
         /* Without a public-suffix list: a dot-less Domain (com, local) is only the host itself;
@@ -436,8 +451,8 @@ static int cookie_order(const void *a, const void *b)
 }
 
 /* Fills `out` with the cookies to send to host/path, in header order; returns how many. */
-static size_t jar_select(cookie_jar *j, const char *host, const char *path, int secure,
-                         int64_t now, cookie **out)
+static size_t jar_select(cookie_jar *j, const char *host, const char *path, int secure, int64_t now,
+                         cookie **out)
 {
     char h[HOST_MAX];
     const char *rp;

@@ -20,10 +20,10 @@
 #include <string.h>
 #include <sys/random.h>
 
-#define RE_CACHE_MAX 256               /* compiled patterns kept per lua_State */
-#define RE_BUCKETS 512                 /* hash buckets of the cache (power of two) */
-#define XPATH_DOC_MAX (64u << 20)      /* documents over 64 MB are refused */
-#define RANDOM_MAX ((size_t)64 << 20)  /* random_string / urandom_bytes limit */
+#define RE_CACHE_MAX 256              /* compiled patterns kept per lua_State */
+#define RE_BUCKETS 512                /* hash buckets of the cache (power of two) */
+#define XPATH_DOC_MAX (64u << 20)     /* documents over 64 MB are refused */
+#define RANDOM_MAX ((size_t)64 << 20) /* random_string / urandom_bytes limit */
 #define STATE_MT "parrot.luaext.state"
 #define XPATH_MT "parrot.luaext.xpath"
 
@@ -32,9 +32,9 @@ typedef struct re_entry {
     char *pat;
     size_t len;
     uint32_t hash;
-    int next;          /* next entry in the same bucket, -1 at the end */
-    uint32_t groups;   /* capture groups in the pattern */
-    uint64_t used;     /* cache clock at the last use, for LRU eviction */
+    int next;        /* next entry in the same bucket, -1 at the end */
+    uint32_t groups; /* capture groups in the pattern */
+    uint64_t used;   /* cache clock at the last use, for LRU eviction */
     pcre2_code *code;
     pcre2_match_data *md;
 } re_entry;
@@ -166,8 +166,10 @@ static int re_exec(lua_State *L, luaext_state *st, re_entry *e, const char *s, s
 static void re_push_group(lua_State *L, re_entry *e, const char *s, uint32_t g)
 {
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(e->md);
-    if (g >= pcre2_get_ovector_count(e->md) || ov[2 * g] == PCRE2_UNSET) lua_pushliteral(L, "");
-    else lua_pushlstring(L, s + ov[2 * g], ov[2 * g + 1] - ov[2 * g]);
+    if (g >= pcre2_get_ovector_count(e->md) || ov[2 * g] == PCRE2_UNSET)
+        lua_pushliteral(L, "");
+    else
+        lua_pushlstring(L, s + ov[2 * g], ov[2 * g + 1] - ov[2 * g]);
 }
 
 /* re_match(subject, pattern [, init]) -> captures..., the whole match, or nil. `init` is 1-based
@@ -294,7 +296,8 @@ static int l_xpath(lua_State *L)
     const char *expr = luaL_checkstring(L, 2);
     int html = lua_toboolean(L, 3);
     if (len > XPATH_DOC_MAX)
-        return luaL_error(L, "xpath: document of %d bytes is over the 64 MB limit", (int)(len >> 20 << 20));
+        return luaL_error(L, "xpath: a document of %d MB is over the 64 MB limit",
+                          (int)(len >> 20));
     xpath_guard *g = lua_newuserdata(L, sizeof *g);
     memset(g, 0, sizeof *g);
     luaL_getmetatable(L, XPATH_MT);
@@ -313,8 +316,10 @@ static int l_xpath(lua_State *L)
     if (g->doc && (g->ctx = xmlXPathNewContext(g->doc)) != NULL) {
         g->ctx->error = xml_silent_structured;
         g->obj = xmlXPathCompiledEval(g->comp, g->ctx);
-        if (g->obj) xpath_push_result(L, g);
-        else bad = 1; /* compiled, but cannot run: an unknown function or variable */
+        if (g->obj)
+            xpath_push_result(L, g);
+        else
+            bad = 1; /* compiled, but cannot run: an unknown function or variable */
     }
     xpath_guard_release(g);
     if (bad) return luaL_error(L, "bad xpath '%s'", expr);
@@ -401,8 +406,11 @@ static void add_utf8(luaL_Buffer *b, unsigned long cp)
  * or 0 when it is not an entity we know (the caller copies the '&'). */
 static size_t html_entity(luaL_Buffer *b, const char *s, size_t len)
 {
-    static const struct { const char *name, *text; } named[] = {
-        {"amp;", "&"}, {"lt;", "<"}, {"gt;", ">"}, {"quot;", "\""}, {"apos;", "'"}, {"nbsp;", "\xC2\xA0"},
+    static const struct {
+        const char *name, *text;
+    } named[] = {
+        {"amp;", "&"},   {"lt;", "<"},   {"gt;", ">"},
+        {"quot;", "\""}, {"apos;", "'"}, {"nbsp;", "\xC2\xA0"},
     };
     const char *semi = memchr(s, ';', len < 16 ? len : 16);
     if (!semi) return 0;
@@ -438,8 +446,10 @@ static int l_html_unescape(lua_State *L)
     luaL_buffinit(L, &b);
     for (size_t i = 0; i < len; i++) {
         size_t used = s[i] == '&' ? html_entity(&b, s + i, len - i) : 0;
-        if (used) i += used - 1;
-        else luaL_addchar(&b, s[i]);
+        if (used)
+            i += used - 1;
+        else
+            luaL_addchar(&b, s[i]);
     }
     luaL_pushresult(&b);
     return 1;
@@ -451,7 +461,8 @@ static int l_base64_encode(lua_State *L)
     const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
     size_t cap = 4 * ((len + 2) / 3) + 1;
     unsigned char *out = lua_newuserdata(L, cap); /* scratch, collected with the call */
-    if (mbedtls_base64_encode(out, cap, &olen, s, len) != 0) return luaL_error(L, "base64_encode: string too long");
+    if (mbedtls_base64_encode(out, cap, &olen, s, len) != 0)
+        return luaL_error(L, "base64_encode: string too long");
     lua_pushlstring(L, (const char *)out, olen);
     return 1;
 }
@@ -594,7 +605,8 @@ static void state_push(lua_State *L)
     st->mctx = pcre2_match_context_create(NULL);
     st->jit = pcre2_jit_stack_create(32 * 1024, 1024 * 1024, NULL);
     if (st->mctx && st->jit) pcre2_jit_stack_assign(st->mctx, NULL, st->jit);
-    if (fill_urandom(st->rng, sizeof st->rng) < 0 || (st->rng[0] | st->rng[1] | st->rng[2] | st->rng[3]) == 0)
+    if (fill_urandom(st->rng, sizeof st->rng) < 0 ||
+        (st->rng[0] | st->rng[1] | st->rng[2] | st->rng[3]) == 0)
         st->rng[0] = (uint64_t)(uintptr_t)st ^ 0x9E3779B97F4A7C15ull, st->rng[1] = 1;
     lua_pushlightuserdata(L, &registry_key);
     lua_pushvalue(L, -2);

@@ -15,7 +15,8 @@ static void lua_check(const char *desc, const char *code)
 {
     int top = lua_gettop(L);
     int ok = luaL_dostring(L, code) == 0 && lua_toboolean(L, top + 1);
-    if (!ok && lua_gettop(L) > top) printf("# %s: %s\n", desc, lua_tostring(L, -1) ? lua_tostring(L, -1) : "(false)");
+    if (!ok && lua_gettop(L) > top)
+        printf("# %s: %s\n", desc, lua_tostring(L, -1) ? lua_tostring(L, -1) : "(false)");
     CHECK(ok, "%s", desc);
     lua_settop(L, top);
 }
@@ -27,11 +28,11 @@ static void test_regex(void)
               "return a == '42' and b == 'bob'");
     lua_check("re_match without groups returns the whole match",
               "return ext.re_match('total: 1234 items', '\\\\d+') == '1234'");
-    lua_check("re_match with no match returns nil",
-              "return ext.re_match('abc', 'x(y)') == nil and select('#', ext.re_match('abc', 'x')) == 1");
-    lua_check("an unset group is \"\"",
-              "local a, b, c = ext.re_match('ac', '(a)(b)?(c)')\n"
-              "return a == 'a' and b == '' and c == 'c'");
+    lua_check(
+        "re_match with no match returns nil",
+        "return ext.re_match('abc', 'x(y)') == nil and select('#', ext.re_match('abc', 'x')) == 1");
+    lua_check("an unset group is \"\"", "local a, b, c = ext.re_match('ac', '(a)(b)?(c)')\n"
+                                        "return a == 'a' and b == '' and c == 'c'");
     lua_check("init starts the search at a 1-based position, negative from the end",
               "return ext.re_match('a1 b2 c3', '\\\\w(\\\\d)', 4) == '2'"
               " and ext.re_match('a1 b2 c3', '\\\\w(\\\\d)', -2) == '3'"
@@ -43,7 +44,8 @@ static void test_regex(void)
               "return not ok and err:find(\"bad regular expression 'a(b': \", 1, true) == 1"
               " and err:find('at offset 3', 1, true) ~= nil");
     lua_check("re_gmatch_all lists the first capture of every match",
-              "local t = ext.re_gmatch_all('<a href=\"/1\"><a href=\"/2\"><a href=\"/3\">', 'href=\"([^\"]+)\"')\n"
+              "local t = ext.re_gmatch_all('<a href=\"/1\"><a href=\"/2\"><a href=\"/3\">', "
+              "'href=\"([^\"]+)\"')\n"
               "return #t == 3 and t[1] == '/1' and t[3] == '/3'");
     lua_check("re_gmatch_all without groups lists whole matches, {} when none",
               "local t = ext.re_gmatch_all('a1b22c333', '\\\\d+')\n"
@@ -67,21 +69,26 @@ static void test_xpath(void)
     lua_check("xpath node sets give each node's text",
               "local t = ext.xpath('<ul><li>one<li>two<li>three</ul>', '//li', true)\n"
               "return #t == 3 and t[1] == 'one' and t[3] == 'three'");
-    lua_check("xpath on XML",
-              "local t = ext.xpath('<?xml version=\"1.0\"?><r><item id=\"7\">seven</item><item id=\"8\"/></r>',"
-              " '/r/item/@id')\n"
-              "return #t == 2 and t[1] == '7' and t[2] == '8'"
-              " and ext.xpath('<r><a>x</a></r>', 'string(/r/a)')[1] == 'x'");
+    lua_check("xpath on XML", "local t = ext.xpath('<?xml version=\"1.0\"?><r><item "
+                              "id=\"7\">seven</item><item id=\"8\"/></r>',"
+                              " '/r/item/@id')\n"
+                              "return #t == 2 and t[1] == '7' and t[2] == '8'"
+                              " and ext.xpath('<r><a>x</a></r>', 'string(/r/a)')[1] == 'x'");
     lua_check("count() and boolean() give one-element arrays",
               "local doc = '<r><a/><a/><a/></r>'\n"
-              "return ext.xpath(doc, 'count(//a)')[1] == '3' and ext.xpath(doc, 'count(//a) > 2')[1] == 'true'");
+              "return ext.xpath(doc, 'count(//a)')[1] == '3' and ext.xpath(doc, 'count(//a) > "
+              "2')[1] == 'true'");
     lua_check("no match is {}", "return #ext.xpath('<r/>', '//nothing') == 0");
     lua_check("an unparseable XML document is {}",
               "return #ext.xpath('<r><unclosed></r', '//r') == 0 and #ext.xpath('', '//r') == 0");
     lua_check("a bad expression raises \"bad xpath 'EXPR'\"",
               "local ok, err = pcall(ext.xpath, '<r/>', '//[')\n"
               "local ok2, err2 = pcall(ext.xpath, '<r/>', 'nosuchfn(1)')\n"
-              "return not ok and err == \"bad xpath '//['\" and not ok2 and err2 == \"bad xpath 'nosuchfn(1)'\"");
+              "return not ok and err == \"bad xpath '//['\" and not ok2 and err2 == \"bad xpath "
+              "'nosuchfn(1)'\"");
+    lua_check("documents over 64 MB are refused",
+              "local ok, err = pcall(ext.xpath, string.rep('x', 64 * 1024 * 1024 + 1), '//a')\n"
+              "return not ok and err:find('over the 64 MB limit', 1, true) ~= nil");
     lua_check("a bad expression raises even when the document is unparseable",
               "return not pcall(ext.xpath, '', '//[')");
 }
@@ -92,13 +99,16 @@ static void test_codecs(void)
               "return ext.url_encode('a b&c=d/é~-._') == 'a+b%26c%3Dd%2F%C3%A9~-._'");
     lua_check("url_decode reverses it and keeps malformed escapes",
               "local s = 'x y+z%&=/?\\0\\255 ü'\n"
-              "return ext.url_decode(ext.url_encode(s)) == s and ext.url_decode('100%+%zz%4') == '100% %zz%4'"
+              "return ext.url_decode(ext.url_encode(s)) == s and ext.url_decode('100%+%zz%4') == "
+              "'100% %zz%4'"
               " and ext.url_decode('%41%6a') == 'Aj'");
     lua_check("html_unescape decodes named and numeric entities to UTF-8",
-              "return ext.html_unescape('&lt;a href=&quot;x?a=1&amp;b=2&quot;&gt; it&#39;s &#233;&#x20AC;&#X1F600;')"
+              "return ext.html_unescape('&lt;a href=&quot;x?a=1&amp;b=2&quot;&gt; it&#39;s "
+              "&#233;&#x20AC;&#X1F600;')"
               " == '<a href=\"x?a=1&b=2\"> it\\'s \\195\\169\\226\\130\\172\\240\\159\\152\\128'");
     lua_check("html_unescape leaves unknown or broken entities alone",
-              "return ext.html_unescape('AT&T &bogus; &#; &#xZZ; & &amp') == 'AT&T &bogus; &#; &#xZZ; & &amp'"
+              "return ext.html_unescape('AT&T &bogus; &#; &#xZZ; & &amp') == 'AT&T &bogus; &#; "
+              "&#xZZ; & &amp'"
               " and ext.html_unescape('&#0;&#xD800;') == '\\239\\191\\189\\239\\191\\189'");
     lua_check("base64 round trip for Basic auth",
               "return ext.base64_encode('Aladdin:open sesame') == 'QWxhZGRpbjpvcGVuIHNlc2FtZQ=='"
@@ -109,19 +119,22 @@ static void test_codecs(void)
               "local v, err = ext.base64_decode('not*base64')\n"
               "return v == nil and err == 'invalid base64'");
     lua_check("sha256_hex and md5_hex",
-              "return ext.sha256_hex('abc') == 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'"
+              "return ext.sha256_hex('abc') == "
+              "'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'"
               " and ext.md5_hex('abc') == '900150983cd24fb0d6963f7d28e17f72'"
               " and ext.md5_hex('') == 'd41d8cd98f00b204e9800998ecf8427e'");
 }
 
 static void test_random(void)
 {
-    lua_check("random_string gives n alphanumerics, different each time",
-              "local a, b = ext.random_string(32), ext.random_string(32)\n"
-              "return #a == 32 and a:match('^[%w]+$') ~= nil and a ~= b and ext.random_string(0) == ''");
+    lua_check(
+        "random_string gives n alphanumerics, different each time",
+        "local a, b = ext.random_string(32), ext.random_string(32)\n"
+        "return #a == 32 and a:match('^[%w]+$') ~= nil and a ~= b and ext.random_string(0) == ''");
     lua_check("random_string covers the whole alphabet",
               "local seen, n = {}, 0\n"
-              "for c in ext.random_string(20000):gmatch('.') do if not seen[c] then seen[c] = true n = n + 1 end end\n"
+              "for c in ext.random_string(20000):gmatch('.') do if not seen[c] then seen[c] = true "
+              "n = n + 1 end end\n"
               "return n == 62");
     lua_check("urandom_bytes gives n bytes",
               "local a = ext.urandom_bytes(16)\n"
@@ -139,8 +152,7 @@ int main(void)
     CHECK(lua_gettop(L) == 0, "the stack is balanced after opening");
     luaext_open(L);
     lua_setglobal(L, "ext2");
-    lua_check("opening twice shares one state",
-              "return ext2.re_match('ab', 'a(b)') == 'b'");
+    lua_check("opening twice shares one state", "return ext2.re_match('ab', 'a(b)') == 'b'");
     test_regex();
     test_xpath();
     test_codecs();
