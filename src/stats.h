@@ -12,6 +12,7 @@
 #define STATS_HIST_MAX_US 3600000000ULL
 #define STATS_NAMES_DEFAULT_MAX 1000 /* distinct names before folding into "other" */
 #define STATS_OTHER_NAME "other"
+#define STATS_NAME_MAX 1024 /* bytes of a name; longer names are cut at a UTF-8 boundary */
 
 /* Error kinds a request (or a VU) can end with. ERR_NONE means the transport succeeded;
  * ERR_STATUS means the server answered with a status the request did not expect. */
@@ -59,6 +60,9 @@ double stats_hist_mean(const stats_hist *h);  /* 0 when empty */
 /* Value at percentile p (0..100): the highest value equivalent to the bucket holding it,
  * within 0.1% of the exact value. 0 when empty. */
 uint64_t stats_hist_percentile(const stats_hist *h, double p);
+/* Bytes held by `h` (struct and counters): 4 KB per power of two its values touch, at most
+ * ~100 KB (23 chunks of 1024 counters; a chunk doubles once one counter passes 2^32). */
+size_t stats_hist_memory(const stats_hist *h);
 
 typedef struct stats_entry {
     char *name; /* owned */

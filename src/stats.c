@@ -1,0 +1,813 @@
+/* stats: log-linear latency histograms with lazily allocated chunks, named entries behind an
+ * open-addressing index, global counters, and a versioned msgpack encoding whose decoder trusts
+ * nothing. */
+#include "stats.h"
+
+#include <math.h>
+#include <msgpack.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Histogram layout. Chunk 0 holds the values 0..1023 one per slot; chunk c >= 1 holds
+ * [1024 << (c-1), 2048 << (c-1)) in 1024 slots of width 1 << (c-1). So values are exact below
+ * 2048 and within 1/1024 above, and 23 chunks reach 2^32 > STATS_HIST_MAX_US. A chunk is
+ * allocated when the first value lands in it, as uint32_t counters, widened to uint64_t the
+ * first time one of its counters would overflow. */
+#define HIST_CHUNK_BITS 10
+#define HIST_CHUNK_LEN (1u << HIST_CHUNK_BITS)
+#define HIST_CHUNKS 23
+#define HIST_SLOTS (HIST_CHUNKS * HIST_CHUNK_LEN)
+
+#define STATS_WIRE_VERSION 1
+#define STATS_NGLOBALS 12 /* fields of the encoded globals array */
+
+struct stats_hist {
+    void *chunk[HIST_CHUNKS];          /* owned; NULL until used; uint32_t[1024] or uint64_t[1024] */
+    uint64_t chunk_count[HIST_CHUNKS]; /* values per chunk, so percentiles skip whole chunks */
+    uint32_t wide;                     /* bit c set: chunk[c] holds uint64_t counters */
+    uint64_t count, min, max, sum;     /* min is UINT64_MAX while empty */
+};
+
+/* The name -> id lookup behind stats.index: linear probing, power-of-two capacity. */
+typedef struct {
+    uint32_t hash;
+    int id; /* -1: empty slot */
+} name_slot;
+
+typedef struct {
+    name_slot *slots; /* owned, `cap` of them, at most half used */
+    size_t cap, used;
+    size_t per_kind[STATS_KINDS]; /* distinct names per kind, for folding */
+} name_index;
+
+static atomic_int fold_warned_process; /* the folding warning is printed once per process */
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n, size);
+    if (!p) {
+        fputs("parrot: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static const char *const err_names[ERR_KINDS] = {
+    "none",     "dns",    "connect", "tls",    "timeout",   "reset", "protocol",
+    "too_large", "fd_limit", "proxy", "status", "script", "cancelled", "url",
+};
+
+const char *stats_err_name(int kind)
+{
+    return kind >= 0 && kind < ERR_KINDS ? err_names[kind] : "unknown";
+}
+
+/* ---- histogram ---- */
+
+static inline uint64_t hist_clamp(uint64_t us)
+{
+    return us < STATS_HIST_MIN_US ? STATS_HIST_MIN_US : us > STATS_HIST_MAX_US ? STATS_HIST_MAX_US : us;
+}
+
+/* Chunk of a clamped value: the position of its highest bit, counted from bit 9. */
+static inline unsigned hist_chunk_of(uint64_t v)
+{
+    return (unsigned)(63 - __builtin_clzll(v | (HIST_CHUNK_LEN - 1))) - (HIST_CHUNK_BITS - 1);
+}
+
+static inline unsigned hist_shift(unsigned c) { return c ? c - 1 : 0; }
+
+static inline unsigned hist_slot_of(uint64_t v, unsigned c)
+{
+    return (unsigned)(v >> hist_shift(c)) & (HIST_CHUNK_LEN - 1);
+}
+
+static uint64_t hist_lowest(unsigned c, unsigned i)
+{
+    return c ? (uint64_t)(HIST_CHUNK_LEN + i) << (c - 1) : i;
+}
+
+static uint64_t hist_highest(unsigned c, unsigned i)
+{
+    return hist_lowest(c, i) + ((uint64_t)1 << hist_shift(c)) - 1;
+}
+
+static inline uint64_t hist_get(const stats_hist *h, unsigned c, unsigned i)
+{
+    if (!h->chunk[c]) return 0;
+    if (h->wide >> c & 1) return ((const uint64_t *)h->chunk[c])[i];
+    return ((const uint32_t *)h->chunk[c])[i];
+}
+
+static void hist_widen(stats_hist *h, unsigned c)
+{
+    uint32_t *narrow = h->chunk[c];
+    uint64_t *wide = xcalloc(HIST_CHUNK_LEN, sizeof *wide);
+    for (unsigned i = 0; i < HIST_CHUNK_LEN; i++) wide[i] = narrow[i];
+    free(narrow);
+    h->chunk[c] = wide;
+    h->wide |= 1u << c;
+}
+
+/* Add n to slot i of chunk c; the only place that allocates counters. */
+static inline void hist_add(stats_hist *h, unsigned c, unsigned i, uint64_t n)
+{
+    if (!h->chunk[c]) h->chunk[c] = xcalloc(HIST_CHUNK_LEN, sizeof(uint32_t));
+    h->chunk_count[c] += n;
+    if (!(h->wide >> c & 1)) {
+        uint32_t *p = h->chunk[c];
+        if (n <= UINT32_MAX - p[i]) {
+            p[i] += (uint32_t)n;
+            return;
+        }
+        hist_widen(h, c);
+    }
+    ((uint64_t *)h->chunk[c])[i] += n;
+}
+
+stats_hist *stats_hist_new(void)
+{
+    stats_hist *h = xcalloc(1, sizeof *h);
+    h->min = UINT64_MAX;
+    return h;
+}
+
+void stats_hist_free(stats_hist *h)
+{
+    if (!h) return;
+    for (unsigned c = 0; c < HIST_CHUNKS; c++) free(h->chunk[c]);
+    free(h);
+}
+
+/* Zero the counts but keep the chunks, so the next interval records without allocating. */
+void stats_hist_reset(stats_hist *h)
+{
+    for (unsigned c = 0; c < HIST_CHUNKS; c++) {
+        if (!h->chunk_count[c]) continue;
+        memset(h->chunk[c], 0, HIST_CHUNK_LEN * ((h->wide >> c & 1) ? 8 : 4));
+        h->chunk_count[c] = 0;
+    }
+    h->count = h->sum = h->max = 0;
+    h->min = UINT64_MAX;
+}
+
+void stats_hist_record_n(stats_hist *h, uint64_t us, uint64_t n)
+{
+    if (n == 0) return;
+    us = hist_clamp(us);
+    unsigned c = hist_chunk_of(us);
+    hist_add(h, c, hist_slot_of(us, c), n);
+    h->count += n;
+    h->sum += us * n;
+    if (us < h->min) h->min = us;
+    if (us > h->max) h->max = us;
+}
+
+void stats_hist_record(stats_hist *h, uint64_t us) { stats_hist_record_n(h, us, 1); }
+
+void stats_hist_merge(stats_hist *dst, const stats_hist *src)
+{
+    if (dst == src || src->count == 0) return;
+    for (unsigned c = 0; c < HIST_CHUNKS; c++) {
+        if (!src->chunk_count[c]) continue;
+        for (unsigned i = 0; i < HIST_CHUNK_LEN; i++) {
+            uint64_t n = hist_get(src, c, i);
+            if (n) hist_add(dst, c, i, n);
+        }
+    }
+    dst->count += src->count;
+    dst->sum += src->sum;
+    if (src->min < dst->min) dst->min = src->min;
+    if (src->max > dst->max) dst->max = src->max;
+}
+
+uint64_t stats_hist_count(const stats_hist *h) { return h->count; }
+uint64_t stats_hist_min(const stats_hist *h) { return h->count ? h->min : 0; }
+uint64_t stats_hist_max(const stats_hist *h) { return h->count ? h->max : 0; }
+double stats_hist_mean(const stats_hist *h) { return h->count ? (double)h->sum / (double)h->count : 0; }
+
+size_t stats_hist_memory(const stats_hist *h)
+{
+    size_t bytes = sizeof *h;
+    for (unsigned c = 0; c < HIST_CHUNKS; c++)
+        if (h->chunk[c]) bytes += HIST_CHUNK_LEN * ((h->wide >> c & 1) ? 8 : 4);
+    return bytes;
+}
+
+/* The value where the cumulative count first reaches ceil(p% of count), reported as the
+ * highest value of its slot, kept within [min, max]. */
+uint64_t stats_hist_percentile(const stats_hist *h, double p)
+{
+    if (h->count == 0) return 0;
+    if (!(p > 0)) return h->min; /* also NaN */
+    if (p >= 100) return h->max;
+    double t = ceil(p * (double)h->count / 100.0);
+    uint64_t target = t < 1 ? 1 : t >= (double)h->count ? h->count : (uint64_t)t;
+    uint64_t seen = 0;
+    for (unsigned c = 0; c < HIST_CHUNKS; c++) {
+        if (seen + h->chunk_count[c] < target) {
+            seen += h->chunk_count[c];
+            continue;
+        }
+        for (unsigned i = 0; i < HIST_CHUNK_LEN; i++) {
+            seen += hist_get(h, c, i);
+            if (seen < target) continue;
+            uint64_t v = hist_highest(c, i);
+            return v > h->max ? h->max : v < h->min ? h->min : v;
+        }
+    }
+    return h->max;
+}
+
+/* ---- names ---- */
+
+/* Bytes of `name` used as the key: at most STATS_NAME_MAX, cut at a UTF-8 character boundary. */
+static size_t name_len(const char *name)
+{
+    size_t n = strnlen(name, STATS_NAME_MAX + 1);
+    if (n <= STATS_NAME_MAX) return n;
+    n = STATS_NAME_MAX;
+    while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80) n--;
+    return n;
+}
+
+static uint32_t name_hash(const char *name, size_t len, int kind)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)name[i]) * 16777619u;
+    h = (h ^ (uint32_t)kind) * 16777619u;
+    return h ^ (h >> 15);
+}
+
+static int index_find(const stats *s, const char *name, size_t len, int kind, uint32_t hash)
+{
+    const name_index *x = s->index;
+    for (size_t i = hash & (x->cap - 1);; i = (i + 1) & (x->cap - 1)) {
+        const name_slot *sl = &x->slots[i];
+        if (sl->id < 0) return -1;
+        if (sl->hash != hash) continue;
+        const stats_entry *e = &s->entries[sl->id];
+        if (e->kind == kind && strncmp(e->name, name, len) == 0 && e->name[len] == '\0') return sl->id;
+    }
+}
+
+static void index_put(name_index *x, uint32_t hash, int id)
+{
+    size_t i = hash & (x->cap - 1);
+    while (x->slots[i].id >= 0) i = (i + 1) & (x->cap - 1);
+    x->slots[i] = (name_slot){.hash = hash, .id = id};
+}
+
+static void index_alloc(name_index *x, size_t cap)
+{
+    x->slots = xcalloc(cap, sizeof *x->slots);
+    x->cap = cap;
+    for (size_t i = 0; i < cap; i++) x->slots[i].id = -1;
+}
+
+static void index_grow(name_index *x)
+{
+    name_slot *old = x->slots;
+    size_t oldcap = x->cap;
+    index_alloc(x, oldcap * 2);
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i].id >= 0) index_put(x, old[i].hash, old[i].id);
+    free(old);
+}
+
+static int kind_has_hist(int kind)
+{
+    return kind == STATS_REQUEST || kind == STATS_TRANSACTION || kind == STATS_TREND;
+}
+
+static int entry_add(stats *s, const char *name, size_t len, int kind, uint32_t hash)
+{
+    name_index *x = s->index;
+    if (s->nentries >= (size_t)INT32_MAX) abort();
+    if (s->nentries == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        stats_entry *e = realloc(s->entries, cap * sizeof *e);
+        if (!e) abort();
+        s->entries = e;
+        s->cap = cap;
+    }
+    int id = (int)s->nentries++;
+    stats_entry *e = &s->entries[id];
+    *e = (stats_entry){.name = xcalloc(1, len + 1), .kind = kind};
+    memcpy(e->name, name, len);
+    if (kind_has_hist(kind)) e->hist = stats_hist_new();
+    if ((x->used + 1) * 2 > x->cap) index_grow(x);
+    index_put(x, hash, id);
+    x->used++;
+    x->per_kind[kind]++;
+    return id;
+}
+
+static void warn_folding(stats *s)
+{
+    if (s->folded_warned) return;
+    s->folded_warned = 1;
+    if (atomic_exchange(&fold_warned_process, 1)) return;
+    fprintf(stderr,
+            "parrot: more than %zu distinct request names; the rest are counted as '%s' (name requests "
+            "with {name = ...})\n",
+            s->max_names, STATS_OTHER_NAME);
+}
+
+int stats_name_id(stats *s, const char *name, int kind)
+{
+    if (kind < 0 || kind >= STATS_KINDS) {
+        fprintf(stderr, "parrot: stats_name_id: bad kind %d\n", kind);
+        abort();
+    }
+    if (!name) name = STATS_OTHER_NAME;
+    size_t len = name_len(name);
+    uint32_t hash = name_hash(name, len, kind);
+    int id = index_find(s, name, len, kind, hash);
+    if (id >= 0) return id;
+    const name_index *x = s->index;
+    if (x->per_kind[kind] >= s->max_names && strcmp(name, STATS_OTHER_NAME) != 0) {
+        warn_folding(s);
+        return stats_name_id(s, STATS_OTHER_NAME, kind);
+    }
+    return entry_add(s, name, len, kind, hash);
+}
+
+/* ---- the stats set ---- */
+
+stats *stats_new(void)
+{
+    stats *s = xcalloc(1, sizeof *s);
+    name_index *x = xcalloc(1, sizeof *x);
+    index_alloc(x, 64);
+    s->index = x;
+    s->max_names = STATS_NAMES_DEFAULT_MAX;
+    s->all = stats_hist_new();
+    return s;
+}
+
+void stats_free(stats *s)
+{
+    if (!s) return;
+    for (size_t i = 0; i < s->nentries; i++) {
+        free(s->entries[i].name);
+        stats_hist_free(s->entries[i].hist);
+    }
+    free(s->entries);
+    name_index *x = s->index;
+    free(x->slots);
+    free(x);
+    stats_hist_free(s->all);
+    free(s);
+}
+
+static void globals_zero(stats *s)
+{
+    memset(s->status, 0, sizeof s->status);
+    memset(s->errors_by_kind, 0, sizeof s->errors_by_kind);
+    s->requests = s->request_errors = s->bytes_in = s->bytes_out = 0;
+    s->iterations = s->dropped = s->checks_passed = s->checks_failed = 0;
+    s->vus = s->vus_max = 0;
+    s->t_start_us = s->t_end_us = 0;
+}
+
+void stats_reset(stats *s)
+{
+    for (size_t i = 0; i < s->nentries; i++) {
+        stats_entry *e = &s->entries[i];
+        e->count = e->errors = 0;
+        e->sum = 0;
+        if (e->hist) stats_hist_reset(e->hist);
+    }
+    stats_hist_reset(s->all);
+    globals_zero(s);
+}
+
+static inline stats_entry *entry_at(stats *s, int id)
+{
+    return id >= 0 && (size_t)id < s->nentries ? &s->entries[id] : NULL;
+}
+
+/* The hot path: no allocation once the name's and the value's chunks exist. */
+void stats_request(stats *s, int id, uint64_t latency_us, int status, int err, uint64_t bytes_in,
+                   uint64_t bytes_out)
+{
+    uint64_t failed = err != ERR_NONE;
+    stats_entry *e = entry_at(s, id);
+    if (e) {
+        e->count++;
+        e->errors += failed;
+        if (e->hist) stats_hist_record(e->hist, latency_us);
+    }
+    s->requests++;
+    s->request_errors += failed;
+    stats_hist_record(s->all, latency_us);
+    s->status[status >= 0 && status < 600 ? status : 0]++;
+    if (failed && err > 0 && err < ERR_KINDS) s->errors_by_kind[err]++;
+    s->bytes_in += bytes_in;
+    s->bytes_out += bytes_out;
+}
+
+void stats_transaction(stats *s, int id, uint64_t duration_us, int failed)
+{
+    stats_entry *e = entry_at(s, id);
+    if (!e) return;
+    e->count++;
+    if (failed) e->errors++;
+    if (e->hist) stats_hist_record(e->hist, duration_us);
+}
+
+void stats_check(stats *s, int id, int ok)
+{
+    stats_entry *e = entry_at(s, id);
+    if (ok) {
+        if (e) e->count++;
+        s->checks_passed++;
+    } else {
+        if (e) e->errors++;
+        s->checks_failed++;
+    }
+}
+
+void stats_counter_add(stats *s, int id, double v)
+{
+    stats_entry *e = entry_at(s, id);
+    if (!e) return;
+    e->sum += v;
+    e->count++;
+}
+
+void stats_trend_add(stats *s, int id, double v)
+{
+    stats_entry *e = entry_at(s, id);
+    if (!e) return;
+    e->count++;
+    if (!e->hist) return;
+    double us = v * 1000.0;
+    if (!(us >= (double)STATS_HIST_MIN_US)) us = (double)STATS_HIST_MIN_US; /* also NaN */
+    if (us > (double)STATS_HIST_MAX_US) us = (double)STATS_HIST_MAX_US;
+    stats_hist_record(e->hist, (uint64_t)(us + 0.5));
+}
+
+void stats_error(stats *s, int err)
+{
+    if (err > 0 && err < ERR_KINDS) s->errors_by_kind[err]++;
+}
+
+/* ---- merging ---- */
+
+static void globals_merge(stats *dst, const stats *src)
+{
+    for (size_t i = 0; i < 600; i++) dst->status[i] += src->status[i];
+    for (size_t i = 0; i < ERR_KINDS; i++) dst->errors_by_kind[i] += src->errors_by_kind[i];
+    dst->requests += src->requests;
+    dst->request_errors += src->request_errors;
+    dst->bytes_in += src->bytes_in;
+    dst->bytes_out += src->bytes_out;
+    dst->iterations += src->iterations;
+    dst->dropped += src->dropped;
+    dst->checks_passed += src->checks_passed;
+    dst->checks_failed += src->checks_failed;
+    dst->vus += src->vus;
+    dst->vus_max += src->vus_max;
+    /* Interval bounds widen to cover both; a side with both bounds 0 has none yet. */
+    if (src->t_start_us == 0 && src->t_end_us == 0) return;
+    if (dst->t_start_us == 0 && dst->t_end_us == 0) {
+        dst->t_start_us = src->t_start_us;
+        dst->t_end_us = src->t_end_us;
+        return;
+    }
+    if (src->t_start_us < dst->t_start_us) dst->t_start_us = src->t_start_us;
+    if (src->t_end_us > dst->t_end_us) dst->t_end_us = src->t_end_us;
+}
+
+void stats_merge(stats *dst, const stats *src)
+{
+    if (dst == src) return;
+    for (size_t i = 0; i < src->nentries; i++) {
+        const stats_entry *se = &src->entries[i];
+        int id = stats_name_id(dst, se->name, se->kind); /* may move dst->entries */
+        stats_entry *de = &dst->entries[id];
+        de->count += se->count;
+        de->errors += se->errors;
+        de->sum += se->sum;
+        if (de->hist && se->hist) stats_hist_merge(de->hist, se->hist);
+    }
+    stats_hist_merge(dst->all, src->all);
+    globals_merge(dst, src);
+}
+
+/* ---- encoding ----
+ * Version 1 is one msgpack array:
+ *   [1, GLOBALS, [errors_by_kind x ERR_KINDS], [status, n, status, n, ...], HIST(all), [ENTRY, ...]]
+ *   GLOBALS = [t_start_us, t_end_us, requests, request_errors, bytes_in, bytes_out, iterations,
+ *              dropped, checks_passed, checks_failed, vus, vus_max]
+ *   HIST  = [count, min, max, sum, [gap, n, gap, n, ...]]  non-empty slots only, in order;
+ *           slot = previous slot + 1 + gap (the first: gap), slot = chunk * 1024 + index
+ *   ENTRY = [name, kind, count, errors, sum (float), HIST or nil]
+ * Entries that hold nothing in this interval do not travel. */
+
+static int pack_hist(msgpack_packer *pk, const stats_hist *h)
+{
+    size_t nslots = 0;
+    for (unsigned c = 0; c < HIST_CHUNKS; c++)
+        if (h->chunk_count[c])
+            for (unsigned i = 0; i < HIST_CHUNK_LEN; i++) nslots += hist_get(h, c, i) != 0;
+    int r = msgpack_pack_array(pk, 5);
+    r |= msgpack_pack_uint64(pk, h->count);
+    r |= msgpack_pack_uint64(pk, stats_hist_min(h));
+    r |= msgpack_pack_uint64(pk, stats_hist_max(h));
+    r |= msgpack_pack_uint64(pk, h->sum);
+    r |= msgpack_pack_array(pk, nslots * 2);
+    long prev = -1;
+    for (unsigned c = 0; c < HIST_CHUNKS && !r; c++) {
+        if (!h->chunk_count[c]) continue;
+        for (unsigned i = 0; i < HIST_CHUNK_LEN; i++) {
+            uint64_t n = hist_get(h, c, i);
+            if (!n) continue;
+            long slot = (long)(c * HIST_CHUNK_LEN + i);
+            r |= msgpack_pack_uint64(pk, (uint64_t)(slot - prev - 1));
+            r |= msgpack_pack_uint64(pk, n);
+            prev = slot;
+        }
+    }
+    return r;
+}
+
+static int entry_empty(const stats_entry *e)
+{
+    return e->count == 0 && e->errors == 0 && e->sum == 0 && (!e->hist || e->hist->count == 0);
+}
+
+static int pack_entries(msgpack_packer *pk, const stats *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->nentries; i++) n += !entry_empty(&s->entries[i]);
+    int r = msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < s->nentries && !r; i++) {
+        const stats_entry *e = &s->entries[i];
+        if (entry_empty(e)) continue;
+        size_t len = strlen(e->name);
+        r |= msgpack_pack_array(pk, 6);
+        r |= msgpack_pack_str_with_body(pk, e->name, len);
+        r |= msgpack_pack_int(pk, e->kind);
+        r |= msgpack_pack_uint64(pk, e->count);
+        r |= msgpack_pack_uint64(pk, e->errors);
+        r |= msgpack_pack_double(pk, e->sum);
+        r |= e->hist ? pack_hist(pk, e->hist) : msgpack_pack_nil(pk);
+    }
+    return r;
+}
+
+static int pack_globals(msgpack_packer *pk, const stats *s)
+{
+    int r = msgpack_pack_array(pk, STATS_NGLOBALS);
+    const uint64_t u[] = {s->t_start_us, s->t_end_us, s->requests,      s->request_errors,
+                          s->bytes_in,   s->bytes_out, s->iterations,   s->dropped,
+                          s->checks_passed, s->checks_failed};
+    for (size_t i = 0; i < sizeof u / sizeof *u; i++) r |= msgpack_pack_uint64(pk, u[i]);
+    r |= msgpack_pack_int64(pk, s->vus);
+    r |= msgpack_pack_int64(pk, s->vus_max);
+    r |= msgpack_pack_array(pk, ERR_KINDS);
+    for (size_t i = 0; i < ERR_KINDS; i++) r |= msgpack_pack_uint64(pk, s->errors_by_kind[i]);
+    size_t nstatus = 0;
+    for (size_t i = 0; i < 600; i++) nstatus += s->status[i] != 0;
+    r |= msgpack_pack_array(pk, nstatus * 2);
+    for (size_t i = 0; i < 600; i++) {
+        if (!s->status[i]) continue;
+        r |= msgpack_pack_uint64(pk, i);
+        r |= msgpack_pack_uint64(pk, s->status[i]);
+    }
+    return r;
+}
+
+int stats_encode(const stats *s, char **out, size_t *outlen)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int r = msgpack_pack_array(&pk, 6);
+    r |= msgpack_pack_uint64(&pk, STATS_WIRE_VERSION);
+    r |= pack_globals(&pk, s);
+    r |= pack_hist(&pk, s->all);
+    r |= pack_entries(&pk, s);
+    if (r) {
+        msgpack_sbuffer_destroy(&sb);
+        *out = NULL;
+        *outlen = 0;
+        return -1;
+    }
+    *outlen = sb.size;
+    *out = msgpack_sbuffer_release(&sb);
+    return 0;
+}
+
+/* ---- decoding: every type, length and range is checked ---- */
+
+static const msgpack_object *get_array(const msgpack_object *o, uint32_t n)
+{
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != n) return NULL;
+    return o->via.array.ptr;
+}
+
+static int get_u64(const msgpack_object *o, uint64_t *v)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return -1;
+    *v = o->via.u64;
+    return 0;
+}
+
+static int get_i64(const msgpack_object *o, int64_t *v)
+{
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *v = o->via.i64;
+        return 0;
+    }
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > (uint64_t)INT64_MAX) return -1;
+    *v = (int64_t)o->via.u64;
+    return 0;
+}
+
+static int get_double(const msgpack_object *o, double *v)
+{
+    if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32) *v = o->via.f64;
+    else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) *v = (double)o->via.u64;
+    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) *v = (double)o->via.i64;
+    else return -1;
+    return 0;
+}
+
+/* Slots of a HIST into a fresh histogram; returns -1 unless they add up to `count` and agree
+ * with min and max. */
+static int decode_slots(stats_hist *h, const msgpack_object *o, uint64_t count, uint64_t min, uint64_t max)
+{
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size % 2) return -1;
+    const msgpack_object *a = o->via.array.ptr;
+    uint32_t n = o->via.array.size;
+    uint64_t prev = (uint64_t)-1, total = 0, first = 0;
+    for (uint32_t k = 0; k < n; k += 2) {
+        uint64_t gap, cnt;
+        if (get_u64(&a[k], &gap) || get_u64(&a[k + 1], &cnt)) return -1;
+        if (gap >= HIST_SLOTS || prev + 1 + gap >= HIST_SLOTS || cnt == 0) return -1;
+        if (cnt > UINT64_MAX - total) return -1;
+        prev = prev + 1 + gap;
+        if (k == 0) first = prev;
+        total += cnt;
+        hist_add(h, (unsigned)(prev / HIST_CHUNK_LEN), (unsigned)(prev % HIST_CHUNK_LEN), cnt);
+    }
+    if (total != count) return -1;
+    if (count == 0) return min == 0 && max == 0 ? 0 : -1;
+    if (min < STATS_HIST_MIN_US || max > STATS_HIST_MAX_US || min > max) return -1;
+    unsigned cmin = hist_chunk_of(min), cmax = hist_chunk_of(max);
+    if (cmin * HIST_CHUNK_LEN + hist_slot_of(min, cmin) != first) return -1;
+    if (cmax * HIST_CHUNK_LEN + hist_slot_of(max, cmax) != prev) return -1;
+    return 0;
+}
+
+/* A HIST merged into `into`. */
+static int decode_hist(stats_hist *into, const msgpack_object *o)
+{
+    const msgpack_object *a = get_array(o, 5);
+    uint64_t count, min, max, sum;
+    if (!a || get_u64(&a[0], &count) || get_u64(&a[1], &min) || get_u64(&a[2], &max) ||
+        get_u64(&a[3], &sum))
+        return -1;
+    stats_hist *h = stats_hist_new();
+    int r = decode_slots(h, &a[4], count, min, max);
+    if (r == 0 && count) {
+        h->count = count;
+        h->min = min;
+        h->max = max;
+        h->sum = sum;
+        stats_hist_merge(into, h);
+    }
+    stats_hist_free(h);
+    return r;
+}
+
+static int decode_entry(stats *s, const msgpack_object *o)
+{
+    const msgpack_object *a = get_array(o, 6);
+    char name[STATS_NAME_MAX + 1];
+    uint64_t kind, count, errors;
+    double sum;
+    if (!a || a[0].type != MSGPACK_OBJECT_STR) return -1;
+    uint32_t len = a[0].via.str.size;
+    if (len > STATS_NAME_MAX || (len && memchr(a[0].via.str.ptr, '\0', len))) return -1;
+    if (get_u64(&a[1], &kind) || kind >= STATS_KINDS || get_u64(&a[2], &count) ||
+        get_u64(&a[3], &errors) || get_double(&a[4], &sum))
+        return -1;
+    if (kind_has_hist((int)kind) != (a[5].type != MSGPACK_OBJECT_NIL)) return -1;
+    if (len) memcpy(name, a[0].via.str.ptr, len);
+    name[len] = '\0';
+    int id = stats_name_id(s, name, (int)kind); /* may move s->entries */
+    stats_entry *e = &s->entries[id];
+    e->count += count;
+    e->errors += errors;
+    e->sum += sum;
+    return e->hist ? decode_hist(e->hist, &a[5]) : 0;
+}
+
+static int decode_globals(stats *s, const msgpack_object *g, const msgpack_object *ek,
+                          const msgpack_object *st)
+{
+    const msgpack_object *a = get_array(g, STATS_NGLOBALS);
+    if (!a) return -1;
+    uint64_t *u[] = {&s->t_start_us, &s->t_end_us, &s->requests,      &s->request_errors,
+                     &s->bytes_in,   &s->bytes_out, &s->iterations,   &s->dropped,
+                     &s->checks_passed, &s->checks_failed};
+    for (size_t i = 0; i < sizeof u / sizeof *u; i++)
+        if (get_u64(&a[i], u[i])) return -1;
+    if (get_i64(&a[10], &s->vus) || get_i64(&a[11], &s->vus_max)) return -1;
+    if (!(a = get_array(ek, ERR_KINDS))) return -1;
+    for (size_t i = 0; i < ERR_KINDS; i++)
+        if (get_u64(&a[i], &s->errors_by_kind[i])) return -1;
+    if (st->type != MSGPACK_OBJECT_ARRAY || st->via.array.size % 2) return -1;
+    a = st->via.array.ptr;
+    for (uint32_t k = 0; k < st->via.array.size; k += 2) {
+        uint64_t code, n;
+        if (get_u64(&a[k], &code) || code >= 600 || get_u64(&a[k + 1], &n)) return -1;
+        s->status[code] += n;
+    }
+    return 0;
+}
+
+static int decode_root(stats *s, const msgpack_object *root)
+{
+    uint64_t version;
+    if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 1) return -1;
+    const msgpack_object *a = root->via.array.ptr;
+    if (get_u64(&a[0], &version) || version != STATS_WIRE_VERSION) return -1;
+    if (!(a = get_array(root, 6))) return -1;
+    if (decode_globals(s, &a[1], &a[2], &a[3]) || decode_hist(s->all, &a[4])) return -1;
+    if (a[5].type != MSGPACK_OBJECT_ARRAY) return -1;
+    for (uint32_t i = 0; i < a[5].via.array.size; i++)
+        if (decode_entry(s, &a[5].via.array.ptr[i])) return -1;
+    return 0;
+}
+
+/* libmsgpack-c allocates an array's or map's objects from the count in its header before it
+ * reads them, so five hostile bytes can ask for 100 GB. This walk over the item headers refuses
+ * a buffer where any container promises more items than bytes remain (each takes at least one)
+ * or where anything runs past the end; it decodes nothing. */
+static int sizes_plausible(const unsigned char *p, size_t len)
+{
+    enum { SCALAR, RAW, ARRAY, MAP };
+    static const struct { unsigned char lenbytes, fixed, what; } fmt[0xe0 - 0xc4] = {
+        [0x00] = {1, 0, RAW},   [0x01] = {2, 0, RAW},   [0x02] = {4, 0, RAW},   /* bin */
+        [0x03] = {1, 1, RAW},   [0x04] = {2, 1, RAW},   [0x05] = {4, 1, RAW},   /* ext */
+        [0x06] = {0, 4, SCALAR}, [0x07] = {0, 8, SCALAR},                         /* float */
+        [0x08] = {0, 1, SCALAR}, [0x09] = {0, 2, SCALAR}, [0x0a] = {0, 4, SCALAR}, [0x0b] = {0, 8, SCALAR},
+        [0x0c] = {0, 1, SCALAR}, [0x0d] = {0, 2, SCALAR}, [0x0e] = {0, 4, SCALAR}, [0x0f] = {0, 8, SCALAR},
+        [0x10] = {0, 2, SCALAR}, [0x11] = {0, 3, SCALAR}, [0x12] = {0, 5, SCALAR}, [0x13] = {0, 9, SCALAR},
+        [0x14] = {0, 17, SCALAR},                                                 /* fixext */
+        [0x15] = {1, 0, RAW},   [0x16] = {2, 0, RAW},   [0x17] = {4, 0, RAW},   /* str */
+        [0x18] = {2, 0, ARRAY}, [0x19] = {4, 0, ARRAY}, [0x1a] = {2, 0, MAP},   [0x1b] = {4, 0, MAP},
+    };
+    size_t pos = 0, pending = 1;
+    while (pending--) {
+        if (pos >= len) return 0;
+        unsigned b = p[pos++];
+        uint64_t items = 0, skip = 0;
+        if (b >= 0x80 && b <= 0x8f) items = 2 * (b & 0x0f);
+        else if (b >= 0x90 && b <= 0x9f) items = b & 0x0f;
+        else if (b >= 0xa0 && b <= 0xbf) skip = b & 0x1f;
+        else if (b >= 0xc4 && b < 0xe0) {
+            unsigned n = fmt[b - 0xc4].lenbytes, what = fmt[b - 0xc4].what;
+            uint64_t v = 0;
+            if (len - pos < n) return 0;
+            for (unsigned i = 0; i < n; i++) v = v << 8 | p[pos++];
+            if (what == ARRAY) items = v;
+            else if (what == MAP) items = 2 * v;
+            else skip = v + fmt[b - 0xc4].fixed;
+        }
+        if (skip > len - pos) return 0;
+        pos += skip;
+        if (pending + items > len - pos) return 0;
+        pending += items;
+    }
+    return pos == len;
+}
+
+/* Decodes into a private stats first, so a malformed buffer leaves `dst` untouched. */
+int stats_decode_merge(stats *dst, const char *buf, size_t len)
+{
+    if (!dst || !buf) return -1;
+    msgpack_unpacked msg;
+    msgpack_unpacked_init(&msg);
+    size_t off = 0;
+    int r = -1;
+    if (sizes_plausible((const unsigned char *)buf, len) &&
+        msgpack_unpack_next(&msg, buf, len, &off) == MSGPACK_UNPACK_SUCCESS && off == len) {
+        stats *tmp = stats_new();
+        tmp->max_names = SIZE_MAX; /* folding happens in dst */
+        r = decode_root(tmp, &msg.data);
+        if (r == 0) stats_merge(dst, tmp);
+        stats_free(tmp);
+    }
+    msgpack_unpacked_destroy(&msg);
+    return r;
+}
