@@ -1,8 +1,11 @@
 /* main: the `parrot` command line — subcommands and their options. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "luart.h"
+#include "queen.h"
 #include "target.h"
 
 #define PARROT_VERSION "0.1.0"
@@ -18,6 +21,7 @@ static int cmd_target(int argc, char **argv)
         else if (!strcmp(a, "--tls")) o.tls = 1;
         else if (!strcmp(a, "--log") && i + 1 < argc) o.log_file = argv[++i];
         else if (!strcmp(a, "--quiet")) o.quiet = 1;
+        else if (!strcmp(a, "--cert-out") && i + 1 < argc) o.cert_out = argv[++i];
         else {
             fprintf(stderr, "parrot target: unknown option '%s' (see parrot help target)\n", a);
             return 2;
@@ -26,15 +30,210 @@ static int cmd_target(int argc, char **argv)
     return target_main(&o);
 }
 
+
+static const char *usage_main =
+    "parrot — an HTTP load tester with Lua scenarios\n"
+    "\n"
+    "usage: parrot COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  run FILE.lua            run a scenario on this machine (live progress, summary, exit code)\n"
+    "  run --url URL           a plain GET scenario without a file, as wrk and hey do\n"
+    "  target                  a small fast HTTP server with test endpoints\n"
+    "  test SPEC.lua...        run Lua specs inside parrot (they may make real requests)\n"
+    "  help COMMAND            the options of one command\n"
+    "\n"
+    "parrot --version prints the version.\n";
+
+static const char *usage_run =
+    "usage: parrot run FILE.lua [options]\n"
+    "       parrot run --url URL [-H 'Name: value']... [options]\n"
+    "\n"
+    "  --vus N            virtual users (closed and rate models)\n"
+    "  --duration D       how long: 500ms, 30s, 5m, 1h\n"
+    "  --rate R           iterations/s (rate model) or arrivals/s (open model)\n"
+    "  --iterations N     stop each closed-model run after N iterations in all\n"
+    "  --threads N        load threads (default: one per core)\n"
+    "  --out FILE         write summary.json (.json) or the per-second series (.csv); repeatable\n"
+    "  -e NAME=value      set parrot.env.NAME; repeatable\n"
+    "  -H 'Name: value'   a header on every request; repeatable\n"
+    "  --method M, --body S   with --url\n"
+    "  --insecure         do not verify TLS certificates\n"
+    "  --proxy URL        send requests through an HTTP proxy (CONNECT for https);\n"
+    "                     HTTP_PROXY, HTTPS_PROXY and NO_PROXY are honoured too\n"
+    "  --resolve H:P:ADDR pin a host name to an address, as curl does; repeatable\n"
+    "  --source A[,B...]  spread connections over these local source addresses\n"
+    "  --dump N           print the first N request/response pairs to stderr\n"
+    "  --quiet            no live progress\n"
+    "\n"
+    "exit codes: 0 ok, 99 a threshold was crossed, 2 bad scenario or options, 1 failure\n";
+
+static const char *usage_target =
+    "usage: parrot target [--port N] [--host ADDR] [--threads N] [--tls [--cert-out FILE]] [--log FILE]\n"
+    "\n"
+    "endpoints: /  /bytes/N  /delay/MS  /status/N  /chunked/N  /echo  /cookie/set?k=v  /cookie/check\n"
+    "           /redirect/N  /redirect-to?url=U  /json  /gzip  /login  /account  /item/ID\n";
+
+static int help(const char *cmd)
+{
+    if (cmd && !strcmp(cmd, "run")) fputs(usage_run, stdout);
+    else if (cmd && !strcmp(cmd, "target")) fputs(usage_target, stdout);
+    else fputs(usage_main, stdout);
+    return 0;
+}
+
+/* A growing NULL-terminated list of strings (argv pointers; never freed: the process ends). */
+typedef struct strlist {
+    const char **v;
+    int n;
+} strlist;
+
+static void strlist_add(strlist *l, const char *s)
+{
+    l->v = realloc(l->v, (size_t)(l->n + 2) * sizeof *l->v);
+    if (!l->v) abort();
+    l->v[l->n++] = s;
+    l->v[l->n] = NULL;
+}
+
+static int bad_option(const char *cmd, const char *what, const char *arg)
+{
+    fprintf(stderr, "parrot %s: %s '%s' (parrot help %s)\n", cmd, what, arg, cmd);
+    return 2;
+}
+
+/* "500ms" "30s" "5m" "1h" or plain seconds -> seconds; -1 when unreadable. */
+static double parse_duration(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || v < 0) return -1;
+    if (!*end || !strcmp(end, "s")) return v;
+    if (!strcmp(end, "ms")) return v / 1000;
+    if (!strcmp(end, "m")) return v * 60;
+    if (!strcmp(end, "h")) return v * 3600;
+    if (!strcmp(end, "us")) return v / 1e6;
+    return -1;
+}
+
+/* "10k" "2M" "15" -> number; -1 when unreadable. */
+static double parse_count(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || v < 0) return -1;
+    if (!*end) return v;
+    if ((*end == 'k' || *end == 'K') && !end[1]) return v * 1e3;
+    if ((*end == 'm' || *end == 'M') && !end[1]) return v * 1e6;
+    return -1;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    static int dump_left;
+    queen_options o = {0};
+    strlist env = {0}, outs = {0}, headers = {0}, resolve = {0}, sources = {0};
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEEDV                                                                                     \
+    if (!v) return bad_option("run", "missing value after", a);                                   \
+    i++
+        if (!strcmp(a, "--vus")) {
+            NEEDV;
+            double n = parse_count(v);
+            if (n < 1) return bad_option("run", "--vus needs a positive count, not", v);
+            o.overrides.vus = (int)n;
+        } else if (!strcmp(a, "--duration")) {
+            NEEDV;
+            if ((o.overrides.duration = parse_duration(v)) <= 0) return bad_option("run", "cannot read duration", v);
+        } else if (!strcmp(a, "--rate")) {
+            NEEDV;
+            if ((o.overrides.rate = parse_count(v)) <= 0) return bad_option("run", "cannot read rate", v);
+        } else if (!strcmp(a, "--iterations")) {
+            NEEDV;
+            double n = parse_count(v);
+            if (n < 1) return bad_option("run", "cannot read iterations", v);
+            o.overrides.iterations = (long)n;
+        } else if (!strcmp(a, "--threads")) {
+            NEEDV;
+            if ((o.threads = atoi(v)) < 1) return bad_option("run", "cannot read thread count", v);
+        } else if (!strcmp(a, "--out")) {
+            NEEDV;
+            strlist_add(&outs, v);
+        } else if (!strcmp(a, "-e")) {
+            NEEDV;
+            if (!strchr(v, '=')) return bad_option("run", "-e needs NAME=value, not", v);
+            strlist_add(&env, v);
+        } else if (!strcmp(a, "-H")) {
+            NEEDV;
+            if (!strchr(v, ':')) return bad_option("run", "-H needs 'Name: value', not", v);
+            strlist_add(&headers, v);
+        } else if (!strcmp(a, "--url")) {
+            NEEDV;
+            o.overrides.url = v;
+        } else if (!strcmp(a, "--method")) {
+            NEEDV;
+            o.overrides.method = v;
+        } else if (!strcmp(a, "--body")) {
+            NEEDV;
+            o.overrides.body = v;
+        } else if (!strcmp(a, "--insecure") || !strcmp(a, "-k")) {
+            o.overrides.insecure = 1;
+            o.http.insecure = 1;
+        } else if (!strcmp(a, "--proxy")) {
+            NEEDV;
+            o.http.proxy = v;
+        } else if (!strcmp(a, "--resolve")) {
+            NEEDV;
+            strlist_add(&resolve, v);
+        } else if (!strcmp(a, "--source")) {
+            NEEDV;
+            char *copy = strdup(v);
+            for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) strlist_add(&sources, tok);
+        } else if (!strcmp(a, "--dump")) {
+            NEEDV;
+            dump_left = atoi(v);
+        } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+            o.quiet = 1;
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            return help("run");
+        } else if (a[0] == '-') {
+            return bad_option("run", "unknown option", a);
+        } else if (!o.script) {
+            o.script = a;
+        } else {
+            return bad_option("run", "one scenario file at a time; extra argument", a);
+        }
+#undef NEEDV
+    }
+    if (!o.script && !o.overrides.url) {
+        fputs(usage_run, stderr);
+        return 2;
+    }
+    if (o.script && o.overrides.url) return bad_option("run", "give a file or --url, not both:", o.script);
+    o.env = env.v;
+    o.outs = outs.v;
+    o.overrides.headers = headers.v;
+    o.http.resolve = resolve.v;
+    o.http.sources = sources.v;
+    o.http.dump_left = &dump_left;
+    return queen_run(&o);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: parrot COMMAND ... (parrot --help)\n");
+        fputs(usage_main, stderr);
         return 2;
     }
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
     if (!strcmp(cmd, "target")) return cmd_target(argc - 2, argv + 2);
-    if (!strcmp(cmd, "--version")) {
+    if (!strcmp(cmd, "test")) return luart_test_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "help")) return help(argc > 2 ? argv[2] : NULL);
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) return help(NULL);
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         printf("parrot %s\n", PARROT_VERSION);
         return 0;
     }

@@ -8,7 +8,8 @@ static int check_failed_n, check_passed_n;
 
 #define CHECK(cond, ...)                                                                          \
     do {                                                                                          \
-        if (cond) {                                                                               \
+        int check_ok_ = !!(cond);                                                                 \
+        if (check_ok_) {                                                                               \
             check_passed_n++;                                                                     \
             printf("ok - ");                                                                      \
         } else {                                                                                  \
@@ -16,7 +17,7 @@ static int check_failed_n, check_passed_n;
             printf("not ok - ");                                                                  \
         }                                                                                         \
         printf(__VA_ARGS__);                                                                      \
-        if (!(cond)) printf("  (%s:%d: %s)", __FILE__, __LINE__, #cond);                          \
+        if (!check_ok_) printf("  (%s:%d: %s)", __FILE__, __LINE__, #cond);                          \
         printf("\n");                                                                             \
         fflush(stdout);                                                                           \
     } while (0)

@@ -1,0 +1,314 @@
+-- parrot.runner: drives one load thread's share of a scenario. A driver coroutine starts virtual
+-- users as the load model says (closed population, open arrivals, constant rate), each VU runs
+-- its session's iterations, and at the end VUs finish their iteration within graceful_stop.
+local core = require "parrot.core"
+local parrot = require "parrot"
+local http = require "parrot.http"
+
+local runner = {}
+
+local now, sleep = core.now, core.sleep
+local TICK = 0.1 -- seconds between the driver's looks at the clock and at stop requests
+
+local function traceback(e) return debug.traceback(tostring(e), 2) end
+
+-- Run fn(...) and report an error once (file:line and traceback); the caller goes on.
+local function guarded(fn, ...)
+  local ok, err = xpcall(fn, traceback, ...)
+  if not ok then core.script_error(tostring(err)) end
+  return ok
+end
+
+-- Pick sessions by weight: smooth weighted round robin, so 7:3 gives exactly 7 of every 10.
+local function picker(sessions)
+  local cur = {}
+  local total = 0
+  for i, s in ipairs(sessions) do cur[i] = 0; total = total + s.weight end
+  if #sessions == 1 then return function() return sessions[1] end end
+  return function()
+    local best
+    for i, s in ipairs(sessions) do
+      cur[i] = cur[i] + s.weight
+      if not best or cur[i] > cur[best] then best = i end
+    end
+    cur[best] = cur[best] - total
+    return sessions[best]
+  end
+end
+
+local function random_picker(sessions)
+  local total = 0
+  for _, s in ipairs(sessions) do total = total + s.weight end
+  return function()
+    local x = math.random() * total
+    for _, s in ipairs(sessions) do
+      x = x - s.weight
+      if x < 0 then return s end
+    end
+    return sessions[#sessions]
+  end
+end
+
+local function new_vu(id, ctx)
+  return { id = id, iteration = 0, vars = {}, setup = ctx.setup, thread = ctx.thread, stop = false }
+end
+
+local function start_session(vu, s)
+  vu.session = s.name
+  vu.started = vu.started or {}
+  if s.on_start and not vu.started[s] then
+    vu.started[s] = true
+    guarded(s.on_start, vu)
+  end
+end
+
+-- One iteration of session `s`; `intended` is its planned start (rate model) or nil.
+local function iterate(vu, s, intended)
+  vu.iteration = vu.iteration + 1
+  local t0 = intended or now()
+  http.intended = intended
+  guarded(s.run, vu)
+  http.intended = nil
+  core.iteration()
+  core.trend("iteration_duration", (now() - t0) * 1000)
+end
+
+-- Wait until `pred()` is true, the deadline passes or a stop is requested; true if pred held.
+local function wait_until(deadline, pred)
+  while true do
+    if pred and pred() then return true end
+    local t = now()
+    if t >= deadline or core.stopping() then return false end
+    sleep(math.min(TICK, deadline - t))
+  end
+end
+
+-- The end of a run: stop starting iterations, give running ones graceful_stop, then cut.
+local function finish(ctx, vus)
+  ctx.stopping = true
+  for _, vu in pairs(vus) do vu.stop = true end
+  local deadline = now() + ctx.scenario.load.graceful_stop
+  wait_until(deadline, function() return core.live() <= 1 + (ctx.parked or 0) end)
+  if ctx.wake_all then ctx.wake_all() end
+  wait_until(math.min(deadline, now() + 1), function() return core.live() <= 1 end)
+  core.kill_others()
+end
+
+------------------------------------------------------------------------------------------------
+-- closed model: `vus` VUs loop over iterations (ids interleaved over threads so all ramp together)
+
+local function closed(ctx)
+  local l, sc = ctx.scenario.load, ctx.scenario
+  local pick = picker(sc.sessions)
+  local vus, started = {}, 0
+  local iterations_left = l.iterations and math.ceil(l.iterations * (ctx.thread + 1) / ctx.threads)
+                          - math.ceil(l.iterations * ctx.thread / ctx.threads)
+  local function spawn(id)
+    local vu = new_vu(id, ctx)
+    local s = pick()
+    vus[id] = vu
+    core.spawn(function()
+      core.vus(1)
+      start_session(vu, s)
+      while not vu.stop and not ctx.stopping and not core.stopping() do
+        if iterations_left then
+          if iterations_left <= 0 then break end
+          iterations_left = iterations_left - 1
+        end
+        iterate(vu, s)
+      end
+      core.vus(-1)
+      vus[id] = nil
+    end)
+  end
+  -- global VU ids for this thread: thread, thread + threads, ... (1-based)
+  local function my_count(target) -- how many of the first `target` global ids are ours
+    if target <= ctx.thread then return 0 end
+    return math.floor((target - 1 - ctx.thread) / ctx.threads) + 1
+  end
+  local function id_of(k) return ctx.thread + (k - 1) * ctx.threads + 1 end
+  local t0 = ctx.t0
+  local total = parrot.load_duration(l)
+  local function target_at(t)
+    if not l.stages then
+      if l.ramp and l.ramp > 0 and t < l.ramp then return math.floor(l.vus * t / l.ramp) + 1 end
+      return l.vus
+    end
+    local from, acc = 0, 0
+    for _, st in ipairs(l.stages) do
+      if t < acc + st.duration then return math.floor(from + (st.target - from) * (t - acc) / st.duration + 0.5) end
+      acc, from = acc + st.duration, st.target
+    end
+    return from
+  end
+  while true do
+    local t = now() - t0
+    if t >= total or core.stopping() then break end
+    if iterations_left and iterations_left <= 0 and core.live() <= 1 then break end
+    local want = my_count(math.min(target_at(t), l.vus or math.huge))
+    while started < want do started = started + 1; spawn(id_of(started)) end
+    while started > want do -- ramp down: the newest VUs finish their iteration and leave
+      local vu = vus[id_of(started)]
+      if vu then vu.stop = true end
+      started = started - 1
+    end
+    sleep(math.min(TICK, math.max(0.001, total - t)))
+  end
+  finish(ctx, vus)
+end
+
+------------------------------------------------------------------------------------------------
+-- open model (Tsung): users arrive (Poisson by default), run one session, and leave
+
+local function open(ctx)
+  local l, sc = ctx.scenario.load, ctx.scenario
+  local pick = random_picker(sc.sessions)
+  local max_users = l.max_users and math.max(1, math.floor(l.max_users / ctx.threads + 0.5))
+  local active, k, vus = 0, 0, {}
+  local t0 = ctx.t0
+  local phase_start = t0
+  for _, p in ipairs(l.phases) do
+    local rate = p.rate / ctx.threads
+    local phase_end = phase_start + p.duration
+    local next_at = phase_start
+    local function gap()
+      if rate <= 0 then return math.huge end
+      if p.dist == "uniform" then return 1 / rate end
+      return -math.log(1 - math.random()) / rate
+    end
+    next_at = next_at + gap()
+    while next_at < phase_end do
+      local t = now()
+      if core.stopping() then break end
+      if t >= next_at then
+        k = k + 1
+        if (max_users and active >= max_users) or (p.max and k > p.max / ctx.threads) then
+          core.dropped(1)
+        else
+          local id = ctx.thread + (k - 1) * ctx.threads + 1
+          local vu = new_vu(id, ctx)
+          local s = pick()
+          active = active + 1
+          vus[id] = vu
+          core.spawn(function()
+            core.vus(1)
+            start_session(vu, s)
+            iterate(vu, s)
+            core.vus(-1)
+            active = active - 1
+            vus[id] = nil
+          end)
+        end
+        next_at = next_at + gap()
+      else
+        sleep(math.min(next_at - t, TICK))
+      end
+    end
+    if core.stopping() then break end
+    phase_start = phase_end
+    wait_until(phase_end)
+  end
+  -- Tsung lets sessions that arrived finish; we give them graceful_stop
+  finish(ctx, vus)
+end
+
+------------------------------------------------------------------------------------------------
+-- constant rate (wrk2): `rate` iterations per second handed to free VUs of a pool; an iteration's
+-- latency counts from its intended start; when no VU is free the iteration is dropped.
+
+local function rate(ctx)
+  local l, sc = ctx.scenario.load, ctx.scenario
+  local pick = picker(sc.sessions)
+  local nvus = math.floor(l.vus * (ctx.thread + 1) / ctx.threads) - math.floor(l.vus * ctx.thread / ctx.threads)
+  local r = l.rate / ctx.threads
+  local free, vus = {}, {}
+  ctx.parked = 0
+  for k = 1, nvus do
+    local vu = new_vu(ctx.thread + (k - 1) * ctx.threads + 1, ctx)
+    vus[k] = vu
+    core.spawn(function()
+      vu.co = coroutine.running()
+      core.vus(1)
+      while true do
+        free[#free + 1] = vu
+        ctx.parked = ctx.parked + 1
+        local job = core.park()
+        if not job then break end
+        start_session(vu, job.session)
+        iterate(vu, job.session, job.intended)
+      end
+      core.vus(-1)
+    end)
+  end
+  ctx.wake_all = function()
+    while #free > 0 do
+      local vu = table.remove(free)
+      ctx.parked = ctx.parked - 1
+      core.wake(vu.co, false)
+    end
+  end
+  local t0, total = ctx.t0, l.duration
+  local k = 0
+  while r > 0 do
+    local intended = t0 + k / r
+    if intended - t0 >= total or core.stopping() then break end
+    local t = now()
+    if t < intended then
+      sleep(math.min(intended - t, TICK))
+    else
+      k = k + 1
+      local vu = table.remove(free)
+      if vu then
+        ctx.parked = ctx.parked - 1
+        core.wake(vu.co, { session = pick(), intended = intended })
+      else
+        core.dropped(1)
+      end
+    end
+  end
+  finish(ctx, vus)
+end
+
+------------------------------------------------------------------------------------------------
+
+local models = { closed = closed, open = open, rate = rate }
+
+-- runner.start(scenario, {thread, threads, t0, setup}): spawn the driver of this thread's share.
+function runner.start(sc, ctx)
+  ctx.scenario = sc
+  http.defaults.target = sc.target
+  http.defaults.headers = sc.headers or {}
+  http.defaults.insecure = sc.insecure
+  local drive = assert(models[sc.load.model], "unknown load model " .. tostring(sc.load.model))
+  core.spawn(function()
+    local ok, err = xpcall(drive, traceback, ctx)
+    if not ok then core.script_error("parrot runner: " .. tostring(err)); core.kill_others() end
+  end)
+end
+
+-- runner.hook(sc, "setup" | "teardown", data_json): run a scenario hook in a coroutine; setup's
+-- result is handed to `done` encoded as JSON.
+function runner.hook(sc, which, data, done)
+  http.defaults.target = sc.target
+  http.defaults.headers = sc.headers or {}
+  http.defaults.insecure = sc.insecure
+  local fn = sc[which]
+  if not fn then return done(nil) end
+  core.spawn(function()
+    local cjson = require "cjson"
+    local arg = data and cjson.decode(data) or nil
+    local ok, res = xpcall(fn, traceback, arg)
+    if not ok then
+      core.script_error(which .. "(): " .. tostring(res))
+      return done(nil)
+    end
+    if which == "setup" and res ~= nil then
+      local ok2, enc = pcall(cjson.encode, res)
+      if not ok2 then core.script_error("setup(): its result cannot be sent to the VUs as JSON: " .. tostring(enc)) end
+      return done(ok2 and enc or nil)
+    end
+    done(nil)
+  end)
+end
+
+return runner

@@ -1,0 +1,261 @@
+/* luart: Lua states for scenarios, with the parrot library embedded as bytecode. */
+#include "luart.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "luaext.h"
+#include "url.h"
+#include "vu.h"
+
+extern const struct {
+    const char *name;
+    const unsigned char *code;
+    size_t len;
+} parrot_luamods[]; /* build/luamods.c, made by tools/embed-lua.sh */
+
+/* package.preload loader for an embedded module; upvalue 1 = index in parrot_luamods. */
+static int load_embedded(lua_State *L)
+{
+    int i = (int)lua_tointeger(L, lua_upvalueindex(1));
+    char chunk[128];
+    snprintf(chunk, sizeof chunk, "=%s", parrot_luamods[i].name);
+    if (luaL_loadbuffer(L, (const char *)parrot_luamods[i].code, parrot_luamods[i].len, chunk) != 0)
+        return lua_error(L);
+    lua_pushstring(L, parrot_luamods[i].name);
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+/* ext.url_resolve(base, ref) -> absolute URL or nil */
+static int l_url_resolve(lua_State *L)
+{
+    char *u = url_resolve(luaL_checkstring(L, 1), luaL_checkstring(L, 2));
+    if (!u) return 0;
+    lua_pushstring(L, u);
+    free(u);
+    return 1;
+}
+
+static int open_ext(lua_State *L)
+{
+    luaext_open(L);
+    lua_pushcfunction(L, l_url_resolve);
+    lua_setfield(L, -2, "url_resolve");
+    return 1;
+}
+
+static void set_preload(lua_State *L)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "preload");
+    for (int i = 0; parrot_luamods[i].name; i++) {
+        lua_pushinteger(L, i);
+        lua_pushcclosure(L, load_embedded, 1);
+        lua_setfield(L, -2, parrot_luamods[i].name);
+    }
+    lua_pushcfunction(L, open_ext);
+    lua_setfield(L, -2, "parrot.ext");
+    lua_pop(L, 2);
+}
+
+/* package.path: the scenario's directory first, so `require "buy"` finds buy.lua beside it. */
+static void set_path(lua_State *L, const char *script)
+{
+    char dir[4096] = ".";
+    if (script) {
+        const char *slash = strrchr(script, '/');
+        if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - script), script);
+        if (!dir[0]) strcpy(dir, "/");
+    }
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", dir, dir, lua_tostring(L, -1));
+    lua_setfield(L, -3, "path");
+    lua_pop(L, 2);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "parrot");
+    lua_call(L, 1, 1);
+    lua_pushstring(L, dir);
+    lua_setfield(L, -2, "_dir");
+    lua_setglobal(L, "parrot");
+}
+
+lua_State *luart_new(const char *script, const char *const *env)
+{
+    lua_State *L = luaL_newstate();
+    if (!L) return NULL;
+    luaL_openlibs(L);
+    set_preload(L);
+    set_path(L, script);
+    lua_getglobal(L, "parrot");
+    lua_getfield(L, -1, "env");
+    for (int i = 0; env && env[i]; i++) {
+        const char *eq = strchr(env[i], '=');
+        if (!eq) continue;
+        lua_pushlstring(L, env[i], (size_t)(eq - env[i]));
+        lua_pushstring(L, eq + 1);
+        lua_rawset(L, -3);
+    }
+    lua_pop(L, 2);
+    /* seed math.random differently per state */
+    lua_getglobal(L, "math");
+    lua_getfield(L, -1, "randomseed");
+    lua_pushnumber(L, (double)((uintptr_t)L ^ (uintptr_t)time(NULL)) / 7.0);
+    lua_call(L, 1, 0);
+    lua_pop(L, 1);
+    return L;
+}
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) msg = "(error object is not a string)";
+    /* errors that already carry a traceback (or are one-line user errors) pass unchanged */
+    if (strstr(msg, "stack traceback:")) {
+        lua_pushstring(L, msg);
+        return 1;
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+int luart_pcall(lua_State *L, int nargs, int nresults, char *err, size_t errlen)
+{
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, base);
+    int rc = lua_pcall(L, nargs, nresults, base);
+    lua_remove(L, base);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+        lua_pop(L, 1);
+        return -1;
+    }
+    return 0;
+}
+
+static void push_overrides(lua_State *L, const luart_overrides *ov)
+{
+    lua_newtable(L);
+    if (!ov) return;
+#define SETS(f)                                                                                   \
+    if (ov->f) {                                                                                  \
+        lua_pushstring(L, ov->f);                                                                 \
+        lua_setfield(L, -2, #f);                                                                  \
+    }
+#define SETN(f)                                                                                   \
+    if (ov->f > 0) {                                                                              \
+        lua_pushnumber(L, (double)ov->f);                                                         \
+        lua_setfield(L, -2, #f);                                                                  \
+    }
+    SETS(url);
+    SETS(method);
+    SETS(body);
+    SETN(vus);
+    SETN(rate);
+    SETN(duration);
+    SETN(iterations);
+#undef SETS
+#undef SETN
+    if (ov->insecure) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "insecure");
+    }
+    lua_newtable(L);
+    for (int i = 0; ov->headers && ov->headers[i]; i++) {
+        lua_pushstring(L, ov->headers[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "headers");
+}
+
+int luart_load(lua_State *L, const char *script, const luart_overrides *ov, char *err, size_t errlen)
+{
+    lua_getglobal(L, "parrot");
+    lua_getfield(L, -1, "load");
+    lua_remove(L, -2);
+    if (script) lua_pushstring(L, script);
+    else lua_pushnil(L);
+    push_overrides(L, ov);
+    return luart_pcall(L, 2, 1, err, errlen);
+}
+
+/* ---- parrot test ---- */
+
+typedef struct test_run {
+    int failed;
+} test_run;
+
+static void test_script_error(vu_sched *s, const char *msg, void *ud)
+{
+    (void)s;
+    test_run *t = ud;
+    t->failed++;
+    printf("not ok - %s\n", msg);
+}
+
+/* Run one spec file in a VU of a fresh loop and state; returns the number of failures. */
+static int run_spec(const char *file)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    lua_State *L = luart_new(file, NULL);
+    test_run t = {0};
+    char err[512];
+    int failed = 0;
+    int dump = 0;
+    http_client_config hc = {.dump_left = &dump};
+    vu_sched_config cfg = {.thread_index = 0, .thread_count = 1, .http = &hc,
+                           .on_script_error = test_script_error, .ud = &t};
+    vu_sched *s = vu_sched_new(&loop, L, &cfg, err, sizeof err);
+    if (!s) {
+        printf("not ok - %s: %s\n", file, err);
+        failed = 1;
+    } else {
+        lua_getglobal(L, "require");
+        lua_pushliteral(L, "parrot.test");
+        if (luart_pcall(L, 1, 1, err, sizeof err) != 0) {
+            printf("not ok - %s\n", err);
+            failed = 1;
+        } else {
+            lua_getfield(L, -1, "run_file");
+            lua_pushstring(L, file);
+            if (luart_pcall(L, 1, 1, err, sizeof err) != 0) {
+                printf("not ok - %s\n", err);
+                failed = 1;
+            } else {
+                vu_sched_spawn(s); /* the function run_file returned */
+                uv_run(&loop, UV_RUN_DEFAULT);
+            }
+            lua_pop(L, 1);
+            lua_getglobal(L, "require");
+            lua_pushliteral(L, "parrot.test");
+            lua_call(L, 1, 1);
+            lua_getfield(L, -1, "failed");
+            failed += (int)lua_tointeger(L, -1);
+            lua_pop(L, 2);
+        }
+        vu_sched_free(s);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    lua_close(L);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    fflush(stdout);
+    return failed + t.failed;
+}
+
+int luart_test_main(int nfiles, char **files)
+{
+    int failed = 0;
+    if (nfiles == 0) {
+        fprintf(stderr, "usage: parrot test SPEC.lua...\n");
+        return 2;
+    }
+    for (int i = 0; i < nfiles; i++) failed += run_spec(files[i]);
+    return failed ? 1 : 0;
+}
