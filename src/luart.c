@@ -48,6 +48,41 @@ static int open_ext(lua_State *L)
     return 1;
 }
 
+static int nocore_call(lua_State *L)
+{
+    return luaL_error(L, "%s can only be used inside a virtual user (a session, setup or teardown)",
+                      lua_tostring(L, lua_upvalueindex(1)));
+}
+
+static int nocore_index(lua_State *L)
+{
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, nocore_call, 1);
+    return 1;
+}
+
+static int nocore_thread(lua_State *L)
+{
+    lua_pushinteger(L, 0);
+    lua_pushinteger(L, 1);
+    return 2;
+}
+
+/* parrot.core where there are no virtual users (the queen's state): every primitive raises. */
+static int open_nocore(lua_State *L)
+{
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_setfield(L, -2, "response_methods");
+    lua_pushcfunction(L, nocore_thread);
+    lua_setfield(L, -2, "thread");
+    lua_newtable(L);
+    lua_pushcfunction(L, nocore_index);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
 static void set_preload(lua_State *L)
 {
     lua_getglobal(L, "package");
@@ -59,6 +94,8 @@ static void set_preload(lua_State *L)
     }
     lua_pushcfunction(L, open_ext);
     lua_setfield(L, -2, "parrot.ext");
+    lua_pushcfunction(L, open_nocore); /* replaced by vu_sched_new on load threads */
+    lua_setfield(L, -2, "parrot.core");
     lua_pop(L, 2);
 }
 

@@ -102,7 +102,7 @@ static void on_started(void *ud, double t0)
     queen *q = ud;
     q->t0 = t0;
     q->started = 1;
-    uv_timer_start(&q->tick, on_tick, 1000, 1000);
+    uv_timer_start(&q->tick, on_tick, 1150, 1000); /* just after the threads' snapshots */
 }
 
 static void close_cb(uv_handle_t *h) { (void)h; }

@@ -343,7 +343,7 @@ static void script_error(worker *w, const char *text)
     w->seen_errors = s;
     if (w->ev.on_message) {
         char buf[4096];
-        snprintf(buf, sizeof buf, "script error (reported once): %s", text);
+        snprintf(buf, sizeof buf, "script error (shown once, counted each time): %.*s", (int)n, text);
         w->ev.on_message(w->ev.ud, buf);
     }
 }

@@ -2,13 +2,9 @@
 -- custom metrics, the environment, and the globals `check`, `think`, `sleep`, `transaction`.
 local parrot = { VERSION = "0.1.0" }
 
-local has_core, core = pcall(require, "parrot.core")
-if not has_core then core = nil end -- the queen's state: no virtual users there
-
-local function need_core(what)
-  if not core then error(what .. " can only be used inside a virtual user", 3) end
-  return core
-end
+-- The VU primitives; on the queen's state a stand-in whose functions raise a clear error.
+-- Required lazily: the load thread registers the real one after this module loads.
+local function need_core() return require "parrot.core" end
 
 ------------------------------------------------------------------------------------------------
 -- units: "500ms", "30s", "5m", "1h", "1h30m", numbers are seconds; "10k" counts
