@@ -11,6 +11,7 @@ typedef struct target_options {
     int tls;              /* serve HTTPS with a self-signed certificate made at start */
     const char *log_file; /* access log, one line per request, or NULL */
     int quiet;
+    const char *cert_out; /* with tls: write the self-signed certificate (PEM) here, or NULL */
 } target_options;
 
 /* Runs until SIGINT/SIGTERM. Prints "listening on http://HOST:PORT" (the real port) on stdout
