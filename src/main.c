@@ -82,7 +82,7 @@ static int help(const char *cmd)
     return 0;
 }
 
-/* A growing NULL-terminated list of strings (argv pointers; never freed: the process ends). */
+/* A growing NULL-terminated list of strings (argv pointers); the caller frees `v`. */
 typedef struct strlist {
     const char **v;
     int n;
@@ -133,6 +133,7 @@ static int cmd_run(int argc, char **argv)
     static int dump_left;
     queen_options o = {0};
     strlist env = {0}, outs = {0}, headers = {0}, resolve = {0}, sources = {0};
+    char *source_copy = NULL;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -189,8 +190,9 @@ static int cmd_run(int argc, char **argv)
             strlist_add(&resolve, v);
         } else if (!strcmp(a, "--source")) {
             NEEDV;
-            char *copy = strdup(v);
-            for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) strlist_add(&sources, tok);
+            free(source_copy);
+            source_copy = strdup(v);
+            for (char *tok = strtok(source_copy, ","); tok; tok = strtok(NULL, ",")) strlist_add(&sources, tok);
         } else if (!strcmp(a, "--dump")) {
             NEEDV;
             dump_left = atoi(v);
@@ -218,7 +220,14 @@ static int cmd_run(int argc, char **argv)
     o.http.resolve = resolve.v;
     o.http.sources = sources.v;
     o.http.dump_left = &dump_left;
-    return queen_run(&o);
+    int rc = queen_run(&o);
+    free(env.v);
+    free(outs.v);
+    free(headers.v);
+    free(resolve.v);
+    free(sources.v);
+    free(source_copy);
+    return rc;
 }
 
 int main(int argc, char **argv)
