@@ -34,14 +34,14 @@
 #include <uv.h>
 #include <zlib.h>
 
-#define IN_CAP (16 * 1024)        /* per-connection plaintext read buffer */
-#define HEAD_CAP (16 * 1024)      /* request target + header names and values */
+#define IN_CAP (16 * 1024)   /* per-connection plaintext read buffer */
+#define HEAD_CAP (16 * 1024) /* request target + header names and values */
 #define MAX_HDRS 100
-#define BODY_MAX (1 << 20)        /* largest body kept for /echo and /login */
-#define BYTES_MAX (100 << 20)     /* /bytes/N and /chunked/N cap */
-#define FILL_LEN (1 << 20)        /* the static body buffer, reused for every big body */
-#define WQ_HIGH (4 << 20)         /* stop parsing pipelined requests while this much is queued */
-#define KEEP_CAP (256 * 1024)     /* recycled buffers larger than this are freed */
+#define BODY_MAX (1 << 20)    /* largest body kept for /echo and /login */
+#define BYTES_MAX (100 << 20) /* /bytes/N and /chunked/N cap */
+#define FILL_LEN (1 << 20)    /* the static body buffer, reused for every big body */
+#define WQ_HIGH (4 << 20)     /* stop parsing pipelined requests while this much is queued */
+#define KEEP_CAP (256 * 1024) /* recycled buffers larger than this are freed */
 #define LOG_FLUSH (56 * 1024)
 
 /* A growable byte buffer; whoever embeds it owns p. */
@@ -93,8 +93,7 @@ struct conn {
     char peer[48];
     size_t cin_pos; /* TLS: consumed part of cin */
     int hs_done;
-    /* kept across recycling */
-    char keep_from[0];
+    /* kept across recycling (conn_get clears everything above w) */
     worker *w;
     const sock_ops *ops;
     llhttp_t parser;
@@ -151,9 +150,8 @@ static struct {
 static const char ROOT_BODY[] =
     "<html><head><title>parrot target</title></head><body><a href=\"/json\">json</a>"
     "<input type=\"hidden\" name=\"token\" value=\"abc123\"></body></html>\n";
-static const char JSON_BODY[] =
-    "{\"items\":[{\"id\":1,\"name\":\"apple\"},{\"id\":2,\"name\":\"pear\"},"
-    "{\"id\":3,\"name\":\"plum\"}],\"count\":3,\"token\":\"abc123\"}\n";
+static const char JSON_BODY[] = "{\"items\":[{\"id\":1,\"name\":\"apple\"},{\"id\":2,\"name\":\"pear\"},"
+                                "{\"id\":3,\"name\":\"plum\"}],\"count\":3,\"token\":\"abc123\"}\n";
 static const char CONTINUE[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 /* ---- buffers and text ------------------------------------------------------------------------ */
@@ -162,7 +160,8 @@ static void buf_reserve(buf *b, size_t extra)
 {
     if (b->len + extra <= b->cap) return;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra) cap *= 2;
+    while (cap < b->len + extra)
+        cap *= 2;
     char *p = realloc(b->p, cap);
     if (!p) {
         fprintf(stderr, "parrot target: out of memory\n");
@@ -232,21 +231,29 @@ static void json_str(buf *b, const char *s, size_t n)
             continue;
         }
         i++;
-        if (ch == '"' || ch == '\\') *o++ = '\\', *o++ = ch;
-        else if (ch == '\n') *o++ = '\\', *o++ = 'n';
-        else if (ch == '\r') *o++ = '\\', *o++ = 'r';
-        else if (ch == '\t') *o++ = '\\', *o++ = 't';
+        if (ch == '"' || ch == '\\')
+            *o++ = '\\', *o++ = ch;
+        else if (ch == '\n')
+            *o++ = '\\', *o++ = 'n';
+        else if (ch == '\r')
+            *o++ = '\\', *o++ = 'r';
+        else if (ch == '\t')
+            *o++ = '\\', *o++ = 't';
         else if (ch < 0x20 || ch >= 0x7f) {
             memcpy(o, "\\u00", 4);
             o[4] = hex[ch >> 4], o[5] = hex[ch & 15];
             o += 6;
-        } else *o++ = ch;
+        } else
+            *o++ = ch;
     }
     *o++ = '"';
     b->len = o - b->p;
 }
 
-static int hexval(int c) { return c >= '0' && c <= '9' ? c - '0' : (c | 32) >= 'a' && (c | 32) <= 'f' ? (c | 32) - 'a' + 10 : -1; }
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : (c | 32) >= 'a' && (c | 32) <= 'f' ? (c | 32) - 'a' + 10 : -1;
+}
 
 /* Appends the url-decoded s ('+' is a space, as in forms). */
 static void url_decode(buf *b, const char *s, size_t n)
@@ -257,7 +264,8 @@ static void url_decode(buf *b, const char *s, size_t n)
         if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
             *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
             i += 2;
-        } else *o++ = s[i] == '+' ? ' ' : s[i];
+        } else
+            *o++ = s[i] == '+' ? ' ' : s[i];
     }
     b->len = o - b->p;
     b->p[b->len] = 0;
@@ -269,7 +277,8 @@ static int form_get(const char *q, size_t n, const char *key, buf *out)
     size_t kl = strlen(key);
     for (size_t i = 0; i < n;) {
         size_t e = i;
-        while (e < n && q[e] != '&') e++;
+        while (e < n && q[e] != '&')
+            e++;
         if (e - i > kl && q[i + kl] == '=' && !memcmp(q + i, key, kl)) {
             url_decode(out, q + i + kl + 1, e - i - kl - 1);
             return 1;
@@ -294,36 +303,66 @@ static int parse_num(const char *s, size_t n, unsigned long long *v)
 static const char *reason(int s)
 {
     switch (s) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 413: return "Payload Too Large";
-    case 418: return "I'm a teapot";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 413:
+        return "Payload Too Large";
+    case 418:
+        return "I'm a teapot";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Unknown";
     }
 }
 
@@ -357,9 +396,8 @@ static void log_request(conn *c, int status, size_t bytes)
         strftime(w->log_time, sizeof w->log_time, "%d/%b/%Y:%H:%M:%S +0000", &tm);
         w->log_sec = now;
     }
-    buf_addf(&w->log, "%s - - [%s] \"%s %.*s HTTP/%d.%d\" %d %zu\n", c->peer[0] ? c->peer : "-",
-             w->log_time, llhttp_method_name(c->method), (int)c->url_len, c->head, c->major,
-             c->minor, status, bytes);
+    buf_addf(&w->log, "%s - - [%s] \"%s %.*s HTTP/%d.%d\" %d %zu\n", c->peer[0] ? c->peer : "-", w->log_time,
+             llhttp_method_name(c->method), (int)c->url_len, c->head, c->major, c->minor, status, bytes);
     if (w->log.len > LOG_FLUSH) log_flush(w);
 }
 
@@ -373,7 +411,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
 static wreq *wreq_get(worker *w)
 {
     wreq *r = w->free_wreqs;
-    if (r) w->free_wreqs = r->next;
+    if (r)
+        w->free_wreqs = r->next;
     else if (!(r = calloc(1, sizeof *r))) {
         fprintf(stderr, "parrot target: out of memory\n");
         exit(1);
@@ -397,8 +436,10 @@ static void conn_close(conn *c)
 {
     if (c->dead) return;
     c->dead = 1;
-    if (c->prev) c->prev->next = c->next;
-    else c->w->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->w->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_closed);
@@ -437,7 +478,8 @@ static void on_write(uv_write_t *req, int status)
     int close_after = r->close_after;
     wreq_put(c->w, r);
     c->writes--;
-    if (status < 0) conn_close(c);
+    if (status < 0)
+        conn_close(c);
     else {
         if (close_after) c->closing = 1;
         conn_kick(c);
@@ -460,7 +502,8 @@ static void sock_write_raw(conn *c, wreq *r, uv_buf_t *b, unsigned n)
             return;
         }
         size_t k = wr > 0 ? (size_t)wr : 0;
-        while (n && k >= b->len) k -= b->len, b++, n--;
+        while (n && k >= b->len)
+            k -= b->len, b++, n--;
         if (n) b->base += k, b->len -= k;
     }
     if (n == 0) {
@@ -538,12 +581,14 @@ static void tls_read(conn *c, size_t n)
     if (!c->hs_done) {
         int rc = mbedtls_ssl_handshake(c->ssl);
         tls_flush(c);
-        if (rc == 0) c->hs_done = 1;
+        if (rc == 0)
+            c->hs_done = 1;
         else if (rc != MBEDTLS_ERR_SSL_WANT_READ && rc != MBEDTLS_ERR_SSL_WANT_WRITE) {
             c->closing = 1; /* the alert, if any, is queued; close after it */
             conn_kick(c);
             return;
-        } else return;
+        } else
+            return;
     }
     conn_kick(c);
 }
@@ -559,8 +604,10 @@ static int tls_fill(conn *c)
         return rc;
     }
     if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) return 0;
-    if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || rc == 0) c->eof = 1;
-    else conn_close(c);
+    if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || rc == 0)
+        c->eof = 1;
+    else
+        conn_close(c);
     return 0;
 }
 
@@ -600,7 +647,9 @@ static void head_write(buf *b, int status, const char *ctype, long long clen, co
     if (ctype) buf_addf(b, "Content-Type: %s\r\n", ctype);
     if (clen >= 0) buf_addf(b, "Content-Length: %lld\r\n", clen);
     if (extra) buf_adds(b, extra);
-    buf_adds(b, mode == 1 ? "Connection: close\r\n\r\n" : mode == 2 ? "Connection: keep-alive\r\n\r\n" : "\r\n");
+    buf_adds(b, mode == 1   ? "Connection: close\r\n\r\n"
+                : mode == 2 ? "Connection: keep-alive\r\n\r\n"
+                            : "\r\n");
 }
 
 /* Starts a response in a fresh write request: status line and headers. clen < 0: no length. */
@@ -626,7 +675,8 @@ static void resp_finish(conn *c, wreq *r, int status, size_t body_len, uv_buf_t 
 static void resp_simple(conn *c, int status, const char *ctype, const char *extra, const char *body, size_t n)
 {
     int nobody = status == 204 || status == 304;
-    wreq *r = resp_begin(c, status, nobody ? NULL : ctype, status == 204 ? -1 : (long long)(nobody ? 0 : n), extra);
+    wreq *r =
+        resp_begin(c, status, nobody ? NULL : ctype, status == 204 ? -1 : (long long)(nobody ? 0 : n), extra);
     if (!c->is_head && !nobody) buf_add(&r->out, body, n);
     uv_buf_t b[1];
     resp_finish(c, r, status, nobody ? 0 : n, b, 1);
@@ -670,10 +720,12 @@ static int hdr_is(conn *c, const hdr *h, const char *lname)
 }
 
 /* Next name=value pair of a Cookie header value, advancing *p. Returns 0 at the end. */
-static int cookie_next(const char **p, const char *end, const char **n, size_t *nl, const char **v, size_t *vl)
+static int cookie_next(const char **p, const char *end, const char **n, size_t *nl, const char **v,
+                       size_t *vl)
 {
     const char *s = *p;
-    while (s < end && (*s == ' ' || *s == ';')) s++;
+    while (s < end && (*s == ' ' || *s == ';'))
+        s++;
     if (s >= end) return 0;
     const char *e = memchr(s, ';', end - s);
     if (!e) e = end;
@@ -721,10 +773,7 @@ static void h_not_found(conn *c, const req *q)
     resp_simple(c, 404, "text/plain", NULL, "not found\n", 10);
 }
 
-static void h_bad(conn *c, const char *why)
-{
-    resp_simple(c, 400, "text/plain", NULL, why, strlen(why));
-}
+static void h_bad(conn *c, const char *why) { resp_simple(c, 400, "text/plain", NULL, why, strlen(why)); }
 
 /* Points b[1..] at the static fill buffer for n bytes; returns the number of buffers used. */
 static unsigned fill_bufs(uv_buf_t *b, size_t n)
@@ -755,7 +804,8 @@ static void h_chunked(conn *c, const req *q)
     if (parse_num(q->arg, q->alen, &n)) return h_bad(c, "usage: /chunked/N\n");
     if (n > BYTES_MAX) n = BYTES_MAX;
     if (c->minor == 0) return h_bytes(c, q);
-    size_t chunk = (n + 3) / 4 > FILL_LEN ? FILL_LEN : (n + 3) / 4, nchunks = chunk ? (n + chunk - 1) / chunk : 0;
+    size_t chunk = (n + 3) / 4 > FILL_LEN ? FILL_LEN : (n + 3) / 4,
+           nchunks = chunk ? (n + chunk - 1) / chunk : 0;
     wreq *r = resp_begin(c, 200, "application/octet-stream", -1, "Transfer-Encoding: chunked\r\n");
     size_t offs[BYTES_MAX / FILL_LEN + 8], head_len = r->out.len, left = n;
     for (size_t i = 0; i < nchunks; i++) { /* framing before chunk i, in r->out */
@@ -811,7 +861,8 @@ static void on_delay(uv_timer_t *t)
 static void h_status(conn *c, const req *q)
 {
     unsigned long long s;
-    if (parse_num(q->arg, q->alen, &s) || s < 200 || s > 599) return h_bad(c, "usage: /status/N with N in 200..599\n");
+    if (parse_num(q->arg, q->alen, &s) || s < 200 || s > 599)
+        return h_bad(c, "usage: /status/N with N in 200..599\n");
     char body[64];
     int n = snprintf(body, sizeof body, "%d %s\n", (int)s, reason((int)s));
     resp_simple(c, (int)s, "text/plain", NULL, body, n);
@@ -834,7 +885,8 @@ static void h_echo(conn *c, const req *q)
         hdr *h = &c->hdrs[i];
         int seen = 0;
         for (int j = 0; j < i && !seen; j++)
-            seen = c->hdrs[j].name_len == h->name_len && !strncasecmp(c->head + c->hdrs[j].name, c->head + h->name, h->name_len);
+            seen = c->hdrs[j].name_len == h->name_len &&
+                   !strncasecmp(c->head + c->hdrs[j].name, c->head + h->name, h->name_len);
         if (seen) continue;
         buf_adds(b, first ? "" : ",");
         first = 0;
@@ -847,7 +899,8 @@ static void h_echo(conn *c, const req *q)
         v->len = 0;
         for (int k = i; k < c->nhdr; k++) {
             hdr *o = &c->hdrs[k];
-            if (o->name_len != h->name_len || strncasecmp(c->head + o->name, c->head + h->name, h->name_len)) continue;
+            if (o->name_len != h->name_len || strncasecmp(c->head + o->name, c->head + h->name, h->name_len))
+                continue;
             if (v->len) buf_adds(v, ", ");
             buf_add(v, c->head + o->val, o->val_len);
         }
@@ -863,7 +916,8 @@ static int cookie_safe(const char *s, size_t n, int name)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = s[i];
-        if (ch <= 0x20 || ch >= 0x7f || ch == ';' || ch == ',' || ch == '"' || ch == '\\' || (name && ch == '='))
+        if (ch <= 0x20 || ch >= 0x7f || ch == ';' || ch == ',' || ch == '"' || ch == '\\' ||
+            (name && ch == '='))
             return 0;
     }
     return 1;
@@ -875,11 +929,13 @@ static void h_cookie_set(conn *c, const req *q)
     x->len = 0;
     for (size_t i = 0; i < q->qlen;) {
         size_t e = i;
-        while (e < q->qlen && q->query[e] != '&') e++;
+        while (e < q->qlen && q->query[e] != '&')
+            e++;
         const char *eq = memchr(q->query + i, '=', e - i);
         size_t nl = eq ? (size_t)(eq - q->query - i) : e - i, vl = eq ? e - i - nl - 1 : 0;
         if (nl && cookie_safe(q->query + i, nl, 1) && cookie_safe(eq ? eq + 1 : "", vl, 0))
-            buf_addf(x, "Set-Cookie: %.*s=%.*s; Path=/\r\n", (int)nl, q->query + i, (int)vl, eq ? eq + 1 : "");
+            buf_addf(x, "Set-Cookie: %.*s=%.*s; Path=/\r\n", (int)nl, q->query + i, (int)vl,
+                     eq ? eq + 1 : "");
         i = e + 1;
     }
     buf_add(x, "", 1);
@@ -914,8 +970,10 @@ static void h_redirect(conn *c, const req *q)
     unsigned long long n;
     if (parse_num(q->arg, q->alen, &n)) return h_bad(c, "usage: /redirect/N\n");
     char loc[64];
-    if (n) snprintf(loc, sizeof loc, "Location: /redirect/%llu\r\n", n - 1);
-    else snprintf(loc, sizeof loc, "Location: /\r\n");
+    if (n)
+        snprintf(loc, sizeof loc, "Location: /redirect/%llu\r\n", n - 1);
+    else
+        snprintf(loc, sizeof loc, "Location: /\r\n");
     resp_simple(c, 302, "text/plain", loc, "redirecting\n", 12);
 }
 
@@ -935,14 +993,16 @@ static int user_ok(const char *s, size_t n)
 {
     if (!n || n > 64) return 0;
     for (size_t i = 0; i < n; i++)
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@~-", s[i]) || !s[i]) return 0;
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@~-", s[i]) || !s[i])
+            return 0;
     return 1;
 }
 
 static void h_login(conn *c, const req *q)
 {
     worker *w = c->w;
-    if (c->method != HTTP_POST) return resp_simple(c, 405, "text/plain", "Allow: POST\r\n", "POST user=&pass=\n", 17);
+    if (c->method != HTTP_POST)
+        return resp_simple(c, 405, "text/plain", "Allow: POST\r\n", "POST user=&pass=\n", 17);
     w->hx.len = w->sb.len = 0;
     buf *u = &w->hx;
     if (!form_get(c->body.p ? c->body.p : "", c->body.len, "user", u)) form_get(q->query, q->qlen, "user", u);
@@ -955,7 +1015,8 @@ static void h_login(conn *c, const req *q)
     json_str(&w->sb, u->p, u->len);
     buf_adds(&w->sb, "}\n");
     char extra[160];
-    snprintf(extra, sizeof extra, "Set-Cookie: session=%.*s-%llu; Path=/; HttpOnly\r\n", (int)u->len, u->p, id);
+    snprintf(extra, sizeof extra, "Set-Cookie: session=%.*s-%llu; Path=/; HttpOnly\r\n", (int)u->len, u->p,
+             id);
     resp_json(c, 200, extra);
 }
 
@@ -1099,7 +1160,8 @@ static int on_headers_complete(llhttp_t *p)
     if (p->http_major == 1 && p->http_minor == 1) { /* answer Expect: 100-continue */
         for (int i = 0; i < c->nhdr; i++) {
             hdr *h = &c->hdrs[i];
-            if (hdr_is(c, h, "expect") && h->val_len == 12 && !strncasecmp(c->head + h->val, "100-continue", 12)) {
+            if (hdr_is(c, h, "expect") && h->val_len == 12 &&
+                !strncasecmp(c->head + h->val, "100-continue", 12)) {
                 uv_buf_t b = uv_buf_init((char *)CONTINUE, sizeof CONTINUE - 1);
                 c->ops->send(c, wreq_get(c->w), &b, 1);
             }
@@ -1112,8 +1174,10 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
 {
     conn *c = p->data;
     if (!c->want_body || c->too_big) return 0;
-    if (c->body.len + n > BODY_MAX) c->too_big = 1;
-    else buf_add(&c->body, at, n);
+    if (c->body.len + n > BODY_MAX)
+        c->too_big = 1;
+    else
+        buf_add(&c->body, at, n);
     return 0;
 }
 
@@ -1128,13 +1192,15 @@ static int on_message_complete(llhttp_t *p)
     c->is_head = p->method == HTTP_HEAD;
     req q;
     req_split(c, &q);
-    if (c->route < 0) h_not_found(c, &q);
+    if (c->route < 0)
+        h_not_found(c, &q);
     else {
         q.arg = q.path + strlen(ROUTES[c->route].path);
         q.alen = q.plen - strlen(ROUTES[c->route].path);
         ROUTES[c->route].fn(c, &q);
     }
-    if (!c->dead && c->writes && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > WQ_HIGH) c->blocked = 1;
+    if (!c->dead && c->writes && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > WQ_HIGH)
+        c->blocked = 1;
     if (!c->keep) c->closing = 1;
     return c->dead || c->closing || c->delayed || c->blocked ? HPE_PAUSED : 0;
 }
@@ -1161,12 +1227,15 @@ static void conn_parse(conn *c)
         }
         if (c->parser_paused) llhttp_resume(&c->parser), c->parser_paused = 0;
         llhttp_errno_t e = llhttp_execute(&c->parser, c->in + c->in_pos, c->in_len - c->in_pos);
-        if (e == HPE_OK) c->in_pos = c->in_len;
+        if (e == HPE_OK)
+            c->in_pos = c->in_len;
         else if (e == HPE_PAUSED) {
             c->in_pos = llhttp_get_error_pos(&c->parser) - c->in;
             c->parser_paused = 1;
-        } else if (e == HPE_PAUSED_UPGRADE) c->closing = 1;
-        else if (!c->dead) resp_error(c);
+        } else if (e == HPE_PAUSED_UPGRADE)
+            c->closing = 1;
+        else if (!c->dead)
+            resp_error(c);
     }
 }
 
@@ -1203,20 +1272,23 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     (void)b;
     conn *c = s->data;
-    if (n > 0) c->ops->read(c, (size_t)n);
+    if (n > 0)
+        c->ops->read(c, (size_t)n);
     else if (n == UV_EOF) {
         c->eof = 1;
         uv_read_stop(s);
         c->reading = 0;
         conn_kick(c);
-    } else if (n < 0) conn_close(c);
+    } else if (n < 0)
+        conn_close(c);
 }
 
 /* A recycled or new connection, its handles initialised. */
 static conn *conn_get(worker *w)
 {
     conn *c = w->free_conns;
-    if (c) w->free_conns = c->next;
+    if (c)
+        w->free_conns = c->next;
     else if ((c = calloc(1, sizeof *c))) {
         c->w = w;
         if (S.o->tls) {
@@ -1229,8 +1301,9 @@ static conn *conn_get(worker *w)
             }
             mbedtls_ssl_set_bio(c->ssl, c, tls_bio_send, tls_bio_recv, NULL);
         }
-    } else return NULL;
-    memset(c, 0, offsetof(conn, keep_from));
+    } else
+        return NULL;
+    memset(c, 0, offsetof(conn, w));
     c->ops = S.o->tls ? &TLS_OPS : &TCP_OPS;
     c->body.len = c->cin.len = c->tout.len = 0;
     if (c->ssl) mbedtls_ssl_session_reset(c->ssl);
@@ -1251,8 +1324,10 @@ static void peer_name(conn *c)
     struct sockaddr_storage sa;
     int len = sizeof sa;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len)) return;
-    if (sa.ss_family == AF_INET6) uv_ip6_name((struct sockaddr_in6 *)&sa, c->peer, sizeof c->peer);
-    else uv_ip4_name((struct sockaddr_in *)&sa, c->peer, sizeof c->peer);
+    if (sa.ss_family == AF_INET6)
+        uv_ip6_name((struct sockaddr_in6 *)&sa, c->peer, sizeof c->peer);
+    else
+        uv_ip4_name((struct sockaddr_in *)&sa, c->peer, sizeof c->peer);
 }
 
 static void on_accept(uv_stream_t *srv, int status)
@@ -1275,10 +1350,10 @@ static int san_write(unsigned char *buf, size_t size, unsigned char **start)
     static const unsigned char ip4[4] = {127, 0, 0, 1}, ip6[16] = {[15] = 1};
     unsigned char *p = buf + size;
     int len = 0, r;
-#define W(x)                                                                                       \
-    do {                                                                                           \
-        if ((r = (x)) < 0) return r;                                                               \
-        len += r;                                                                                  \
+#define W(x)                                                                                                 \
+    do {                                                                                                     \
+        if ((r = (x)) < 0) return r;                                                                         \
+        len += r;                                                                                            \
     } while (0)
     W(mbedtls_asn1_write_raw_buffer(&p, buf, ip6, 16));
     W(mbedtls_asn1_write_len(&p, buf, 16));
@@ -1315,9 +1390,12 @@ static int tls_make_cert(void)
     mbedtls_pk_init(&key);
     mbedtls_x509write_crt_init(&crt);
     mbedtls_mpi_init(&serial);
-    int san_len, rc = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &ent, (const unsigned char *)"parrot", 6);
+    int san_len,
+        rc = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &ent, (const unsigned char *)"parrot", 6);
     if (!rc) rc = mbedtls_pk_setup(&key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
-    if (!rc) rc = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(key), mbedtls_ctr_drbg_random, &drbg);
+    if (!rc)
+        rc =
+            mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(key), mbedtls_ctr_drbg_random, &drbg);
     if (!rc) rc = mbedtls_mpi_fill_random(&serial, 8, mbedtls_ctr_drbg_random, &drbg);
     mbedtls_x509write_crt_set_version(&crt, MBEDTLS_X509_CRT_VERSION_3);
     mbedtls_x509write_crt_set_md_alg(&crt, MBEDTLS_MD_SHA256);
@@ -1328,12 +1406,18 @@ static int tls_make_cert(void)
     if (!rc) rc = mbedtls_x509write_crt_set_serial(&crt, &serial);
     if (!rc) rc = mbedtls_x509write_crt_set_validity(&crt, nb, na);
     if (!rc) rc = mbedtls_x509write_crt_set_basic_constraints(&crt, 1, 0);
-    if (!rc) rc = mbedtls_x509write_crt_set_key_usage(&crt, MBEDTLS_X509_KU_DIGITAL_SIGNATURE | MBEDTLS_X509_KU_KEY_CERT_SIGN);
+    if (!rc)
+        rc = mbedtls_x509write_crt_set_key_usage(&crt, MBEDTLS_X509_KU_DIGITAL_SIGNATURE |
+                                                           MBEDTLS_X509_KU_KEY_CERT_SIGN);
     if (!rc) rc = mbedtls_x509write_crt_set_subject_key_identifier(&crt);
     if (!rc) rc = (san_len = san_write(san, sizeof san, &san_p)) < 0 ? san_len : 0;
-    if (!rc) rc = mbedtls_x509write_crt_set_extension(&crt, MBEDTLS_OID_SUBJECT_ALT_NAME,
-                                                       MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME), 0, san_p, san_len);
-    if (!rc) rc = mbedtls_x509write_crt_pem(&crt, (unsigned char *)S.crt_pem, sizeof S.crt_pem, mbedtls_ctr_drbg_random, &drbg);
+    if (!rc)
+        rc = mbedtls_x509write_crt_set_extension(&crt, MBEDTLS_OID_SUBJECT_ALT_NAME,
+                                                 MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME), 0, san_p,
+                                                 san_len);
+    if (!rc)
+        rc = mbedtls_x509write_crt_pem(&crt, (unsigned char *)S.crt_pem, sizeof S.crt_pem,
+                                       mbedtls_ctr_drbg_random, &drbg);
     if (!rc) rc = mbedtls_pk_write_key_pem(&key, (unsigned char *)S.key_pem, sizeof S.key_pem);
     mbedtls_mpi_free(&serial);
     mbedtls_x509write_crt_free(&crt);
@@ -1353,10 +1437,14 @@ static int tls_worker_init(worker *w)
     mbedtls_pk_init(&w->key);
     mbedtls_ssl_cache_init(&w->cache);
     w->tls_ready = 1;
-    int rc = mbedtls_ctr_drbg_seed(&w->drbg, mbedtls_entropy_func, &w->entropy, (const unsigned char *)"parrot", 6);
+    int rc = mbedtls_ctr_drbg_seed(&w->drbg, mbedtls_entropy_func, &w->entropy,
+                                   (const unsigned char *)"parrot", 6);
     if (!rc) rc = mbedtls_x509_crt_parse(&w->crt, (const unsigned char *)S.crt_pem, strlen(S.crt_pem) + 1);
-    if (!rc) rc = mbedtls_pk_parse_key(&w->key, (const unsigned char *)S.key_pem, strlen(S.key_pem) + 1, NULL, 0);
-    if (!rc) rc = mbedtls_ssl_config_defaults(&w->conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+    if (!rc)
+        rc = mbedtls_pk_parse_key(&w->key, (const unsigned char *)S.key_pem, strlen(S.key_pem) + 1, NULL, 0);
+    if (!rc)
+        rc = mbedtls_ssl_config_defaults(&w->conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                         MBEDTLS_SSL_PRESET_DEFAULT);
     if (rc) return rc;
     mbedtls_ssl_conf_rng(&w->conf, mbedtls_ctr_drbg_random, &w->drbg);
     mbedtls_ssl_conf_session_cache(&w->conf, &w->cache, mbedtls_ssl_cache_get, mbedtls_ssl_cache_set);
@@ -1397,7 +1485,8 @@ static int listen_socket(struct sockaddr_storage *sa, int reuseport)
 static void on_stop(uv_async_t *a)
 {
     worker *w = a->data;
-    while (w->conns) conn_close(w->conns);
+    while (w->conns)
+        conn_close(w->conns);
     uv_close((uv_handle_t *)&w->listener, NULL);
     uv_close((uv_handle_t *)&w->stop, NULL);
     uv_close((uv_handle_t *)&w->log_timer, NULL);
@@ -1412,7 +1501,8 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     (void)s;
     (void)signum;
-    for (int i = 0; i < S.nw; i++) uv_async_send(&S.w[i].stop);
+    for (int i = 0; i < S.nw; i++)
+        uv_async_send(&S.w[i].stop);
 }
 
 /* Loop, listener and timers of one worker; errors are printed here. */
@@ -1474,7 +1564,8 @@ static int bodies_init(void)
 {
     S.fill = malloc(FILL_LEN);
     if (!S.fill) return -1;
-    for (size_t i = 0; i < FILL_LEN; i++) S.fill[i] = "abcdefghijklmnopqrstuvwxyz0123456789\n"[i % 37];
+    for (size_t i = 0; i < FILL_LEN; i++)
+        S.fill[i] = "abcdefghijklmnopqrstuvwxyz0123456789\n"[i % 37];
     fixed_make(&S.root, "text/html; charset=utf-8", NULL, ROOT_BODY, sizeof ROOT_BODY - 1);
     fixed_make(&S.json, "application/json", NULL, JSON_BODY, sizeof JSON_BODY - 1);
     z_stream zs = {0};
@@ -1497,15 +1588,18 @@ static void bodies_free(void)
     free(S.fill);
     fixed *f[] = {&S.root, &S.json, &S.gzip};
     for (int i = 0; i < 3; i++)
-        for (int m = 0; m < 3; m++) buf_free(&f[i]->v[m]);
+        for (int m = 0; m < 3; m++)
+            buf_free(&f[i]->v[m]);
 }
 
 /* Resolves --host (an IP address, or "localhost") into S.addr and S.where. */
 static int addr_parse(const char *host, int port)
 {
     if (!strcmp(host, "localhost")) host = "127.0.0.1";
-    if (!uv_ip4_addr(host, port, (struct sockaddr_in *)&S.addr)) snprintf(S.where, sizeof S.where, "%s:%d", host, port);
-    else if (!uv_ip6_addr(host, port, (struct sockaddr_in6 *)&S.addr)) snprintf(S.where, sizeof S.where, "[%s]:%d", host, port);
+    if (!uv_ip4_addr(host, port, (struct sockaddr_in *)&S.addr))
+        snprintf(S.where, sizeof S.where, "%s:%d", host, port);
+    else if (!uv_ip6_addr(host, port, (struct sockaddr_in6 *)&S.addr))
+        snprintf(S.where, sizeof S.where, "[%s]:%d", host, port);
     else {
         fprintf(stderr, "parrot target: --host needs an IP address like 127.0.0.1 or ::1 (got '%s')\n", host);
         return -1;
@@ -1522,20 +1616,21 @@ static int port_of(const struct sockaddr_storage *sa)
 static int cert_write(const char *path)
 {
     FILE *f = fopen(path, "w");
-    if (!f || fputs(S.crt_pem, f) < 0 || fclose(f)) {
-        fprintf(stderr, "parrot target: cannot write certificate to %s: %s\n", path, strerror(errno));
-        if (f) fclose(f);
-        return -1;
-    }
-    return 0;
+    int bad = !f || fputs(S.crt_pem, f) < 0;
+    if (f && fclose(f)) bad = 1;
+    if (bad) fprintf(stderr, "parrot target: cannot write certificate to %s: %s\n", path, strerror(errno));
+    return bad ? -1 : 0;
 }
 
 /* Everything before the loops run: options, bodies, TLS material, log, listeners. */
 static int target_start(const target_options *o)
 {
-    SETTINGS = (llhttp_settings_t){.on_message_begin = on_message_begin, .on_url = on_url,
-                                   .on_header_field = on_header_field, .on_header_value = on_header_value,
-                                   .on_headers_complete = on_headers_complete, .on_body = on_body,
+    SETTINGS = (llhttp_settings_t){.on_message_begin = on_message_begin,
+                                   .on_url = on_url,
+                                   .on_header_field = on_header_field,
+                                   .on_header_value = on_header_value,
+                                   .on_headers_complete = on_headers_complete,
+                                   .on_body = on_body,
                                    .on_message_complete = on_message_complete};
     if (o->port < 0 || o->port > 65535 || o->threads < 1 || o->threads > 256) {
         fprintf(stderr, "parrot target: --port must be 0..65535 and --threads 1..256\n");
@@ -1577,9 +1672,11 @@ int target_main(const target_options *o)
         printf("listening on %s://%s\n", o->tls ? "https" : "http", S.where);
         fflush(stdout);
         if (!o->quiet)
-            fprintf(stderr, "parrot target: %d thread%s; endpoints / /json /gzip /bytes/N /delay/MS /status/N "
-                            "/chunked/N /echo /cookie/set?k=v /cookie/check /redirect/N /redirect-to?url=U "
-                            "/login /account /item/ID; Ctrl-C stops\n", S.nw, S.nw > 1 ? "s" : "");
+            fprintf(stderr,
+                    "parrot target: %d thread%s; endpoints / /json /gzip /bytes/N /delay/MS /status/N "
+                    "/chunked/N /echo /cookie/set?k=v /cookie/check /redirect/N /redirect-to?url=U "
+                    "/login /account /item/ID; Ctrl-C stops\n",
+                    S.nw, S.nw > 1 ? "s" : "");
         for (int i = 1; i < S.nw; i++)
             if (uv_thread_create(&S.w[i].thread, worker_run, &S.w[i])) S.w[i].thread = 0;
         worker_run(&S.w[0]);
@@ -1587,7 +1684,8 @@ int target_main(const target_options *o)
             if (S.w[i].thread) uv_thread_join(&S.w[i].thread);
         if (!o->quiet) fprintf(stderr, "parrot target: stopped\n");
     }
-    for (int i = 0; S.w && i < S.nw; i++) worker_free(&S.w[i]);
+    for (int i = 0; S.w && i < S.nw; i++)
+        worker_free(&S.w[i]);
     free(S.w);
     bodies_free();
     if (S.log_fd >= 0) close(S.log_fd);
