@@ -30,9 +30,26 @@ run_one() { # NAME COMMAND...
 for t in "$BUILD"/spec/test_*; do
   [ -x "$t" ] && run_one "$(basename "$t")" "$t"
 done
+# The Lua specs make real requests: one `parrot target` on a free port serves them all.
+target_pid=""
+stop_target() { [ -n "$target_pid" ] && kill "$target_pid" 2>/dev/null && wait "$target_pid" 2>/dev/null; target_pid=""; }
+trap 'stop_target; rm -rf "$log"' EXIT
+if compgen -G "spec/lua/*_spec.lua" >/dev/null; then
+  "$PARROT" target --port 0 --quiet >"$log/target" 2>&1 </dev/null &
+  target_pid=$!
+  port=""
+  for _ in $(seq 50); do
+    port=$(sed -n 's|^listening on http://[^:]*:\([0-9]*\).*|\1|p' "$log/target" | head -n 1)
+    [ -n "$port" ] && break
+    sleep 0.1
+  done
+  [ -n "$port" ] || { echo "not ok - parrot target did not start: $(cat "$log/target")"; failed=$((failed + 1)); }
+  export PARROT_TARGET="http://127.0.0.1:${port:-9}"
+fi
 for s in spec/lua/*_spec.lua; do
   [ -f "$s" ] && run_one "$(basename "$s")" "$PARROT" test "$s"
 done
+stop_target
 for e in spec/e2e/*.sh; do
   [ -f "$e" ] && run_one "$(basename "$e")" bash "$e"
 done
