@@ -39,6 +39,14 @@ http_client *http_client_new(uv_loop_t *loop, timers *tm, const http_client_conf
  * close callbacks. */
 void http_client_free(http_client *c);
 
+/* Per-client (per thread) connection counters, for tests and the summary. */
+typedef struct http_conn_stats {
+    uint64_t connections;    /* connections opened (attempted) */
+    uint64_t tls_handshakes; /* finished TLS handshakes */
+    uint64_t tls_resumed;    /* of which resumed a cached session */
+} http_conn_stats;
+void http_client_stats(const http_client *c, http_conn_stats *s);
+
 http_pool *http_pool_new(http_client *c);
 /* Closes the pool's connections (an in-flight request is cancelled without its callback) and
  * frees it once the loop processed the closes. */

@@ -1,0 +1,1026 @@
+/* http: the HTTP/1.1 exchange on top of conn: pools of keep-alive connections per origin, request
+ * building, response parsing with llhttp, body decoding, cookies, timeouts and the one callback
+ * per request. The parse half (llhttp callbacks, body, zlib) is at the end of this file. */
+#include "http.h"
+
+#include <llhttp.h>
+#include <mbedtls/base64.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <zlib.h>
+
+#include "conn.h"
+#include "dns.h"
+#include "stats.h"
+#include "tls.h"
+#include "url.h"
+
+#define USER_AGENT "loadParrot/0.1"
+#define DUMP_BODY_MAX 1024
+
+struct http_client {
+    uv_loop_t *loop;
+    timers *tm;
+    http_client_config cfg; /* copy; its strings belong to the caller */
+    conn_ctx cx;            /* owns dns, tls, sources, rbuf */
+    url proxy[2];           /* [0] for http, [1] for https; host[0] == 0: none (targets owned) */
+    char *no_proxy;         /* owned copy, or NULL */
+};
+
+/* One kept connection with its parser. Owned by its pool: in `idle` or as `active`. */
+typedef struct pconn {
+    struct pconn *next;
+    http_pool *p;
+    conn *c;      /* closed and dropped with the pconn */
+    char *key;    /* owned: origin key */
+    llhttp_t parser;
+    unsigned requests; /* exchanges started on it */
+} pconn;
+
+typedef struct hdr_off {
+    size_t name, name_len, value, value_len;
+} hdr_off;
+
+struct http_pool {
+    http_client *c;
+    cookie_jar *jar;   /* owned */
+    pconn *idle;       /* owned list */
+    pconn *active;     /* owned: the connection of the request in flight */
+    timer_entry tmr;   /* request timeout, then the deferred delivery */
+    /* The request in flight (busy). Everything here is owned by the pool until delivery. */
+    int busy, finished, in_request;
+    http_done_cb cb;
+    void *ud;
+    http_res *res;
+    url u;
+    char *key;
+    char *tls_ca, *tls_cert, *tls_key;
+    conn_target tgt; /* strings point into u, the client's proxy and the tls_* copies */
+    conn_out *out;   /* one reference */
+    unsigned is_head : 1, http10 : 1, compression : 1, discard : 1, no_cookies : 1, dump : 1;
+    size_t max_body;
+    uint64_t t0, start_ns, t_send, t_sent, t_first;
+    uint64_t in0, out0; /* active connection's byte counters when it was taken */
+    int retried, got_bytes, complete, keep_alive, reused;
+    /* Response parsing state (the parse half). */
+    int perr_kind;
+    char perr_msg[160];
+    char *hbuf; /* goes to res->hbuf */
+    size_t hlen, hcap;
+    hdr_off *hoffs; /* owned, reused */
+    size_t nh, hoffs_cap;
+    int in_field, value_open, headers_done;
+    size_t body_cap;
+    z_stream *z; /* owned while decoding */
+    int z_fallback_ok;
+};
+
+static const llhttp_settings_t parser_settings;
+static void call_finish(http_pool *p, int kind, const char *fmt, ...);
+static void call_send(http_pool *p);
+static void call_open(http_pool *p);
+static void parse_reset(http_pool *p);
+static void parse_done(http_pool *p);
+
+/* ---- client ---- */
+
+/* Parse a proxy URL ("host:port" gets http://) into u. */
+static int proxy_parse(const char *s, url *u, char *err, size_t errlen)
+{
+    char buf[600];
+    if (!strstr(s, "://")) {
+        snprintf(buf, sizeof buf, "http://%s", s);
+        s = buf;
+    }
+    if (url_parse(s, u, err, errlen) < 0) return -1;
+    if (u->tls) {
+        snprintf(err, errlen, "proxy %s: only http:// proxies are supported", s);
+        url_free(u);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *getenv_any(const char *upper, const char *lower)
+{
+    const char *v = getenv(lower);
+    if (!v || !*v) v = getenv(upper);
+    return v && *v ? v : NULL;
+}
+
+static int client_proxies(http_client *c, char *err, size_t errlen)
+{
+    const char *hp = c->cfg.proxy ? c->cfg.proxy : getenv_any("HTTP_PROXY", "http_proxy");
+    const char *sp = c->cfg.proxy ? c->cfg.proxy : getenv_any("HTTPS_PROXY", "https_proxy");
+    if (hp && proxy_parse(hp, &c->proxy[0], err, errlen) < 0) return -1;
+    if (sp && proxy_parse(sp, &c->proxy[1], err, errlen) < 0) return -1;
+    const char *np = c->cfg.no_proxy ? c->cfg.no_proxy : getenv_any("NO_PROXY", "no_proxy");
+    if (np && !(c->no_proxy = strdup(np))) return -1;
+    return 0;
+}
+
+static int client_sources(http_client *c, char *err, size_t errlen)
+{
+    size_t n = 0;
+    while (c->cfg.sources && c->cfg.sources[n]) n++;
+    if (!n) return 0;
+    c->cx.sources = calloc(n, sizeof *c->cx.sources);
+    if (!c->cx.sources) return -1;
+    for (size_t i = 0; i < n; i++) {
+        char ip[64];
+        const char *s = c->cfg.sources[i];
+        size_t l = strlen(s);
+        if (l >= 2 && s[0] == '[' && s[l - 1] == ']') s++, l -= 2;
+        snprintf(ip, sizeof ip, "%.*s", (int)l, s);
+        struct sockaddr_storage *ss = &c->cx.sources[i];
+        if (uv_ip4_addr(ip, 0, (struct sockaddr_in *)ss) && uv_ip6_addr(ip, 0, (struct sockaddr_in6 *)ss)) {
+            snprintf(err, errlen, "bad source address \"%s\": want an IPv4 or IPv6 literal", c->cfg.sources[i]);
+            return -1;
+        }
+    }
+    c->cx.nsources = n;
+    return 0;
+}
+
+http_client *http_client_new(uv_loop_t *loop, timers *tm, const http_client_config *cfg, char *err, size_t errlen)
+{
+    http_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    static const http_client_config none;
+    c->loop = loop, c->tm = tm;
+    c->cfg = cfg ? *cfg : none;
+    c->cx.loop = loop, c->cx.tm = tm;
+    c->cx.connect_timeout_ns = (c->cfg.connect_timeout_us ? c->cfg.connect_timeout_us : 10000000ULL) * 1000;
+    c->cx.rbuf_len = 65536;
+    err[0] = '\0';
+    uint64_t ttl = c->cfg.dns_ttl_us ? c->cfg.dns_ttl_us : HTTP_DNS_TTL_US;
+    if (!(c->cx.rbuf = malloc(c->cx.rbuf_len)) || client_sources(c, err, errlen) < 0 ||
+        client_proxies(c, err, errlen) < 0 ||
+        !(c->cx.dns = dns_cache_new(loop, ttl * 1000, c->cfg.resolve, err, errlen)) ||
+        !(c->cx.tls = tls_client_new(c->cfg.ca_file, c->cfg.insecure, err, errlen))) {
+        if (!err[0]) snprintf(err, errlen, "out of memory");
+        http_client_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void http_client_free(http_client *c)
+{
+    if (!c) return;
+    dns_cache_free(c->cx.dns);
+    tls_client_free(c->cx.tls);
+    free(c->cx.sources);
+    free(c->cx.rbuf);
+    url_free(&c->proxy[0]);
+    url_free(&c->proxy[1]);
+    free(c->no_proxy);
+    free(c);
+}
+
+void http_client_stats(const http_client *c, http_conn_stats *s)
+{
+    s->connections = c->cx.connections;
+    s->tls_handshakes = c->cx.tls_handshakes;
+    s->tls_resumed = c->cx.tls_resumed;
+}
+
+/* NO_PROXY: comma/space separated hosts or domain suffixes (leading dot optional), or "*". */
+static int no_proxy_match(const char *list, const char *host)
+{
+    if (!list) return 0;
+    size_t hl = strlen(host);
+    const char *s = list;
+    while (*s) {
+        s += strspn(s, ", \t");
+        size_t n = strcspn(s, ", \t");
+        if (!n) break;
+        const char *e = s;
+        size_t el = n;
+        if (el == 1 && *e == '*') return 1;
+        if (*e == '.') e++, el--;
+        if (el && (hl == el || (hl > el && host[hl - el - 1] == '.')) && !strncasecmp(host + hl - el, e, el))
+            return 1;
+        s += n;
+    }
+    return 0;
+}
+
+/* ---- pools and their connections ---- */
+
+http_pool *http_pool_new(http_client *c)
+{
+    http_pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->c = c;
+    if (!(p->jar = cookie_jar_new())) {
+        free(p);
+        return NULL;
+    }
+    p->tmr.data = p;
+    return p;
+}
+
+cookie_jar *http_pool_cookies(http_pool *p) { return p->jar; }
+
+static void pconn_drop(pconn *pc)
+{
+    if (!pc) return;
+    conn_close(pc->c);
+    free(pc->key);
+    free(pc);
+}
+
+static void idle_remove(http_pool *p, pconn *pc)
+{
+    for (pconn **pp = &p->idle; *pp; pp = &(*pp)->next)
+        if (*pp == pc) {
+            *pp = pc->next;
+            return;
+        }
+}
+
+void http_pool_close_idle(http_pool *p)
+{
+    while (p->idle) {
+        pconn *pc = p->idle;
+        p->idle = pc->next;
+        pconn_drop(pc);
+    }
+}
+
+/* Release what the request in flight owns, except `res`. */
+static void call_release(http_pool *p)
+{
+    timers_del(p->c->tm, &p->tmr);
+    pconn_drop(p->active);
+    p->active = NULL;
+    conn_out_release(p->out);
+    p->out = NULL;
+    url_free(&p->u);
+    free(p->key), free(p->tls_ca), free(p->tls_cert), free(p->tls_key);
+    p->key = p->tls_ca = p->tls_cert = p->tls_key = NULL;
+    parse_done(p);
+}
+
+void http_pool_free(http_pool *p)
+{
+    if (!p) return;
+    if (p->busy) {
+        call_release(p);
+        http_res_free(p->res);
+    }
+    free(p->hbuf);
+    http_pool_close_idle(p);
+    cookie_jar_free(p->jar);
+    free(p->hoffs);
+    free(p);
+}
+
+/* ---- connection events ---- */
+
+static void account_bytes(http_pool *p)
+{
+    if (!p->active) return;
+    uint64_t in, out;
+    conn_get_bytes(p->active->c, &in, &out);
+    p->res->bytes_in += in - p->in0;
+    p->res->bytes_out += out - p->out0;
+    p->in0 = in, p->out0 = out;
+}
+
+static void ev_ready(conn *c, void *ud)
+{
+    (void)c;
+    pconn *pc = ud;
+    http_pool *p = pc->p;
+    conn_times t;
+    conn_get_times(pc->c, &t);
+    p->res->dns_us = t.dns_ns / 1000;
+    p->res->connect_us = t.connect_ns / 1000;
+    p->res->tls_us = t.tls_ns / 1000;
+    call_send(p);
+}
+
+static void ev_sent(conn *c, void *ud, int status)
+{
+    (void)c, (void)status;
+    pconn *pc = ud;
+    if (pc->p->active == pc && !pc->p->t_sent) pc->p->t_sent = uv_hrtime();
+}
+
+static void ev_fail(conn *c, void *ud, int kind, const char *msg)
+{
+    (void)c;
+    pconn *pc = ud;
+    http_pool *p = pc->p;
+    if (p->active != pc) { /* cannot happen: only the active connection is being established */
+        idle_remove(p, pc);
+        pconn_drop(pc);
+        return;
+    }
+    account_bytes(p);
+    call_finish(p, kind, "%s", msg);
+}
+
+/* The active connection broke before the response was complete. */
+static void conn_lost(http_pool *p, int uverr)
+{
+    if (p->reused && !p->got_bytes && !p->retried) {
+        /* The server closed the kept-alive connection while it sat idle: try once more, fresh. */
+        account_bytes(p);
+        pconn_drop(p->active);
+        p->active = NULL;
+        p->retried = 1;
+        call_open(p);
+        return;
+    }
+    account_bytes(p);
+    if (uverr)
+        call_finish(p, ERR_RESET, "%s (%s)", uv_strerror(uverr), conn_peer(p->active->c));
+    else
+        call_finish(p, ERR_RESET, "connection closed %s (%s)",
+                    p->got_bytes ? "mid-response" : "before any response", conn_peer(p->active->c));
+}
+
+static void ev_end(conn *c, void *ud, int uverr)
+{
+    (void)c;
+    pconn *pc = ud;
+    http_pool *p = pc->p;
+    if (p->active != pc) { /* an idle connection closed by the server */
+        idle_remove(p, pc);
+        pconn_drop(pc);
+        return;
+    }
+    if (uverr == 0 && p->got_bytes && !p->perr_kind) {
+        llhttp_finish(&pc->parser); /* completes a close-delimited body */
+        if (p->complete) {
+            p->keep_alive = 0;
+            account_bytes(p);
+            call_finish(p, ERR_NONE, NULL);
+            return;
+        }
+    }
+    if (p->perr_kind) {
+        call_finish(p, p->perr_kind, "%s", p->perr_msg);
+        return;
+    }
+    conn_lost(p, uverr);
+}
+
+static void ev_data(conn *c, void *ud, const char *buf, size_t n)
+{
+    (void)c;
+    pconn *pc = ud;
+    http_pool *p = pc->p;
+    if (p->active != pc) { /* bytes on an idle connection: nothing is asked, so do not trust it */
+        idle_remove(p, pc);
+        pconn_drop(pc);
+        return;
+    }
+    if (!p->got_bytes) {
+        p->got_bytes = 1;
+        p->t_first = uv_hrtime();
+    }
+    llhttp_errno_t e = llhttp_execute(&pc->parser, buf, n);
+    if (e == HPE_OK) return;
+    account_bytes(p);
+    if (e == HPE_PAUSED && p->complete) {
+        if (llhttp_get_error_pos(&pc->parser) != buf + n) p->keep_alive = 0; /* extra bytes: unsafe */
+        call_finish(p, ERR_NONE, NULL);
+    } else if (p->perr_kind) {
+        call_finish(p, p->perr_kind, "%s", p->perr_msg);
+    } else {
+        call_finish(p, ERR_PROTOCOL, "bad response from %s: %s (%s)", p->u.host, llhttp_get_error_reason(&pc->parser),
+                    llhttp_errno_name(e));
+    }
+}
+
+static const conn_events events = {
+    .ready = ev_ready,
+    .data  = ev_data,
+    .end   = ev_end,
+    .fail  = ev_fail,
+    .sent  = ev_sent,
+};
+
+/* ---- the request in flight ---- */
+
+static void call_open(http_pool *p)
+{
+    pconn *pc = calloc(1, sizeof *pc);
+    if (pc) pc->key = strdup(p->key);
+    if (!pc || !pc->key) {
+        free(pc);
+        call_finish(p, ERR_CONNECT, "out of memory");
+        return;
+    }
+    pc->p = p;
+    llhttp_init(&pc->parser, HTTP_RESPONSE, &parser_settings);
+    pc->parser.data = p;
+    p->active = pc;
+    p->in0 = p->out0 = 0;
+    p->reused = 0;
+    pc->c = conn_open(&p->c->cx, &p->tgt, &events, pc);
+    if (!pc->c) {
+        p->active = NULL;
+        free(pc->key);
+        free(pc);
+        call_finish(p, ERR_CONNECT, "out of memory");
+    }
+}
+
+static void call_send(http_pool *p)
+{
+    pconn *pc = p->active;
+    p->reused = pc->requests > 0;
+    p->res->reused = p->reused;
+    pc->requests++;
+    llhttp_reset(&pc->parser);
+    parse_reset(p);
+    p->got_bytes = p->complete = 0;
+    p->t_send = uv_hrtime();
+    p->t_sent = 0;
+    int rc = conn_write(pc->c, p->out);
+    if (rc < 0) {
+        conn_close(pc->c);
+        conn_lost(p, rc);
+    }
+}
+
+static void on_deliver(timer_entry *e)
+{
+    http_pool *p = e->data;
+    http_res *r = p->res;
+    http_done_cb cb = p->cb;
+    void *ud = p->ud;
+    p->res = NULL;
+    p->busy = p->finished = 0;
+    cb(r, ud); /* may start the next request, or free the pool */
+}
+
+static void on_timeout(timer_entry *e)
+{
+    http_pool *p = e->data;
+    account_bytes(p);
+    uint64_t us = (uv_hrtime() - p->t0) / 1000;
+    call_finish(p, ERR_TIMEOUT, "timeout after %.3f s (%s)", (double)us / 1e6, p->res->url);
+}
+
+static void dump_exchange(http_pool *p);
+
+/* End the request: the connection goes back to the pool when it can carry another exchange,
+ * otherwise it closes. The callback runs now, or from the loop when we are inside http_request
+ * or http_cancel. */
+static void call_finish(http_pool *p, int kind, const char *fmt, ...)
+{
+    http_res *r = p->res;
+    uint64_t now = uv_hrtime();
+    if (p->finished) return;
+    p->finished = 1;
+    r->err = kind;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(r->errmsg, sizeof r->errmsg, fmt, ap);
+        va_end(ap);
+    }
+    pconn *pc = p->active;
+    if (pc && kind == ERR_NONE && p->keep_alive && !p->http10) {
+        p->active = NULL;
+        pc->next = p->idle;
+        p->idle = pc;
+    }
+    r->total_us = (now - p->t0) / 1000;
+    r->latency_us = (now - (p->start_ns && p->start_ns <= now ? p->start_ns : p->t0)) / 1000;
+    if (p->t_send) r->send_us = p->t_sent > p->t_send ? (p->t_sent - p->t_send) / 1000 : 0;
+    if (p->t_first) r->ttfb_us = (p->t_first - (p->t_sent && p->t_sent < p->t_first ? p->t_sent : p->t_send)) / 1000;
+    if (!p->discard) {
+        if (!r->body) r->body = calloc(1, 1);
+        else r->body[r->body_len] = '\0';
+    }
+    if (p->headers_done || r->nheaders) {
+        r->hbuf = p->hbuf;
+        p->hbuf = NULL;
+        p->hlen = p->hcap = 0;
+    }
+    if (p->dump) dump_exchange(p);
+    call_release(p);
+    p->tmr.cb = on_deliver;
+    if (p->in_request || kind == ERR_CANCELLED)
+        timers_add(p->c->tm, &p->tmr, uv_hrtime()); /* now: deadline 0 would read as "unarmed" */
+    else
+        on_deliver(&p->tmr);
+}
+
+/* ---- request building ---- */
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+static void sb_add(sbuf *b, const char *s, size_t n)
+{
+    if (b->oom) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 1024;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *q = realloc(b->p, cap);
+        if (!q) {
+            b->oom = 1;
+            return;
+        }
+        b->p = q, b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+
+static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0) sb_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+static int has_header(const http_req *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (req->headers[i].name_len == n && !strncasecmp(req->headers[i].name, name, n)) return 1;
+    return 0;
+}
+
+static void sb_basic_auth(sbuf *b, const char *header, const char *userinfo)
+{
+    unsigned char out[400];
+    size_t olen = 0;
+    if (mbedtls_base64_encode(out, sizeof out, &olen, (const unsigned char *)userinfo, strlen(userinfo))) return;
+    sb_printf(b, "%s: Basic %.*s\r\n", header, (int)olen, out);
+}
+
+/* The path part of the target, for cookies. */
+static void target_path(const char *target, char *out, size_t outlen)
+{
+    size_t n = strcspn(target, "?");
+    snprintf(out, outlen, "%.*s", (int)n, target);
+}
+
+static void sb_cookies(http_pool *p, sbuf *b)
+{
+    char path[2048], small[4096];
+    target_path(p->u.target, path, sizeof path);
+    char *buf = small;
+    size_t cap = sizeof small;
+    int n;
+    while ((n = cookie_jar_header(p->jar, p->u.host, path, p->u.tls, (int64_t)time(NULL), buf, cap)) < 0 &&
+           cap < (1u << 20)) {
+        if (buf != small) free(buf);
+        cap *= 4;
+        if (!(buf = malloc(cap))) return;
+    }
+    if (n > 0) {
+        sb_str(b, "Cookie: ");
+        sb_add(b, buf, (size_t)n);
+        sb_str(b, "\r\n");
+    }
+    if (buf != small) free(buf);
+}
+
+/* Format the request (head + body) into p->out. */
+static int build_request(http_pool *p, const http_req *req, const url *proxy)
+{
+    sbuf b = {0};
+    char hosthdr[300];
+    url_host_header(&p->u, hosthdr, sizeof hosthdr);
+    const char *method = req->method && *req->method ? req->method : "GET";
+    sb_str(&b, method);
+    sb_str(&b, " ");
+    if (proxy && !p->u.tls) sb_printf(&b, "http://%s", hosthdr); /* absolute-form for the proxy */
+    sb_str(&b, p->u.target);
+    sb_str(&b, p->http10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
+    if (!has_header(req, "Host")) sb_printf(&b, "Host: %s\r\n", hosthdr);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const http_header *h = &req->headers[i];
+        sb_add(&b, h->name, h->name_len);
+        sb_str(&b, ": ");
+        sb_add(&b, h->value, h->value_len);
+        sb_str(&b, "\r\n");
+    }
+    if (!has_header(req, "User-Agent")) sb_str(&b, "User-Agent: " USER_AGENT "\r\n");
+    int wants_len = req->body_len || req->body || !strcasecmp(method, "POST") || !strcasecmp(method, "PUT") ||
+                    !strcasecmp(method, "PATCH");
+    if (wants_len && !has_header(req, "Content-Length") && !has_header(req, "Transfer-Encoding"))
+        sb_printf(&b, "Content-Length: %zu\r\n", req->body_len);
+    if (p->compression && !has_header(req, "Accept-Encoding")) sb_str(&b, "Accept-Encoding: gzip, deflate\r\n");
+    if (p->u.userinfo[0] && !has_header(req, "Authorization")) sb_basic_auth(&b, "Authorization", p->u.userinfo);
+    if (proxy && !p->u.tls && proxy->userinfo[0]) sb_basic_auth(&b, "Proxy-Authorization", proxy->userinfo);
+    if (!p->no_cookies && !has_header(req, "Cookie")) sb_cookies(p, &b);
+    sb_str(&b, "\r\n");
+    if (b.oom || !(p->out = conn_out_new(b.len + req->body_len))) {
+        free(b.p);
+        return -1;
+    }
+    memcpy(p->out->data, b.p, b.len);
+    if (req->body_len) memcpy(p->out->data + b.len, req->body, req->body_len);
+    p->out->head_len = b.len;
+    free(b.p);
+    return 0;
+}
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+/* Decide the route (proxy or not) and the connection key, then format the request. */
+static int call_prepare(http_pool *p, const http_req *req)
+{
+    char err[200];
+    if (url_parse(req->url, &p->u, err, sizeof err) < 0) {
+        call_finish(p, ERR_URL, "%s", err);
+        return -1;
+    }
+    http_client *c = p->c;
+    const url *proxy = c->proxy[p->u.tls].host[0] ? &c->proxy[p->u.tls] : NULL;
+    if (proxy && no_proxy_match(c->no_proxy, p->u.host)) proxy = NULL;
+    p->tls_ca = dup_or_null(req->tls_ca);
+    p->tls_cert = dup_or_null(req->tls_cert);
+    p->tls_key = dup_or_null(req->tls_key);
+    p->tgt = (conn_target){
+        .host       = p->u.host,
+        .port       = p->u.port,
+        .tls        = p->u.tls,
+        .proxy_host = proxy ? proxy->host : NULL,
+        .proxy_port = proxy ? proxy->port : 0,
+        .proxy_auth = proxy && proxy->userinfo[0] ? proxy->userinfo : NULL,
+        .tls_opts   = {.insecure = req->insecure, .ca = p->tls_ca, .cert = p->tls_cert, .key = p->tls_key},
+    };
+    if (asprintf(&p->key, "%d|%s|%d|%s|%d|%d|%s|%s|%s", p->u.tls, p->u.host, p->u.port, proxy ? proxy->host : "",
+                 proxy ? proxy->port : 0, req->insecure, req->tls_ca ? req->tls_ca : "",
+                 req->tls_cert ? req->tls_cert : "", req->tls_key ? req->tls_key : "") < 0) {
+        p->key = NULL;
+        call_finish(p, ERR_URL, "out of memory");
+        return -1;
+    }
+    if (build_request(p, req, proxy) < 0) {
+        call_finish(p, ERR_URL, "out of memory building the request for %s", req->url);
+        return -1;
+    }
+    return 0;
+}
+
+int http_request(http_pool *p, const http_req *req, http_done_cb cb, void *ud)
+{
+    if (p->busy) return -1;
+    http_client *c = p->c;
+    p->busy = 1, p->finished = 0, p->in_request = 1;
+    p->cb = cb, p->ud = ud;
+    p->t0 = uv_hrtime();
+    p->start_ns = req->start_ns;
+    p->res = calloc(1, sizeof *p->res);
+    if (!p->res) abort(); /* nothing sensible to report through */
+    p->res->url = strdup(req->url ? req->url : "");
+    p->is_head = req->method && !strcasecmp(req->method, "HEAD");
+    p->http10 = req->http10, p->compression = req->compression, p->discard = req->discard_body;
+    p->no_cookies = req->no_cookies;
+    p->max_body = req->max_body ? req->max_body : HTTP_DEFAULT_MAX_BODY;
+    p->retried = 0, p->keep_alive = 0, p->t_send = p->t_sent = p->t_first = 0;
+    p->got_bytes = p->complete = 0;
+    parse_reset(p);
+    int *dl = c->cfg.dump_left;
+    p->dump = dl && __atomic_load_n(dl, __ATOMIC_RELAXED) > 0 && __atomic_sub_fetch(dl, 1, __ATOMIC_RELAXED) >= 0;
+    p->tmr.cb = on_timeout;
+    timers_add(c->tm, &p->tmr, p->t0 + (req->timeout_us ? req->timeout_us : HTTP_DEFAULT_TIMEOUT_US) * 1000);
+    if (call_prepare(p, req) == 0) {
+        pconn *pc = NULL;
+        for (pconn *x = p->idle; x; x = x->next)
+            if (!strcmp(x->key, p->key)) pc = x;
+        if (pc) {
+            idle_remove(p, pc);
+            p->active = pc;
+            conn_get_bytes(pc->c, &p->in0, &p->out0);
+            call_send(p);
+        } else {
+            call_open(p);
+        }
+    }
+    p->in_request = 0;
+    return 0;
+}
+
+void http_cancel(http_pool *p)
+{
+    if (!p->busy || p->finished) return;
+    account_bytes(p);
+    call_finish(p, ERR_CANCELLED, "cancelled (%s)", p->res->url);
+}
+
+void http_res_free(http_res *res)
+{
+    if (!res) return;
+    free(res->headers);
+    free(res->hbuf);
+    free(res->body);
+    free(res->url);
+    free(res);
+}
+
+const char *http_res_header(const http_res *res, const char *name, size_t *len)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < res->nheaders; i++)
+        if (res->headers[i].name_len == n && !strncasecmp(res->headers[i].name, name, n)) {
+            if (len) *len = res->headers[i].value_len;
+            return res->headers[i].value;
+        }
+    return NULL;
+}
+
+/* ---- dump (--http-debug style) ---- */
+
+static void dump_body(const char *b, size_t n, uint64_t total)
+{
+    if (!b || !n) return;
+    size_t k = n < DUMP_BODY_MAX ? n : DUMP_BODY_MAX;
+    fwrite(b, 1, k, stderr);
+    if (total > k) fprintf(stderr, "\n[... %llu more bytes]", (unsigned long long)(total - k));
+    fputc('\n', stderr);
+}
+
+static void dump_exchange(http_pool *p)
+{
+    http_res *r = p->res;
+    flockfile(stderr);
+    fprintf(stderr, "----- loadParrot request %s -----\n", r->url);
+    if (p->out) {
+        fwrite(p->out->data, 1, p->out->head_len, stderr);
+        dump_body(p->out->data + p->out->head_len, p->out->len - p->out->head_len, p->out->len - p->out->head_len);
+    }
+    fprintf(stderr, "----- response -----\n");
+    if (r->status) {
+        fprintf(stderr, "HTTP/1.%d %d\n", r->http_minor, r->status);
+        for (size_t i = 0; i < r->nheaders; i++)
+            fprintf(stderr, "%.*s: %.*s\n", (int)r->headers[i].name_len, r->headers[i].name,
+                    (int)r->headers[i].value_len, r->headers[i].value);
+        fputc('\n', stderr);
+        dump_body(r->body, r->body_len, r->body_bytes);
+    }
+    if (r->err) fprintf(stderr, "error: %s\n", r->errmsg);
+    fprintf(stderr, "----- end (%llu us) -----\n", (unsigned long long)r->total_us);
+    funlockfile(stderr);
+}
+
+/* ---- the parse half: llhttp callbacks, headers, body, decompression ---- */
+
+static int perr(http_pool *p, int kind, const char *msg)
+{
+    if (!p->perr_kind) {
+        p->perr_kind = kind;
+        snprintf(p->perr_msg, sizeof p->perr_msg, "%s (%s)", msg, p->res->url);
+    }
+    return -1;
+}
+
+static void parse_reset(http_pool *p)
+{
+    p->perr_kind = 0;
+    p->hlen = p->nh = 0;
+    p->in_field = p->value_open = p->headers_done = 0;
+    p->body_cap = 0;
+}
+
+static void parse_done(http_pool *p)
+{
+    if (p->z) {
+        inflateEnd(p->z);
+        free(p->z);
+        p->z = NULL;
+    }
+}
+
+static int hdr_add(http_pool *p, const char *at, size_t n)
+{
+    if (p->hlen + n + 1 > HTTP_MAX_HEADER_BYTES)
+        return perr(p, ERR_TOO_LARGE, "response headers over 64 KB");
+    if (p->hlen + n + 1 > p->hcap) {
+        size_t cap = p->hcap ? p->hcap * 2 : 2048;
+        while (cap < p->hlen + n + 1) cap *= 2;
+        char *q = realloc(p->hbuf, cap);
+        if (!q) return perr(p, ERR_TOO_LARGE, "out of memory for headers");
+        p->hbuf = q, p->hcap = cap;
+    }
+    memcpy(p->hbuf + p->hlen, at, n);
+    p->hlen += n;
+    return 0;
+}
+
+static int value_close(http_pool *p)
+{
+    if (!p->value_open) return 0;
+    p->value_open = 0;
+    hdr_off *o = &p->hoffs[p->nh - 1];
+    o->value_len = p->hlen - o->value;
+    return hdr_add(p, "", 1);
+}
+
+static int on_message_begin(llhttp_t *h)
+{
+    http_pool *p = h->data;
+    p->hlen = p->nh = 0; /* after a 1xx, the final response starts afresh */
+    p->in_field = p->value_open = p->headers_done = 0;
+    return 0;
+}
+
+static int on_header_field(llhttp_t *h, const char *at, size_t n)
+{
+    http_pool *p = h->data;
+    if (p->headers_done) return 0; /* trailers are not kept */
+    if (!p->in_field) {
+        if (value_close(p) < 0) return -1;
+        if (p->nh == p->hoffs_cap) {
+            size_t cap = p->hoffs_cap ? p->hoffs_cap * 2 : 32;
+            hdr_off *q = realloc(p->hoffs, cap * sizeof *q);
+            if (!q) return perr(p, ERR_TOO_LARGE, "out of memory for headers");
+            p->hoffs = q, p->hoffs_cap = cap;
+        }
+        p->hoffs[p->nh++] = (hdr_off){.name = p->hlen};
+        p->in_field = 1;
+    }
+    return hdr_add(p, at, n);
+}
+
+static int on_header_field_complete(llhttp_t *h)
+{
+    http_pool *p = h->data;
+    if (p->headers_done || !p->in_field) return 0;
+    hdr_off *o = &p->hoffs[p->nh - 1];
+    o->name_len = p->hlen - o->name;
+    p->in_field = 0;
+    if (hdr_add(p, "", 1) < 0) return -1;
+    o->value = p->hlen;
+    p->value_open = 1;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *h, const char *at, size_t n)
+{
+    http_pool *p = h->data;
+    if (p->headers_done || !p->value_open) return 0;
+    return hdr_add(p, at, n);
+}
+
+static int on_header_value_complete(llhttp_t *h)
+{
+    http_pool *p = h->data;
+    if (p->headers_done) return 0;
+    return value_close(p);
+}
+
+static int on_status(llhttp_t *h, const char *at, size_t n)
+{
+    (void)at;
+    http_pool *p = h->data;
+    if (n > HTTP_MAX_HEADER_BYTES) return perr(p, ERR_TOO_LARGE, "response status line over 64 KB");
+    return 0;
+}
+
+/* Headers are final: point res->headers into hbuf, store cookies, set up decoding. */
+static int headers_publish(http_pool *p)
+{
+    http_res *r = p->res;
+    free(r->headers);
+    r->headers = p->nh ? calloc(p->nh, sizeof *r->headers) : NULL;
+    if (p->nh && !r->headers) return perr(p, ERR_TOO_LARGE, "out of memory for headers");
+    r->nheaders = p->nh;
+    char path[2048];
+    target_path(p->u.target, path, sizeof path);
+    for (size_t i = 0; i < p->nh; i++) {
+        http_header *hd = &r->headers[i];
+        hd->name = p->hbuf + p->hoffs[i].name, hd->name_len = p->hoffs[i].name_len;
+        hd->value = p->hbuf + p->hoffs[i].value, hd->value_len = p->hoffs[i].value_len;
+        if (!p->no_cookies && hd->name_len == 10 && !strncasecmp(hd->name, "Set-Cookie", 10))
+            cookie_jar_set(p->jar, p->u.host, path, p->u.tls, hd->value, hd->value_len, (int64_t)time(NULL));
+    }
+    size_t elen = 0;
+    const char *enc = http_res_header(r, "Content-Encoding", &elen);
+    int gzip = enc && ((elen == 4 && !strncasecmp(enc, "gzip", 4)) || (elen == 6 && !strncasecmp(enc, "x-gzip", 6)));
+    int deflate = enc && elen == 7 && !strncasecmp(enc, "deflate", 7);
+    if (p->compression && !p->discard && !p->is_head && (gzip || deflate)) {
+        p->z = calloc(1, sizeof *p->z);
+        if (!p->z || inflateInit2(p->z, 15 + 32) != Z_OK) {
+            free(p->z);
+            p->z = NULL;
+            return perr(p, ERR_PROTOCOL, "zlib init failed");
+        }
+        p->z_fallback_ok = deflate; /* some servers send raw deflate without the zlib header */
+    }
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *h)
+{
+    http_pool *p = h->data;
+    if (value_close(p) < 0) return -1;
+    int st = h->status_code;
+    if (st == 101) return perr(p, ERR_PROTOCOL, "101 Switching Protocols is not supported");
+    if (st >= 100 && st < 200) return 0; /* informational: llhttp knows it has no body */
+    p->headers_done = 1;
+    p->res->status = st;
+    p->res->http_minor = h->http_minor;
+    if (headers_publish(p) < 0) return -1;
+    return p->is_head ? 1 : 0;
+}
+
+static void body_keep(http_pool *p, const char *d, size_t n)
+{
+    http_res *r = p->res;
+    if (r->body_len + n > p->max_body) {
+        r->truncated = 1;
+        n = p->max_body - r->body_len;
+    }
+    if (!n) return;
+    if (r->body_len + n + 1 > p->body_cap) {
+        size_t cap = p->body_cap ? p->body_cap * 2 : 4096;
+        while (cap < r->body_len + n + 1) cap *= 2;
+        if (cap > p->max_body + 1) cap = p->max_body + 1;
+        char *q = realloc(r->body, cap);
+        if (!q) {
+            r->truncated = 1;
+            return;
+        }
+        r->body = q, p->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, d, n);
+    r->body_len += n;
+}
+
+static int body_inflate(http_pool *p, const char *at, size_t n)
+{
+    z_stream *z = p->z;
+    char out[16384];
+    z->next_in = (Bytef *)at;
+    z->avail_in = (uInt)n;
+    while (z->avail_in) {
+        z->next_out = (Bytef *)out;
+        z->avail_out = sizeof out;
+        int rc = inflate(z, Z_NO_FLUSH);
+        if (rc == Z_DATA_ERROR && p->z_fallback_ok && z->total_out == 0) {
+            p->z_fallback_ok = 0; /* retry this first chunk as raw deflate */
+            if (inflateReset2(z, -15) != Z_OK) return perr(p, ERR_PROTOCOL, "zlib reset failed");
+            z->next_in = (Bytef *)at;
+            z->avail_in = (uInt)n;
+            continue;
+        }
+        if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR)
+            return perr(p, ERR_PROTOCOL, z->msg ? z->msg : "corrupt compressed body");
+        p->z_fallback_ok = 0;
+        body_keep(p, out, sizeof out - z->avail_out);
+        if (rc == Z_STREAM_END || (rc == Z_BUF_ERROR && z->avail_out)) break;
+    }
+    return 0;
+}
+
+static int on_body(llhttp_t *h, const char *at, size_t n)
+{
+    http_pool *p = h->data;
+    p->res->body_bytes += n;
+    if (p->discard) return 0;
+    if (p->z) return body_inflate(p, at, n);
+    body_keep(p, at, n);
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *h)
+{
+    http_pool *p = h->data;
+    if (h->status_code >= 100 && h->status_code < 200) return 0; /* read on: the final response follows */
+    p->complete = 1;
+    p->keep_alive = llhttp_should_keep_alive(h);
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t parser_settings = {
+    .on_message_begin         = on_message_begin,
+    .on_status                = on_status,
+    .on_header_field          = on_header_field,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value          = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete      = on_headers_complete,
+    .on_body                  = on_body,
+    .on_message_complete      = on_message_complete,
+};
