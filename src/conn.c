@@ -17,9 +17,9 @@ enum { C_RESOLVING, C_CONNECTING, C_TUNNEL, C_HANDSHAKE, C_READY };
 
 /* The transport's half of the state machine: how bytes become plaintext and back. */
 typedef struct sock_ops {
-    void (*established)(conn *c);                          /* TCP (and tunnel) up */
+    void (*established)(conn *c);                         /* TCP (and tunnel) up */
     void (*readable)(conn *c, const char *buf, size_t n); /* bytes from the socket */
-    int (*write)(conn *c, conn_out *o);                    /* application bytes out */
+    int (*write)(conn *c, conn_out *o);                   /* application bytes out */
 } sock_ops;
 
 struct conn {
@@ -29,20 +29,20 @@ struct conn {
     const sock_ops *ops;
     uv_tcp_t tcp; /* always initialized; its close callback frees the conn */
     uv_connect_t creq;
-    timer_entry tmr;   /* connect timeout, or a deferred failure */
+    timer_entry tmr; /* connect timeout, or a deferred failure */
     int state, closed, retrying;
     char *host, *proxy_host, *proxy_auth; /* owned */
     int port, proxy_port;
-    tls_opts tls_opts;            /* owned strings */
-    dns_query *dq;                /* running lookup, or NULL */
+    tls_opts tls_opts; /* owned strings */
+    dns_query *dq;     /* running lookup, or NULL */
     dns_result addrs;
-    size_t ai;                    /* address being tried */
-    int last_err;                 /* libuv error of the last connect attempt */
-    tls_conn *tls;                /* owned; NULL for plain */
-    llhttp_t *tunnel;             /* owned while reading the proxy's CONNECT answer */
+    size_t ai;        /* address being tried */
+    int last_err;     /* libuv error of the last connect attempt */
+    tls_conn *tls;    /* owned; NULL for plain */
+    llhttp_t *tunnel; /* owned while reading the proxy's CONNECT answer */
     uint64_t t0, bytes_in, bytes_out;
     conn_times times;
-    int pending_kind;             /* a failure found inside conn_open, delivered from the loop */
+    int pending_kind; /* a failure found inside conn_open, delivered from the loop */
     char pending_msg[160];
     char peer[64];
 };
@@ -172,7 +172,8 @@ static int raw_write(conn *c, conn_out *o, char *raw, size_t rawlen, int notify)
     unsigned n = 0;
     if (o) {
         bufs[n++] = uv_buf_init(o->data, (unsigned)o->head_len);
-        if (o->len > o->head_len) bufs[n++] = uv_buf_init(o->data + o->head_len, (unsigned)(o->len - o->head_len));
+        if (o->len > o->head_len)
+            bufs[n++] = uv_buf_init(o->data + o->head_len, (unsigned)(o->len - o->head_len));
         o->refs++;
         c->bytes_out += o->len;
     } else {
@@ -206,8 +207,8 @@ static int plain_write(conn *c, conn_out *o) { return raw_write(c, o, NULL, 0, 1
 
 static const sock_ops plain_ops = {
     .established = plain_established,
-    .readable    = plain_readable,
-    .write       = plain_write,
+    .readable = plain_readable,
+    .write = plain_write,
 };
 
 /* ---- TLS (mbedTLS fed from uv reads; its output queued to uv_write) ---- */
@@ -292,8 +293,8 @@ static int tls_write(conn *c, conn_out *o)
 
 static const sock_ops tls_ops = {
     .established = tls_established,
-    .readable    = tls_readable,
-    .write       = tls_write,
+    .readable = tls_readable,
+    .write = tls_write,
 };
 
 /* ---- proxy CONNECT tunnel ---- */

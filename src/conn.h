@@ -17,19 +17,19 @@
 typedef struct conn_ctx {
     uv_loop_t *loop;
     timers *tm;
-    dns_cache *dns;           /* owned by the HTTP client */
-    tls_client *tls;          /* owned by the HTTP client; NULL until the first https connection */
+    dns_cache *dns;                   /* owned by the HTTP client */
+    tls_client *tls;                  /* owned by the HTTP client; NULL until the first https connection */
     struct sockaddr_storage *sources; /* owned array of local addresses to bind, port 0 */
     size_t nsources, next_source;
     uint64_t connect_timeout_ns;
-    char *rbuf;               /* owned: the read buffer every connection of the thread reuses */
+    char *rbuf; /* owned: the read buffer every connection of the thread reuses */
     size_t rbuf_len;
     uint64_t connections, tls_handshakes, tls_resumed; /* counters */
 } conn_ctx;
 
 /* Where to connect. Strings are copied by conn_open. */
 typedef struct conn_target {
-    const char *host;       /* origin host (SNI, CONNECT target) */
+    const char *host; /* origin host (SNI, CONNECT target) */
     int port;
     int tls;
     const char *proxy_host; /* NULL: direct */

@@ -13,9 +13,9 @@
 /* A cached (or pinned) answer for one host; the port is applied per query. Owned by the cache. */
 typedef struct dns_entry {
     struct dns_entry *next;
-    char *host;        /* owned */
-    int pin_port;      /* pins only: the port the pin applies to */
-    int pinned;        /* never expires */
+    char *host;   /* owned */
+    int pin_port; /* pins only: the port the pin applies to */
+    int pinned;   /* never expires */
     uint64_t expires_ns;
     dns_result r;
 } dns_entry;
@@ -41,7 +41,7 @@ typedef struct dns_lookup {
 struct dns_cache {
     uv_loop_t *loop;
     uint64_t ttl_ns;
-    dns_entry *entries; /* owned list */
+    dns_entry *entries;  /* owned list */
     dns_lookup *running; /* not owned: each lookup frees itself */
 };
 
@@ -90,7 +90,8 @@ static int add_pin(dns_cache *d, const char *pin)
     char host[256];
     size_t hl = (size_t)(c1 - pin);
     if (hl >= sizeof host) return -1;
-    for (size_t i = 0; i < hl; i++) host[i] = (char)tolower((unsigned char)pin[i]);
+    for (size_t i = 0; i < hl; i++)
+        host[i] = (char)tolower((unsigned char)pin[i]);
     host[hl] = '\0';
     struct sockaddr_storage ss;
     if (parse_literal(c2 + 1, strlen(c2 + 1), &ss) < 0) return -1;
@@ -129,7 +130,8 @@ void dns_cache_free(dns_cache *d)
     for (dns_lookup *lk = d->running; lk; lk = lk->next) {
         lk->d = NULL;
         uv_cancel((uv_req_t *)&lk->req);
-        for (dns_query *q = lk->waiters; q; q = q->next) q->cb = NULL;
+        for (dns_query *q = lk->waiters; q; q = q->next)
+            q->cb = NULL;
     }
     while (d->entries) {
         dns_entry *e = d->entries;
@@ -143,7 +145,8 @@ void dns_cache_free(dns_cache *d)
 static void copy_result(dns_result *out, const dns_result *in, int port)
 {
     *out = *in;
-    for (size_t i = 0; i < out->n; i++) set_port(&out->addr[i], port);
+    for (size_t i = 0; i < out->n; i++)
+        set_port(&out->addr[i], port);
 }
 
 /* The cached entry for host (a pin for host:port first), dropping expired ones on the way. */
@@ -185,7 +188,10 @@ static void on_getaddrinfo(uv_getaddrinfo_t *req, int status, struct addrinfo *r
     if (status == 0 && r.n == 0) status = UV_EAI_NODATA;
     dns_cache *d = lk->d;
     if (d) {
-        if (lk->prev) lk->prev->next = lk->next; else d->running = lk->next;
+        if (lk->prev)
+            lk->prev->next = lk->next;
+        else
+            d->running = lk->next;
         if (lk->next) lk->next->prev = lk->prev;
         if (status == 0 && d->ttl_ns) {
             dns_entry *e = entry_add(d, lk->host);
@@ -209,7 +215,8 @@ static void on_getaddrinfo(uv_getaddrinfo_t *req, int status, struct addrinfo *r
     free(lk);
 }
 
-int dns_resolve(dns_cache *d, const char *host, int port, dns_result *out, dns_query **qp, dns_cb cb, void *ud)
+int dns_resolve(dns_cache *d, const char *host, int port, dns_result *out, dns_query **qp, dns_cb cb,
+                void *ud)
 {
     struct sockaddr_storage ss;
     if (parse_literal(host, strlen(host), &ss) == 0) {

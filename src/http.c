@@ -11,9 +11,9 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <zlib.h>
 
 #include "conn.h"
+#include "http_msg.h"
 #include "dns.h"
 #include "stats.h"
 #include "tls.h"
@@ -35,22 +35,18 @@ struct http_client {
 typedef struct pconn {
     struct pconn *next;
     http_pool *p;
-    conn *c;      /* closed and dropped with the pconn */
-    char *key;    /* owned: origin key */
+    conn *c;   /* closed and dropped with the pconn */
+    char *key; /* owned: origin key */
     llhttp_t parser;
     unsigned requests; /* exchanges started on it */
 } pconn;
 
-typedef struct hdr_off {
-    size_t name, name_len, value, value_len;
-} hdr_off;
-
 struct http_pool {
     http_client *c;
-    cookie_jar *jar;   /* owned */
-    pconn *idle;       /* owned list */
-    pconn *active;     /* owned: the connection of the request in flight */
-    timer_entry tmr;   /* request timeout, then the deferred delivery */
+    cookie_jar *jar; /* owned */
+    pconn *idle;     /* owned list */
+    pconn *active;   /* owned: the connection of the request in flight */
+    timer_entry tmr; /* request timeout, then the deferred delivery */
     /* The request in flight (busy). Everything here is owned by the pool until delivery. */
     int busy, finished, in_request;
     http_done_cb cb;
@@ -61,30 +57,16 @@ struct http_pool {
     char *tls_ca, *tls_cert, *tls_key;
     conn_target tgt; /* strings point into u, the client's proxy and the tls_* copies */
     conn_out *out;   /* one reference */
-    unsigned is_head : 1, http10 : 1, compression : 1, discard : 1, no_cookies : 1, dump : 1;
-    size_t max_body;
+    unsigned http10 : 1, no_cookies : 1, dump : 1;
     uint64_t t0, start_ns, t_send, t_sent, t_first;
     uint64_t in0, out0; /* active connection's byte counters when it was taken */
-    int retried, got_bytes, complete, keep_alive, reused;
-    /* Response parsing state (the parse half). */
-    int perr_kind;
-    char perr_msg[160];
-    char *hbuf; /* goes to res->hbuf */
-    size_t hlen, hcap;
-    hdr_off *hoffs; /* owned, reused */
-    size_t nh, hoffs_cap;
-    int in_field, value_open, headers_done;
-    size_t body_cap;
-    z_stream *z; /* owned while decoding */
-    int z_fallback_ok;
+    int retried, got_bytes, reused;
+    http_msg msg; /* the response reader, reused */
 };
 
-static const llhttp_settings_t parser_settings;
 static void call_finish(http_pool *p, int kind, const char *fmt, ...);
 static void call_send(http_pool *p);
 static void call_open(http_pool *p);
-static void parse_reset(http_pool *p);
-static void parse_done(http_pool *p);
 
 /* ---- client ---- */
 
@@ -126,7 +108,8 @@ static int client_proxies(http_client *c, char *err, size_t errlen)
 static int client_sources(http_client *c, char *err, size_t errlen)
 {
     size_t n = 0;
-    while (c->cfg.sources && c->cfg.sources[n]) n++;
+    while (c->cfg.sources && c->cfg.sources[n])
+        n++;
     if (!n) return 0;
     c->cx.sources = calloc(n, sizeof *c->cx.sources);
     if (!c->cx.sources) return -1;
@@ -138,7 +121,8 @@ static int client_sources(http_client *c, char *err, size_t errlen)
         snprintf(ip, sizeof ip, "%.*s", (int)l, s);
         struct sockaddr_storage *ss = &c->cx.sources[i];
         if (uv_ip4_addr(ip, 0, (struct sockaddr_in *)ss) && uv_ip6_addr(ip, 0, (struct sockaddr_in6 *)ss)) {
-            snprintf(err, errlen, "bad source address \"%s\": want an IPv4 or IPv6 literal", c->cfg.sources[i]);
+            snprintf(err, errlen, "bad source address \"%s\": want an IPv4 or IPv6 literal",
+                     c->cfg.sources[i]);
             return -1;
         }
     }
@@ -146,7 +130,8 @@ static int client_sources(http_client *c, char *err, size_t errlen)
     return 0;
 }
 
-http_client *http_client_new(uv_loop_t *loop, timers *tm, const http_client_config *cfg, char *err, size_t errlen)
+http_client *http_client_new(uv_loop_t *loop, timers *tm, const http_client_config *cfg, char *err,
+                             size_t errlen)
 {
     http_client *c = calloc(1, sizeof *c);
     if (!c) {
@@ -267,7 +252,7 @@ static void call_release(http_pool *p)
     url_free(&p->u);
     free(p->key), free(p->tls_ca), free(p->tls_cert), free(p->tls_key);
     p->key = p->tls_ca = p->tls_cert = p->tls_key = NULL;
-    parse_done(p);
+    http_msg_finish(&p->msg);
 }
 
 void http_pool_free(http_pool *p)
@@ -277,10 +262,9 @@ void http_pool_free(http_pool *p)
         call_release(p);
         http_res_free(p->res);
     }
-    free(p->hbuf);
+    http_msg_free(&p->msg);
     http_pool_close_idle(p);
     cookie_jar_free(p->jar);
-    free(p->hoffs);
     free(p);
 }
 
@@ -360,17 +344,17 @@ static void ev_end(conn *c, void *ud, int uverr)
         pconn_drop(pc);
         return;
     }
-    if (uverr == 0 && p->got_bytes && !p->perr_kind) {
+    if (uverr == 0 && p->got_bytes && !p->msg.err_kind) {
         llhttp_finish(&pc->parser); /* completes a close-delimited body */
-        if (p->complete) {
-            p->keep_alive = 0;
+        if (p->msg.complete) {
+            p->msg.keep_alive = 0;
             account_bytes(p);
             call_finish(p, ERR_NONE, NULL);
             return;
         }
     }
-    if (p->perr_kind) {
-        call_finish(p, p->perr_kind, "%s", p->perr_msg);
+    if (p->msg.err_kind) {
+        call_finish(p, p->msg.err_kind, "%s", p->msg.err_msg);
         return;
     }
     conn_lost(p, uverr);
@@ -393,23 +377,23 @@ static void ev_data(conn *c, void *ud, const char *buf, size_t n)
     llhttp_errno_t e = llhttp_execute(&pc->parser, buf, n);
     if (e == HPE_OK) return;
     account_bytes(p);
-    if (e == HPE_PAUSED && p->complete) {
-        if (llhttp_get_error_pos(&pc->parser) != buf + n) p->keep_alive = 0; /* extra bytes: unsafe */
+    if (e == HPE_PAUSED && p->msg.complete) {
+        if (llhttp_get_error_pos(&pc->parser) != buf + n) p->msg.keep_alive = 0; /* extra bytes: unsafe */
         call_finish(p, ERR_NONE, NULL);
-    } else if (p->perr_kind) {
-        call_finish(p, p->perr_kind, "%s", p->perr_msg);
+    } else if (p->msg.err_kind) {
+        call_finish(p, p->msg.err_kind, "%s", p->msg.err_msg);
     } else {
-        call_finish(p, ERR_PROTOCOL, "bad response from %s: %s (%s)", p->u.host, llhttp_get_error_reason(&pc->parser),
-                    llhttp_errno_name(e));
+        call_finish(p, ERR_PROTOCOL, "bad response from %s: %s (%s)", p->u.host,
+                    llhttp_get_error_reason(&pc->parser), llhttp_errno_name(e));
     }
 }
 
 static const conn_events events = {
     .ready = ev_ready,
-    .data  = ev_data,
-    .end   = ev_end,
-    .fail  = ev_fail,
-    .sent  = ev_sent,
+    .data = ev_data,
+    .end = ev_end,
+    .fail = ev_fail,
+    .sent = ev_sent,
 };
 
 /* ---- the request in flight ---- */
@@ -424,8 +408,8 @@ static void call_open(http_pool *p)
         return;
     }
     pc->p = p;
-    llhttp_init(&pc->parser, HTTP_RESPONSE, &parser_settings);
-    pc->parser.data = p;
+    llhttp_init(&pc->parser, HTTP_RESPONSE, &http_msg_settings);
+    pc->parser.data = &p->msg;
     p->active = pc;
     p->in0 = p->out0 = 0;
     p->reused = 0;
@@ -445,8 +429,8 @@ static void call_send(http_pool *p)
     p->res->reused = p->reused;
     pc->requests++;
     llhttp_reset(&pc->parser);
-    parse_reset(p);
-    p->got_bytes = p->complete = 0;
+    http_msg_start(&p->msg);
+    p->got_bytes = 0;
     p->t_send = uv_hrtime();
     p->t_sent = 0;
     int rc = conn_write(pc->c, p->out);
@@ -494,7 +478,7 @@ static void call_finish(http_pool *p, int kind, const char *fmt, ...)
         va_end(ap);
     }
     pconn *pc = p->active;
-    if (pc && kind == ERR_NONE && p->keep_alive && !p->http10) {
+    if (pc && kind == ERR_NONE && p->msg.keep_alive && !p->http10) {
         p->active = NULL;
         pc->next = p->idle;
         p->idle = pc;
@@ -502,16 +486,8 @@ static void call_finish(http_pool *p, int kind, const char *fmt, ...)
     r->total_us = (now - p->t0) / 1000;
     r->latency_us = (now - (p->start_ns && p->start_ns <= now ? p->start_ns : p->t0)) / 1000;
     if (p->t_send) r->send_us = p->t_sent > p->t_send ? (p->t_sent - p->t_send) / 1000 : 0;
-    if (p->t_first) r->ttfb_us = (p->t_first - (p->t_sent && p->t_sent < p->t_first ? p->t_sent : p->t_send)) / 1000;
-    if (!p->discard) {
-        if (!r->body) r->body = calloc(1, 1);
-        else r->body[r->body_len] = '\0';
-    }
-    if (p->headers_done || r->nheaders) {
-        r->hbuf = p->hbuf;
-        p->hbuf = NULL;
-        p->hlen = p->hcap = 0;
-    }
+    if (p->t_first)
+        r->ttfb_us = (p->t_first - (p->t_sent && p->t_sent < p->t_first ? p->t_sent : p->t_send)) / 1000;
     if (p->dump) dump_exchange(p);
     call_release(p);
     p->tmr.cb = on_deliver;
@@ -534,7 +510,8 @@ static void sb_add(sbuf *b, const char *s, size_t n)
     if (b->oom) return;
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 1024;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         char *q = realloc(b->p, cap);
         if (!q) {
             b->oom = 1;
@@ -571,7 +548,8 @@ static void sb_basic_auth(sbuf *b, const char *header, const char *userinfo)
 {
     unsigned char out[400];
     size_t olen = 0;
-    if (mbedtls_base64_encode(out, sizeof out, &olen, (const unsigned char *)userinfo, strlen(userinfo))) return;
+    if (mbedtls_base64_encode(out, sizeof out, &olen, (const unsigned char *)userinfo, strlen(userinfo)))
+        return;
     sb_printf(b, "%s: Basic %.*s\r\n", header, (int)olen, out);
 }
 
@@ -628,8 +606,10 @@ static int build_request(http_pool *p, const http_req *req, const url *proxy)
                     !strcasecmp(method, "PATCH");
     if (wants_len && !has_header(req, "Content-Length") && !has_header(req, "Transfer-Encoding"))
         sb_printf(&b, "Content-Length: %zu\r\n", req->body_len);
-    if (p->compression && !has_header(req, "Accept-Encoding")) sb_str(&b, "Accept-Encoding: gzip, deflate\r\n");
-    if (p->u.userinfo[0] && !has_header(req, "Authorization")) sb_basic_auth(&b, "Authorization", p->u.userinfo);
+    if (p->msg.compression && !has_header(req, "Accept-Encoding"))
+        sb_str(&b, "Accept-Encoding: gzip, deflate\r\n");
+    if (p->u.userinfo[0] && !has_header(req, "Authorization"))
+        sb_basic_auth(&b, "Authorization", p->u.userinfo);
     if (proxy && !p->u.tls && proxy->userinfo[0]) sb_basic_auth(&b, "Proxy-Authorization", proxy->userinfo);
     if (!p->no_cookies && !has_header(req, "Cookie")) sb_cookies(p, &b);
     sb_str(&b, "\r\n");
@@ -654,6 +634,7 @@ static int call_prepare(http_pool *p, const http_req *req)
         call_finish(p, ERR_URL, "%s", err);
         return -1;
     }
+    p->msg.host = p->u.host, p->msg.target = p->u.target, p->msg.secure = p->u.tls;
     http_client *c = p->c;
     const url *proxy = c->proxy[p->u.tls].host[0] ? &c->proxy[p->u.tls] : NULL;
     if (proxy && no_proxy_match(c->no_proxy, p->u.host)) proxy = NULL;
@@ -661,17 +642,18 @@ static int call_prepare(http_pool *p, const http_req *req)
     p->tls_cert = dup_or_null(req->tls_cert);
     p->tls_key = dup_or_null(req->tls_key);
     p->tgt = (conn_target){
-        .host       = p->u.host,
-        .port       = p->u.port,
-        .tls        = p->u.tls,
+        .host = p->u.host,
+        .port = p->u.port,
+        .tls = p->u.tls,
         .proxy_host = proxy ? proxy->host : NULL,
         .proxy_port = proxy ? proxy->port : 0,
         .proxy_auth = proxy && proxy->userinfo[0] ? proxy->userinfo : NULL,
-        .tls_opts   = {.insecure = req->insecure, .ca = p->tls_ca, .cert = p->tls_cert, .key = p->tls_key},
+        .tls_opts = {.insecure = req->insecure, .ca = p->tls_ca, .cert = p->tls_cert, .key = p->tls_key},
     };
-    if (asprintf(&p->key, "%d|%s|%d|%s|%d|%d|%s|%s|%s", p->u.tls, p->u.host, p->u.port, proxy ? proxy->host : "",
-                 proxy ? proxy->port : 0, req->insecure, req->tls_ca ? req->tls_ca : "",
-                 req->tls_cert ? req->tls_cert : "", req->tls_key ? req->tls_key : "") < 0) {
+    if (asprintf(&p->key, "%d|%s|%d|%s|%d|%d|%s|%s|%s", p->u.tls, p->u.host, p->u.port,
+                 proxy ? proxy->host : "", proxy ? proxy->port : 0, req->insecure,
+                 req->tls_ca ? req->tls_ca : "", req->tls_cert ? req->tls_cert : "",
+                 req->tls_key ? req->tls_key : "") < 0) {
         p->key = NULL;
         call_finish(p, ERR_URL, "out of memory");
         return -1;
@@ -694,15 +676,19 @@ int http_request(http_pool *p, const http_req *req, http_done_cb cb, void *ud)
     p->res = calloc(1, sizeof *p->res);
     if (!p->res) abort(); /* nothing sensible to report through */
     p->res->url = strdup(req->url ? req->url : "");
-    p->is_head = req->method && !strcasecmp(req->method, "HEAD");
-    p->http10 = req->http10, p->compression = req->compression, p->discard = req->discard_body;
-    p->no_cookies = req->no_cookies;
-    p->max_body = req->max_body ? req->max_body : HTTP_DEFAULT_MAX_BODY;
-    p->retried = 0, p->keep_alive = 0, p->t_send = p->t_sent = p->t_first = 0;
-    p->got_bytes = p->complete = 0;
-    parse_reset(p);
+    p->http10 = req->http10, p->no_cookies = req->no_cookies;
+    p->retried = 0, p->t_send = p->t_sent = p->t_first = 0, p->got_bytes = 0;
+    http_msg *m = &p->msg;
+    m->res = p->res;
+    m->jar = req->no_cookies ? NULL : p->jar;
+    m->host = m->target = ""; /* set once the URL parsed */
+    m->max_body = req->max_body ? req->max_body : HTTP_DEFAULT_MAX_BODY;
+    m->is_head = req->method && !strcasecmp(req->method, "HEAD");
+    m->compression = req->compression, m->discard = req->discard_body;
+    http_msg_start(m);
     int *dl = c->cfg.dump_left;
-    p->dump = dl && __atomic_load_n(dl, __ATOMIC_RELAXED) > 0 && __atomic_sub_fetch(dl, 1, __ATOMIC_RELAXED) >= 0;
+    p->dump =
+        dl && __atomic_load_n(dl, __ATOMIC_RELAXED) > 0 && __atomic_sub_fetch(dl, 1, __ATOMIC_RELAXED) >= 0;
     p->tmr.cb = on_timeout;
     timers_add(c->tm, &p->tmr, p->t0 + (req->timeout_us ? req->timeout_us : HTTP_DEFAULT_TIMEOUT_US) * 1000);
     if (call_prepare(p, req) == 0) {
@@ -768,7 +754,8 @@ static void dump_exchange(http_pool *p)
     fprintf(stderr, "----- loadParrot request %s -----\n", r->url);
     if (p->out) {
         fwrite(p->out->data, 1, p->out->head_len, stderr);
-        dump_body(p->out->data + p->out->head_len, p->out->len - p->out->head_len, p->out->len - p->out->head_len);
+        dump_body(p->out->data + p->out->head_len, p->out->len - p->out->head_len,
+                  p->out->len - p->out->head_len);
     }
     fprintf(stderr, "----- response -----\n");
     if (r->status) {
@@ -783,244 +770,3 @@ static void dump_exchange(http_pool *p)
     fprintf(stderr, "----- end (%llu us) -----\n", (unsigned long long)r->total_us);
     funlockfile(stderr);
 }
-
-/* ---- the parse half: llhttp callbacks, headers, body, decompression ---- */
-
-static int perr(http_pool *p, int kind, const char *msg)
-{
-    if (!p->perr_kind) {
-        p->perr_kind = kind;
-        snprintf(p->perr_msg, sizeof p->perr_msg, "%s (%s)", msg, p->res->url);
-    }
-    return -1;
-}
-
-static void parse_reset(http_pool *p)
-{
-    p->perr_kind = 0;
-    p->hlen = p->nh = 0;
-    p->in_field = p->value_open = p->headers_done = 0;
-    p->body_cap = 0;
-}
-
-static void parse_done(http_pool *p)
-{
-    if (p->z) {
-        inflateEnd(p->z);
-        free(p->z);
-        p->z = NULL;
-    }
-}
-
-static int hdr_add(http_pool *p, const char *at, size_t n)
-{
-    if (p->hlen + n + 1 > HTTP_MAX_HEADER_BYTES)
-        return perr(p, ERR_TOO_LARGE, "response headers over 64 KB");
-    if (p->hlen + n + 1 > p->hcap) {
-        size_t cap = p->hcap ? p->hcap * 2 : 2048;
-        while (cap < p->hlen + n + 1) cap *= 2;
-        char *q = realloc(p->hbuf, cap);
-        if (!q) return perr(p, ERR_TOO_LARGE, "out of memory for headers");
-        p->hbuf = q, p->hcap = cap;
-    }
-    memcpy(p->hbuf + p->hlen, at, n);
-    p->hlen += n;
-    return 0;
-}
-
-static int value_close(http_pool *p)
-{
-    if (!p->value_open) return 0;
-    p->value_open = 0;
-    hdr_off *o = &p->hoffs[p->nh - 1];
-    o->value_len = p->hlen - o->value;
-    return hdr_add(p, "", 1);
-}
-
-static int on_message_begin(llhttp_t *h)
-{
-    http_pool *p = h->data;
-    p->hlen = p->nh = 0; /* after a 1xx, the final response starts afresh */
-    p->in_field = p->value_open = p->headers_done = 0;
-    return 0;
-}
-
-static int on_header_field(llhttp_t *h, const char *at, size_t n)
-{
-    http_pool *p = h->data;
-    if (p->headers_done) return 0; /* trailers are not kept */
-    if (!p->in_field) {
-        if (value_close(p) < 0) return -1;
-        if (p->nh == p->hoffs_cap) {
-            size_t cap = p->hoffs_cap ? p->hoffs_cap * 2 : 32;
-            hdr_off *q = realloc(p->hoffs, cap * sizeof *q);
-            if (!q) return perr(p, ERR_TOO_LARGE, "out of memory for headers");
-            p->hoffs = q, p->hoffs_cap = cap;
-        }
-        p->hoffs[p->nh++] = (hdr_off){.name = p->hlen};
-        p->in_field = 1;
-    }
-    return hdr_add(p, at, n);
-}
-
-static int on_header_field_complete(llhttp_t *h)
-{
-    http_pool *p = h->data;
-    if (p->headers_done || !p->in_field) return 0;
-    hdr_off *o = &p->hoffs[p->nh - 1];
-    o->name_len = p->hlen - o->name;
-    p->in_field = 0;
-    if (hdr_add(p, "", 1) < 0) return -1;
-    o->value = p->hlen;
-    p->value_open = 1;
-    return 0;
-}
-
-static int on_header_value(llhttp_t *h, const char *at, size_t n)
-{
-    http_pool *p = h->data;
-    if (p->headers_done || !p->value_open) return 0;
-    return hdr_add(p, at, n);
-}
-
-static int on_header_value_complete(llhttp_t *h)
-{
-    http_pool *p = h->data;
-    if (p->headers_done) return 0;
-    return value_close(p);
-}
-
-static int on_status(llhttp_t *h, const char *at, size_t n)
-{
-    (void)at;
-    http_pool *p = h->data;
-    if (n > HTTP_MAX_HEADER_BYTES) return perr(p, ERR_TOO_LARGE, "response status line over 64 KB");
-    return 0;
-}
-
-/* Headers are final: point res->headers into hbuf, store cookies, set up decoding. */
-static int headers_publish(http_pool *p)
-{
-    http_res *r = p->res;
-    free(r->headers);
-    r->headers = p->nh ? calloc(p->nh, sizeof *r->headers) : NULL;
-    if (p->nh && !r->headers) return perr(p, ERR_TOO_LARGE, "out of memory for headers");
-    r->nheaders = p->nh;
-    char path[2048];
-    target_path(p->u.target, path, sizeof path);
-    for (size_t i = 0; i < p->nh; i++) {
-        http_header *hd = &r->headers[i];
-        hd->name = p->hbuf + p->hoffs[i].name, hd->name_len = p->hoffs[i].name_len;
-        hd->value = p->hbuf + p->hoffs[i].value, hd->value_len = p->hoffs[i].value_len;
-        if (!p->no_cookies && hd->name_len == 10 && !strncasecmp(hd->name, "Set-Cookie", 10))
-            cookie_jar_set(p->jar, p->u.host, path, p->u.tls, hd->value, hd->value_len, (int64_t)time(NULL));
-    }
-    size_t elen = 0;
-    const char *enc = http_res_header(r, "Content-Encoding", &elen);
-    int gzip = enc && ((elen == 4 && !strncasecmp(enc, "gzip", 4)) || (elen == 6 && !strncasecmp(enc, "x-gzip", 6)));
-    int deflate = enc && elen == 7 && !strncasecmp(enc, "deflate", 7);
-    if (p->compression && !p->discard && !p->is_head && (gzip || deflate)) {
-        p->z = calloc(1, sizeof *p->z);
-        if (!p->z || inflateInit2(p->z, 15 + 32) != Z_OK) {
-            free(p->z);
-            p->z = NULL;
-            return perr(p, ERR_PROTOCOL, "zlib init failed");
-        }
-        p->z_fallback_ok = deflate; /* some servers send raw deflate without the zlib header */
-    }
-    return 0;
-}
-
-static int on_headers_complete(llhttp_t *h)
-{
-    http_pool *p = h->data;
-    if (value_close(p) < 0) return -1;
-    int st = h->status_code;
-    if (st == 101) return perr(p, ERR_PROTOCOL, "101 Switching Protocols is not supported");
-    if (st >= 100 && st < 200) return 0; /* informational: llhttp knows it has no body */
-    p->headers_done = 1;
-    p->res->status = st;
-    p->res->http_minor = h->http_minor;
-    if (headers_publish(p) < 0) return -1;
-    return p->is_head ? 1 : 0;
-}
-
-static void body_keep(http_pool *p, const char *d, size_t n)
-{
-    http_res *r = p->res;
-    if (r->body_len + n > p->max_body) {
-        r->truncated = 1;
-        n = p->max_body - r->body_len;
-    }
-    if (!n) return;
-    if (r->body_len + n + 1 > p->body_cap) {
-        size_t cap = p->body_cap ? p->body_cap * 2 : 4096;
-        while (cap < r->body_len + n + 1) cap *= 2;
-        if (cap > p->max_body + 1) cap = p->max_body + 1;
-        char *q = realloc(r->body, cap);
-        if (!q) {
-            r->truncated = 1;
-            return;
-        }
-        r->body = q, p->body_cap = cap;
-    }
-    memcpy(r->body + r->body_len, d, n);
-    r->body_len += n;
-}
-
-static int body_inflate(http_pool *p, const char *at, size_t n)
-{
-    z_stream *z = p->z;
-    char out[16384];
-    z->next_in = (Bytef *)at;
-    z->avail_in = (uInt)n;
-    while (z->avail_in) {
-        z->next_out = (Bytef *)out;
-        z->avail_out = sizeof out;
-        int rc = inflate(z, Z_NO_FLUSH);
-        if (rc == Z_DATA_ERROR && p->z_fallback_ok && z->total_out == 0) {
-            p->z_fallback_ok = 0; /* retry this first chunk as raw deflate */
-            if (inflateReset2(z, -15) != Z_OK) return perr(p, ERR_PROTOCOL, "zlib reset failed");
-            z->next_in = (Bytef *)at;
-            z->avail_in = (uInt)n;
-            continue;
-        }
-        if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR)
-            return perr(p, ERR_PROTOCOL, z->msg ? z->msg : "corrupt compressed body");
-        p->z_fallback_ok = 0;
-        body_keep(p, out, sizeof out - z->avail_out);
-        if (rc == Z_STREAM_END || (rc == Z_BUF_ERROR && z->avail_out)) break;
-    }
-    return 0;
-}
-
-static int on_body(llhttp_t *h, const char *at, size_t n)
-{
-    http_pool *p = h->data;
-    p->res->body_bytes += n;
-    if (p->discard) return 0;
-    if (p->z) return body_inflate(p, at, n);
-    body_keep(p, at, n);
-    return 0;
-}
-
-static int on_message_complete(llhttp_t *h)
-{
-    http_pool *p = h->data;
-    if (h->status_code >= 100 && h->status_code < 200) return 0; /* read on: the final response follows */
-    p->complete = 1;
-    p->keep_alive = llhttp_should_keep_alive(h);
-    return HPE_PAUSED;
-}
-
-static const llhttp_settings_t parser_settings = {
-    .on_message_begin         = on_message_begin,
-    .on_status                = on_status,
-    .on_header_field          = on_header_field,
-    .on_header_field_complete = on_header_field_complete,
-    .on_header_value          = on_header_value,
-    .on_header_value_complete = on_header_value_complete,
-    .on_headers_complete      = on_headers_complete,
-    .on_body                  = on_body,
-    .on_message_complete      = on_message_complete,
-};

@@ -11,18 +11,19 @@
 #include "cookie.h"
 #include "timers.h"
 
-#define HTTP_MAX_HEADER_BYTES (64 * 1024)          /* over this: ERR_TOO_LARGE */
-#define HTTP_DEFAULT_TIMEOUT_US (60ULL * 1000000)  /* whole request */
-#define HTTP_DEFAULT_MAX_BODY (10 * 1024 * 1024)   /* kept bytes; the rest is read and counted */
+#define HTTP_MAX_HEADER_BYTES (64 * 1024)         /* over this: ERR_TOO_LARGE */
+#define HTTP_DEFAULT_TIMEOUT_US (60ULL * 1000000) /* whole request */
+#define HTTP_DEFAULT_MAX_BODY (10 * 1024 * 1024)  /* kept bytes; the rest is read and counted */
 #define HTTP_DNS_TTL_US (60ULL * 1000000)
 
 typedef struct http_client_config {
-    int insecure;             /* skip certificate verification for every request */
-    const char *ca_file;      /* NULL: the system bundle */
-    const char *proxy;        /* --proxy URL; NULL: from HTTP_PROXY/HTTPS_PROXY (any case) */
-    const char *no_proxy;     /* NULL: from NO_PROXY (any case) */
+    int insecure;               /* skip certificate verification for every request */
+    const char *ca_file;        /* NULL: the system bundle */
+    const char *proxy;          /* --proxy URL; NULL: from HTTP_PROXY/HTTPS_PROXY (any case) */
+    const char *no_proxy;       /* NULL: from NO_PROXY (any case) */
     const char *const *resolve; /* "HOST:PORT:ADDR" pins, as curl's --resolve; NULL-terminated or NULL */
-    const char *const *sources; /* local addresses to bind, connections spread over them; NULL-terminated or NULL */
+    const char *const
+        *sources; /* local addresses to bind, connections spread over them; NULL-terminated or NULL */
     uint64_t connect_timeout_us; /* 0: 10 s */
     uint64_t dns_ttl_us;         /* 0: HTTP_DNS_TTL_US */
     int *dump_left; /* shared across threads (atomic); when > 0, print request/response pairs to stderr */
@@ -61,38 +62,38 @@ typedef struct http_header {
 } http_header;
 
 typedef struct http_req {
-    const char *method;          /* "GET", ... */
-    const char *url;             /* absolute http(s) URL */
-    const http_header *headers;  /* sent as given; Host, Content-Length, Cookie, User-Agent,
-                                    Accept-Encoding added when absent */
+    const char *method;         /* "GET", ... */
+    const char *url;            /* absolute http(s) URL */
+    const http_header *headers; /* sent as given; Host, Content-Length, Cookie, User-Agent,
+                                   Accept-Encoding added when absent */
     size_t nheaders;
-    const char *body;            /* may be NULL */
+    const char *body; /* may be NULL */
     size_t body_len;
-    uint64_t timeout_us;         /* 0: HTTP_DEFAULT_TIMEOUT_US */
-    uint64_t start_ns;           /* latency origin (uv_hrtime); 0: now. The rate model passes the
-                                    intended start so coordinated omission does not hide stalls. */
-    size_t max_body;             /* 0: HTTP_DEFAULT_MAX_BODY */
-    unsigned insecure : 1;       /* skip certificate verification */
-    unsigned discard_body : 1;   /* count body bytes, keep none */
-    unsigned compression : 1;    /* send Accept-Encoding: gzip, deflate and decode the body */
-    unsigned http10 : 1;         /* speak HTTP/1.0 (and close after) */
-    unsigned no_cookies : 1;     /* neither send nor store cookies */
+    uint64_t timeout_us;                     /* 0: HTTP_DEFAULT_TIMEOUT_US */
+    uint64_t start_ns;                       /* latency origin (uv_hrtime); 0: now. The rate model passes the
+                                                intended start so coordinated omission does not hide stalls. */
+    size_t max_body;                         /* 0: HTTP_DEFAULT_MAX_BODY */
+    unsigned insecure : 1;                   /* skip certificate verification */
+    unsigned discard_body : 1;               /* count body bytes, keep none */
+    unsigned compression : 1;                /* send Accept-Encoding: gzip, deflate and decode the body */
+    unsigned http10 : 1;                     /* speak HTTP/1.0 (and close after) */
+    unsigned no_cookies : 1;                 /* neither send nor store cookies */
     const char *tls_cert, *tls_key, *tls_ca; /* file paths, or NULL */
 } http_req;
 
 /* A finished exchange. Every pointer is owned by the response (freed by http_res_free). */
 typedef struct http_res {
-    int status;        /* 0 when no response came */
-    int err;           /* enum stats_err (stats.h): ERR_NONE or the transport failure */
-    char errmsg[160];  /* one line, e.g. "connect: connection refused (127.0.0.1:9)" */
-    int http_minor;    /* 0 or 1 */
+    int status;           /* 0 when no response came */
+    int err;              /* enum stats_err (stats.h): ERR_NONE or the transport failure */
+    char errmsg[160];     /* one line, e.g. "connect: connection refused (127.0.0.1:9)" */
+    int http_minor;       /* 0 or 1 */
     http_header *headers; /* `nheaders` entries pointing into `hbuf`, names as received */
     size_t nheaders;
     char *hbuf;
-    char *body;        /* NUL-terminated; decoded when compression was asked; NULL if discarded */
-    size_t body_len;   /* bytes kept */
-    uint64_t body_bytes; /* body bytes received on the wire */
-    int truncated;     /* more than max_body arrived; the rest was read and discarded */
+    char *body;                   /* NUL-terminated; decoded when compression was asked; NULL if discarded */
+    size_t body_len;              /* bytes kept */
+    uint64_t body_bytes;          /* body bytes received on the wire */
+    int truncated;                /* more than max_body arrived; the rest was read and discarded */
     uint64_t bytes_in, bytes_out; /* on the wire, headers included */
     /* Phases in microseconds; 0 when the phase did not happen (reused connection). */
     uint64_t dns_us, connect_us, tls_us, send_us, ttfb_us, total_us;

@@ -145,7 +145,8 @@ static tls_file *file_get(tls_client *t, const char *path, int is_key, char *err
     f->is_key = is_key;
     mbedtls_x509_crt_init(&f->crt);
     mbedtls_pk_init(&f->pk);
-    int rc = is_key ? mbedtls_pk_parse_keyfile(&f->pk, path, NULL) : mbedtls_x509_crt_parse_file(&f->crt, path);
+    int rc =
+        is_key ? mbedtls_pk_parse_keyfile(&f->pk, path, NULL) : mbedtls_x509_crt_parse_file(&f->crt, path);
     /* crt_parse_file returns > 0 when some certificates of a bundle were skipped: fine. */
     if (rc < 0 || (!is_key && f->crt.version == 0)) {
         char what[300];
@@ -174,16 +175,22 @@ static const tls_conf *conf_get(tls_client *t, const tls_opts *o, char *err, siz
 {
     int insecure = o->insecure || t->insecure;
     for (tls_conf *c = t->confs; c; c = c->next)
-        if (c->insecure == insecure && streq(c->ca, o->ca) && streq(c->cert, o->cert) && streq(c->key, o->key))
+        if (c->insecure == insecure && streq(c->ca, o->ca) && streq(c->cert, o->cert) &&
+            streq(c->key, o->key))
             return c;
     if ((o->cert == NULL) != (o->key == NULL)) {
         snprintf(err, errlen, "tls: a client certificate needs both tls_cert and tls_key");
         return NULL;
     }
     tls_file *ca = NULL, *cert = NULL, *key = NULL;
-    if (!insecure && !(ca = file_get(t, o->ca ? o->ca : t->ca_file ? t->ca_file : TLS_SYSTEM_CA, 0, err, errlen)))
+    if (!insecure && !(ca = file_get(t,
+                                     o->ca        ? o->ca
+                                     : t->ca_file ? t->ca_file
+                                                  : TLS_SYSTEM_CA,
+                                     0, err, errlen)))
         return NULL;
-    if (o->cert && (!(cert = file_get(t, o->cert, 0, err, errlen)) || !(key = file_get(t, o->key, 1, err, errlen))))
+    if (o->cert &&
+        (!(cert = file_get(t, o->cert, 0, err, errlen)) || !(key = file_get(t, o->key, 1, err, errlen))))
         return NULL;
     tls_conf *c = calloc(1, sizeof *c);
     if (!c) {
@@ -221,7 +228,8 @@ static int buf_reserve(tls_buf *b, size_t more)
         if (b->len + more <= b->cap) return 0;
     }
     size_t cap = b->cap ? b->cap : 16384;
-    while (cap < b->len + more) cap *= 2;
+    while (cap < b->len + more)
+        cap *= 2;
     char *p = realloc(b->p, cap);
     if (!p) return -1;
     b->p = p;

@@ -30,7 +30,8 @@ static int parse_hostport(const char *a, const char *e, url *u, const char **why
     size_t hl = (size_t)(hend - a);
     if (hl == 0) return *why = "empty host", -1;
     if (hl >= sizeof u->host) return *why = "host too long", -1;
-    for (size_t i = 0; i < hl; i++) u->host[i] = (char)tolower((unsigned char)a[i]);
+    for (size_t i = 0; i < hl; i++)
+        u->host[i] = (char)tolower((unsigned char)a[i]);
     u->host[hl] = '\0';
     if (p == e) return 0;
     if (*p != ':') return *why = "garbage after host", -1;
@@ -53,7 +54,8 @@ int url_parse(const char *s, url *u, char *err, size_t errlen)
     memset(u, 0, sizeof *u);
     if (!s) return fail(err, errlen, "no URL", "");
     for (const char *c = s; *c; c++)
-        if ((unsigned char)*c <= 0x20 || *c == 0x7f) return fail(err, errlen, "space or control character", s);
+        if ((unsigned char)*c <= 0x20 || *c == 0x7f)
+            return fail(err, errlen, "space or control character", s);
     const char *p;
     if (!strncasecmp(s, "http://", 7)) {
         p = s + 7;
@@ -160,14 +162,16 @@ static size_t remove_dots(const char *in, size_t n, char *out)
             in += 1;
         } else if ((left >= 4 && !strncmp(in, "/../", 4)) || (left == 3 && !strncmp(in, "/..", 3))) {
             in += 3;
-            while (o > 0 && out[o - 1] != '/') o--;
+            while (o > 0 && out[o - 1] != '/')
+                o--;
             if (o > 0) o--;
             if (in == end) out[o++] = '/';
         } else if ((left == 1 && in[0] == '.') || (left == 2 && !strncmp(in, "..", 2))) {
             in = end;
         } else {
             size_t k = in[0] == '/' ? 1 : 0;
-            while (in + k < end && in[k] != '/') k++;
+            while (in + k < end && in[k] != '/')
+                k++;
             memcpy(out + o, in, k);
             o += k;
             in += k;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -99,16 +100,18 @@ static void *srv_conn_main(void *arg)
         snprintf(s->last_req, sizeof s->last_req, "%s", buf);
         pthread_mutex_unlock(&s->mu);
         if (s->mode == M_SILENT) {
-            while (read(sc->fd, buf, 1024) > 0) {}
+            while (read(sc->fd, buf, 1024) > 0) {
+            }
             break;
         }
         if (s->mode == M_PROXY) {
-            const char *reply = s->proxy_reply ? s->proxy_reply : "HTTP/1.1 200 Connection established\r\n\r\n";
+            const char *reply =
+                s->proxy_reply ? s->proxy_reply : "HTTP/1.1 200 Connection established\r\n\r\n";
             int up = socket(AF_INET, SOCK_STREAM, 0);
             struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->relay_port)};
             a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-            if (connect(up, (struct sockaddr *)&a, sizeof a) == 0 && write(sc->fd, reply, strlen(reply)) > 0 &&
-                !s->proxy_reply)
+            if (connect(up, (struct sockaddr *)&a, sizeof a) == 0 &&
+                write(sc->fd, reply, strlen(reply)) > 0 && !s->proxy_reply)
                 relay(sc->fd, up);
             close(up);
             break;
@@ -135,7 +138,10 @@ static void *srv_main(void *arg)
         if (fd < 0) return NULL;
         atomic_fetch_add(&s->accepts, 1);
         pthread_mutex_lock(&s->mu);
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, s->peer, sizeof s->peer);
+        if (ss.ss_family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, s->peer, sizeof s->peer);
+        else
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, s->peer, sizeof s->peer);
         pthread_mutex_unlock(&s->mu);
         srv_conn *sc = malloc(sizeof *sc);
         sc->s = s, sc->fd = fd;
@@ -145,25 +151,41 @@ static void *srv_main(void *arg)
     }
 }
 
-static srv *srv_start(int mode, const char *r0, const char *r1)
+static srv *srv_start_af(int af, int mode, const char *r0, const char *r1)
 {
     srv *s = calloc(1, sizeof *s);
     s->mode = mode;
     s->resp[0] = r0;
     s->resp[1] = s->resp[2] = s->resp[3] = r1 ? r1 : r0;
     pthread_mutex_init(&s->mu, NULL);
-    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    s->fd = socket(af, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(s->fd, (struct sockaddr *)&a, sizeof a);
-    listen(s->fd, 64);
-    socklen_t al = sizeof a;
-    getsockname(s->fd, (struct sockaddr *)&a, &al);
-    s->port = ntohs(a.sin_port);
+    struct sockaddr_storage ss = {0};
+    socklen_t al = sizeof ss;
+    if (af == AF_INET6) {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+        a6->sin6_family = AF_INET6;
+        a6->sin6_addr = in6addr_loopback;
+    } else {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+        a4->sin_family = AF_INET;
+        a4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    }
+    if (bind(s->fd, (struct sockaddr *)&ss, al) < 0 || listen(s->fd, 64) < 0) {
+        close(s->fd);
+        free(s);
+        return NULL;
+    }
+    getsockname(s->fd, (struct sockaddr *)&ss, &al);
+    s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port); /* same offset for IPv6 */
     pthread_create(&s->th, NULL, srv_main, s);
     return s;
+}
+
+static srv *srv_start(int mode, const char *r0, const char *r1)
+{
+    return srv_start_af(AF_INET, mode, r0, r1);
 }
 
 static void srv_stop(srv *s)
@@ -211,7 +233,8 @@ static http_res *fetch(http_pool *p, const http_req *req)
     waiter w = {0};
     if (http_request(p, req, on_done, &w) != 0) return NULL;
     if (w.done) printf("not ok - callback ran inside http_request\n");
-    while (!w.done) uv_run(loop, UV_RUN_ONCE);
+    while (!w.done)
+        uv_run(loop, UV_RUN_ONCE);
     return w.res;
 }
 
@@ -244,13 +267,15 @@ static void framing(http_client *c)
     CHECK(r->total_us > 0 && r->latency_us >= r->total_us && !r->reused, "timings are filled");
     pthread_mutex_lock(&s->mu);
     CHECK(strstr(s->last_req, "GET /cl HTTP/1.1\r\n") && strstr(s->last_req, "\r\nHost: 127.0.0.1:") &&
-              strstr(s->last_req, "\r\nUser-Agent: loadParrot/0.1\r\n") && !strstr(s->last_req, "Content-Length"),
+              strstr(s->last_req, "\r\nUser-Agent: loadParrot/0.1\r\n") &&
+              !strstr(s->last_req, "Content-Length"),
           "request line, Host and User-Agent are sent; no Content-Length for a GET");
     pthread_mutex_unlock(&s->mu);
     http_res_free(r);
     /* keep-alive: the second request goes over the same connection */
     r = get(p, u(s->port, "/again"));
-    CHECK(r->err == ERR_NONE && r->reused && atomic_load(&s->accepts) == 1, "keep-alive reuses the connection");
+    CHECK(r->err == ERR_NONE && r->reused && atomic_load(&s->accepts) == 1,
+          "keep-alive reuses the connection");
     CHECK(r->dns_us == 0 && r->connect_us == 0, "a reused connection has no connect phase");
     http_res_free(r);
     srv_stop(s);
@@ -270,7 +295,8 @@ static void framing(http_client *c)
     s = srv_start(M_CANNED, "HTTP/1.1 200 OK\r\n\r\nuntil the end", NULL);
     s->close_after = 1;
     r = get(p, u(s->port, "/close-delimited"));
-    CHECK(r->err == ERR_NONE && body_is(r, "until the end"), "close-delimited body ends at EOF: %s", r->errmsg);
+    CHECK(r->err == ERR_NONE && body_is(r, "until the end"), "close-delimited body ends at EOF: %s",
+          r->errmsg);
     http_res_free(r);
     srv_stop(s);
 
@@ -284,7 +310,8 @@ static void framing(http_client *c)
     http_res_free(r);
     srv_stop(s);
 
-    s = srv_start(M_CANNED, "HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n");
+    s = srv_start(M_CANNED, "HTTP/1.1 204 No Content\r\n\r\n",
+                  "HTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n");
     r = get(p, u(s->port, "/204"));
     CHECK(r->err == ERR_NONE && r->status == 204, "204 has no body");
     http_res_free(r);
@@ -302,8 +329,8 @@ static void framing(http_client *c)
     CHECK(r->err == ERR_NONE && r->status == 200 && body_is(r, "ok") && !http_res_header(r, "Link", NULL),
           "1xx responses are skipped: %d %s", r->status, r->errmsg);
     pthread_mutex_lock(&s->mu);
-    CHECK(strstr(s->last_req, "POST /upload HTTP/1.1\r\n") && strstr(s->last_req, "\r\nContent-Length: 3\r\n") &&
-              strstr(s->last_req, "\r\n\r\na=1"),
+    CHECK(strstr(s->last_req, "POST /upload HTTP/1.1\r\n") &&
+              strstr(s->last_req, "\r\nContent-Length: 3\r\n") && strstr(s->last_req, "\r\n\r\na=1"),
           "POST sends Content-Length and the body");
     pthread_mutex_unlock(&s->mu);
     http_res_free(r);
@@ -357,14 +384,15 @@ static void bodies(http_client *c)
     size_t gzlen = sizeof gz - z.avail_out;
     deflateEnd(&z);
     static char resp[512];
-    int hl = snprintf(resp, sizeof resp, "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %zu\r\n\r\n",
-                      gzlen);
+    int hl = snprintf(resp, sizeof resp,
+                      "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %zu\r\n\r\n", gzlen);
     memcpy(resp + hl, gz, gzlen);
     srv *s = srv_start(M_CANNED, resp, NULL);
     s->resp_len[0] = s->resp_len[1] = s->resp_len[2] = s->resp_len[3] = (size_t)hl + gzlen;
     http_req req = {.method = "GET", .url = u(s->port, "/gz"), .compression = 1};
     http_res *r = fetch(p, &req);
-    CHECK(r->err == ERR_NONE && body_is(r, plain) && r->body_bytes == gzlen, "gzip body is decoded: %s", r->errmsg);
+    CHECK(r->err == ERR_NONE && body_is(r, plain) && r->body_bytes == gzlen, "gzip body is decoded: %s",
+          r->errmsg);
     pthread_mutex_lock(&s->mu);
     CHECK(strstr(s->last_req, "\r\nAccept-Encoding: gzip, deflate\r\n") != NULL, "Accept-Encoding is sent");
     pthread_mutex_unlock(&s->mu);
@@ -375,7 +403,8 @@ static void bodies(http_client *c)
     http_res_free(r);
     srv_stop(s);
 
-    s = srv_start(M_CANNED, "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 10\r\n\r\nnot gzip!!", NULL);
+    s = srv_start(M_CANNED,
+                  "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 10\r\n\r\nnot gzip!!", NULL);
     req = (http_req){.method = "GET", .url = u(s->port, "/badgz"), .compression = 1};
     r = fetch(p, &req);
     CHECK(r->err == ERR_PROTOCOL, "a corrupt gzip stream is a protocol error: %s", r->errmsg);
@@ -419,7 +448,8 @@ static void errors(http_client *c)
 
     s = srv_start(M_CANNED, "HELLO WORLD\r\n\r\n", NULL);
     r = get(p, u(s->port, "/"));
-    CHECK(r->err == ERR_PROTOCOL && r->status == 0, "a garbage status line is a protocol error: %s", r->errmsg);
+    CHECK(r->err == ERR_PROTOCOL && r->status == 0, "a garbage status line is a protocol error: %s",
+          r->errmsg);
     http_res_free(r);
     srv_stop(s);
 
@@ -438,8 +468,8 @@ static void errors(http_client *c)
     s = srv_start(M_SILENT, NULL, NULL);
     http_req req = {.method = "GET", .url = u(s->port, "/slow"), .timeout_us = 200000};
     r = fetch(p, &req);
-    CHECK(r->err == ERR_TIMEOUT && r->total_us >= 200000 && r->total_us < 2000000, "a silent server times out: %s",
-          r->errmsg);
+    CHECK(r->err == ERR_TIMEOUT && r->total_us >= 200000 && r->total_us < 2000000,
+          "a silent server times out: %s", r->errmsg);
     http_res_free(r);
 
     /* http_cancel: the callback still runs, from the loop */
@@ -448,7 +478,8 @@ static void errors(http_client *c)
     http_request(p, &req, on_done, &w);
     http_cancel(p);
     CHECK(!w.done, "http_cancel does not call back synchronously");
-    while (!w.done) uv_run(loop, UV_RUN_ONCE);
+    while (!w.done)
+        uv_run(loop, UV_RUN_ONCE);
     CHECK(w.res->err == ERR_CANCELLED, "a cancelled request ends with ERR_CANCELLED");
     http_res_free(w.res);
     srv_stop(s);
@@ -457,7 +488,8 @@ static void errors(http_client *c)
     r = get(p, u(port, "/"));
     char want[64];
     snprintf(want, sizeof want, "127.0.0.1:%d", port);
-    CHECK(r->err == ERR_CONNECT && strstr(r->errmsg, want) && r->status == 0, "connection refused: %s", r->errmsg);
+    CHECK(r->err == ERR_CONNECT && strstr(r->errmsg, want) && r->status == 0, "connection refused: %s",
+          r->errmsg);
     http_res_free(r);
 
     r = get(p, "ftp://example.com/");
@@ -468,7 +500,8 @@ static void errors(http_client *c)
     w = (waiter){0};
     http_request(p, &req, on_done, &w);
     CHECK(http_request(p, &req, on_done, &w) == -1, "one request in flight per pool");
-    while (!w.done) uv_run(loop, UV_RUN_ONCE);
+    while (!w.done)
+        uv_run(loop, UV_RUN_ONCE);
     http_res_free(w.res);
 
     /* a pool freed with a request in flight: no callback */
@@ -477,9 +510,11 @@ static void errors(http_client *c)
     w = (waiter){0};
     req.url = u(s->port, "/");
     http_request(q, &req, on_done, &w);
-    for (int i = 0; i < 5; i++) uv_run(loop, UV_RUN_NOWAIT);
+    for (int i = 0; i < 5; i++)
+        uv_run(loop, UV_RUN_NOWAIT);
     http_pool_free(q);
-    for (int i = 0; i < 5; i++) uv_run(loop, UV_RUN_NOWAIT);
+    for (int i = 0; i < 5; i++)
+        uv_run(loop, UV_RUN_NOWAIT);
     CHECK(!w.done, "http_pool_free cancels without a callback");
     srv_stop(s);
     http_pool_free(p);
@@ -488,8 +523,9 @@ static void errors(http_client *c)
 static void cookies_and_headers(http_client *c)
 {
     http_pool *p = http_pool_new(c);
-    srv *s = srv_start(M_CANNED, "HTTP/1.1 200 OK\r\nSet-Cookie: sid=abc; Path=/\r\nContent-Length: 0\r\n\r\n",
-                       "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    srv *s =
+        srv_start(M_CANNED, "HTTP/1.1 200 OK\r\nSet-Cookie: sid=abc; Path=/\r\nContent-Length: 0\r\n\r\n",
+                  "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
     http_res_free(get(p, u(s->port, "/login")));
     http_header hs[] = {{"X-Custom", "1", 8, 1}, {"User-Agent", "mine", 10, 4}};
     http_req req = {.method = "GET", .url = u(s->port, "/account"), .headers = hs, .nheaders = 2};
@@ -509,6 +545,103 @@ static void cookies_and_headers(http_client *c)
     http_pool_free(p);
 }
 
+/* Less common paths: 101, HTTP/1.0 requests, IPv6, address fallback, connect timeout, EMFILE. */
+static void edges(http_client *c)
+{
+    http_pool *p = http_pool_new(c);
+    srv *s = srv_start(M_CANNED, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", NULL);
+    http_res *r = get(p, u(s->port, "/ws"));
+    CHECK(r->err == ERR_PROTOCOL && strstr(r->errmsg, "101"), "101 is not supported: %s", r->errmsg);
+    http_res_free(r);
+    srv_stop(s);
+
+    s = srv_start(M_CANNED, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", NULL);
+    http_req req = {.method = "GET", .url = u(s->port, "/old"), .http10 = 1};
+    http_res_free(fetch(p, &req));
+    r = fetch(p, &req);
+    pthread_mutex_lock(&s->mu);
+    CHECK(r->err == ERR_NONE && strstr(s->last_req, "GET /old HTTP/1.0\r\n") && atomic_load(&s->accepts) == 2,
+          "http10 speaks HTTP/1.0 and closes after");
+    pthread_mutex_unlock(&s->mu);
+    http_res_free(r);
+
+    /* --resolve with two addresses: the first refuses, the second answers */
+    char pin1[64], pin2[64], url[96];
+    snprintf(pin1, sizeof pin1, "multi.test:%d:127.0.0.3", s->port);
+    snprintf(pin2, sizeof pin2, "multi.test:%d:127.0.0.1", s->port);
+    const char *pins[] = {pin1, pin2, NULL};
+    http_client_config cfg = {.resolve = pins};
+    char err[200];
+    http_client *c2 = http_client_new(loop, tm, &cfg, err, sizeof err);
+    http_pool *p2 = http_pool_new(c2);
+    snprintf(url, sizeof url, "http://multi.test:%d/", s->port);
+    r = get(p2, url);
+    CHECK(r->err == ERR_NONE, "addresses are tried in order until one connects: %s", r->errmsg);
+    http_res_free(r);
+    http_pool_free(p2);
+    http_client_free(c2);
+    srv_stop(s);
+
+    s = srv_start_af(AF_INET6, M_CANNED, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nv6", NULL);
+    if (s) {
+        snprintf(url, sizeof url, "http://[::1]:%d/six", s->port);
+        r = get(p, url);
+        pthread_mutex_lock(&s->mu);
+        CHECK(r->err == ERR_NONE && body_is(r, "v6") && strstr(s->last_req, "\r\nHost: [::1]:"),
+              "IPv6 literal: %s", r->errmsg);
+        pthread_mutex_unlock(&s->mu);
+        http_res_free(r);
+        srv_stop(s);
+    }
+
+    /* connect timeout: a listener whose accept queue is full drops our SYN */
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    bind(lfd, (struct sockaddr *)&a, sizeof a);
+    listen(lfd, 0);
+    getsockname(lfd, (struct sockaddr *)&a, &al);
+    int fillers[8];
+    for (int i = 0; i < 8; i++) {
+        fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (connect(fillers[i], (struct sockaddr *)&a, sizeof a) < 0 && errno != EINPROGRESS) {
+        }
+    }
+    usleep(50000);
+    http_client_config tcfg = {.connect_timeout_us = 300000};
+    c2 = http_client_new(loop, tm, &tcfg, err, sizeof err);
+    p2 = http_pool_new(c2);
+    r = get(p2, u(ntohs(a.sin_port), "/"));
+    CHECK(r->err == ERR_CONNECT && strstr(r->errmsg, "connect timeout") && r->total_us < 2000000,
+          "connect timeout is ERR_CONNECT: %s", r->errmsg);
+    http_res_free(r);
+    http_pool_free(p2);
+    http_client_free(c2);
+    for (int i = 0; i < 8; i++)
+        close(fillers[i]);
+    close(lfd);
+
+    /* no file descriptor left */
+    struct rlimit rl, low;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    low = rl;
+    low.rlim_cur = 256;
+    int used[256], nused = 0;
+    if (setrlimit(RLIMIT_NOFILE, &low) == 0) {
+        int fd, port = free_port();
+        while (nused < 256 && (fd = dup(0)) >= 0)
+            used[nused++] = fd;
+        r = get(p, u(port, "/"));
+        CHECK(r->err == ERR_FD_LIMIT, "EMFILE is ERR_FD_LIMIT: %s", r->errmsg);
+        http_res_free(r);
+        while (nused)
+            close(used[--nused]);
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    http_pool_free(p);
+}
+
 /* Proxy, NO_PROXY, source addresses, --resolve pins, dump. */
 static void routing(void)
 {
@@ -519,8 +652,11 @@ static void routing(void)
     const char *pins[] = {pin, NULL};
     const char *sources[] = {"127.0.0.2", NULL};
     int dump_left = 1;
-    http_client_config cfg = {.proxy = proxy, .no_proxy = "localhost,.skip.test", .resolve = pins,
-                              .sources = sources, .dump_left = &dump_left};
+    http_client_config cfg = {.proxy = proxy,
+                              .no_proxy = "localhost,.skip.test",
+                              .resolve = pins,
+                              .sources = sources,
+                              .dump_left = &dump_left};
     char err[200];
     http_client *c = http_client_new(loop, tm, &cfg, err, sizeof err);
     CHECK(c != NULL, "client with proxy, pins and sources: %s", c ? "" : err);
@@ -558,13 +694,15 @@ static void routing(void)
     r = get(p2, url_buf);
     CHECK(r->err == ERR_NONE, "a --resolve pin answers for its host:port: %s", r->errmsg);
     pthread_mutex_lock(&s->mu);
-    CHECK(strstr(s->last_req, "GET /pin HTTP/1.1\r\nHost: pinned.test:") != NULL, "without a proxy: origin-form");
+    CHECK(strstr(s->last_req, "GET /pin HTTP/1.1\r\nHost: pinned.test:") != NULL,
+          "without a proxy: origin-form");
     pthread_mutex_unlock(&s->mu);
     http_res_free(r);
     int before = atomic_load(&s->requests);
     snprintf(url_buf, sizeof url_buf, "http://localhost:%d/direct", s->port);
     r = get(p, url_buf);
-    CHECK(r->err == ERR_NONE && atomic_load(&s->requests) == before + 1, "NO_PROXY hosts go direct: %s", r->errmsg);
+    CHECK(r->err == ERR_NONE && atomic_load(&s->requests) == before + 1, "NO_PROXY hosts go direct: %s",
+          r->errmsg);
     pthread_mutex_lock(&s->mu);
     CHECK(strstr(s->last_req, "GET /direct HTTP/1.1\r\n") != NULL, "and use the origin-form target");
     pthread_mutex_unlock(&s->mu);
@@ -583,7 +721,7 @@ static void routing(void)
 
 /* ---- TLS against openssl s_server ---- */
 
-static pid_t s_server_start(const char *dir, int port, int *stdin_w)
+static pid_t s_server_start(const char *dir, int port, int verify_client, int *stdin_w)
 {
     int pfd[2];
     if (pipe(pfd) < 0) return -1;
@@ -597,8 +735,12 @@ static pid_t s_server_start(const char *dir, int port, int *stdin_w)
         snprintf(cert, sizeof cert, "%s/cert.pem", dir);
         snprintf(key, sizeof key, "%s/key.pem", dir);
         snprintf(acc, sizeof acc, "127.0.0.1:%d", port);
-        execlp("openssl", "openssl", "s_server", "-www", "-accept", acc, "-cert", cert, "-key", key, "-tls1_2",
-               (char *)NULL);
+        if (verify_client) /* ask for a client certificate signed by our own cert */
+            execlp("openssl", "openssl", "s_server", "-www", "-accept", acc, "-cert", cert, "-key", key,
+                   "-tls1_2", "-Verify", "1", "-CAfile", cert, (char *)NULL);
+        else
+            execlp("openssl", "openssl", "s_server", "-www", "-accept", acc, "-cert", cert, "-key", key,
+                   "-tls1_2", (char *)NULL);
         _exit(127);
     }
     close(pfd[0]);
@@ -627,7 +769,7 @@ static void tls(void)
     int rc = system(cmd);
     CHECK(rc == 0, "openssl made a test certificate");
     int port = free_port(), stdin_w = -1;
-    pid_t pid = s_server_start(dir, port, &stdin_w);
+    pid_t pid = s_server_start(dir, port, 0, &stdin_w);
     char pin[64], url[128], ca[300];
     snprintf(pin, sizeof pin, "localhost:%d:127.0.0.1", port);
     snprintf(url, sizeof url, "https://localhost:%d/", port);
@@ -700,13 +842,45 @@ static void tls(void)
 
     cfg = (http_client_config){.ca_file = "/nonexistent/bundle.pem"};
     c = http_client_new(loop, tm, &cfg, err, sizeof err);
-    CHECK(c == NULL && strstr(err, "/nonexistent/bundle.pem"), "an unreadable ca_file fails the client: %s", err);
+    CHECK(c == NULL && strstr(err, "/nonexistent/bundle.pem"), "an unreadable ca_file fails the client: %s",
+          err);
 
     close(stdin_w);
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
+
+    /* client certificates */
+    port = free_port();
+    pid = s_server_start(dir, port, 1, &stdin_w);
+    char key[300];
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(pin, sizeof pin, "localhost:%d:127.0.0.1", port);
+    snprintf(url, sizeof url, "https://localhost:%d/", port);
+    cfg = (http_client_config){.resolve = pins};
+    c = http_client_new(loop, tm, &cfg, err, sizeof err);
+    p = http_pool_new(c);
+    req = (http_req){.method = "GET", .url = url, .tls_ca = ca};
+    r = fetch(p, &req);
+    CHECK(r->err != ERR_NONE, "a server asking for a client certificate refuses us without one: %s",
+          r->errmsg);
+    http_res_free(r);
+    req.tls_cert = ca, req.tls_key = key;
+    r = fetch(p, &req);
+    CHECK(r->err == ERR_NONE && r->status == 200, "tls_cert + tls_key authenticate us: %s", r->errmsg);
+    http_res_free(r);
+    req.tls_key = NULL;
+    r = fetch(p, &req);
+    CHECK(r->err == ERR_TLS && strstr(r->errmsg, "tls_key"), "a cert without its key is explained: %s",
+          r->errmsg);
+    http_res_free(r);
+    http_pool_free(p);
+    http_client_free(c);
+    close(stdin_w);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd)) {}
+    if (system(cmd)) {
+    }
 }
 
 int main(void)
@@ -722,6 +896,7 @@ int main(void)
     bodies(c);
     errors(c);
     cookies_and_headers(c);
+    edges(c);
     http_client_free(c);
     routing();
     tls();

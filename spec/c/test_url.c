@@ -111,7 +111,8 @@ static void resolve_examples(void)
         free(r);
     }
     char *r = url_resolve("http://h", "x");
-    CHECK(r && !strcmp(r, "http://h/x"), "relative onto an empty base path gets a slash (%s)", r ? r : "NULL");
+    CHECK(r && !strcmp(r, "http://h/x"), "relative onto an empty base path gets a slash (%s)",
+          r ? r : "NULL");
     free(r);
     r = url_resolve("/no/scheme", "x");
     CHECK(r == NULL, "a base without a scheme cannot resolve");
