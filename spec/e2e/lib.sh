@@ -141,6 +141,63 @@ start_target() {
 # stop_target: stop the current target so its access log is complete
 stop_target() { stop_bg "$TARGET_PID"; }
 
+# start_nginx NAME 'SERVER-DIRECTIVES': a real nginx (foreground, one worker, everything under
+# $TMP/NAME) with one server on a free port; @PORT@ and @DIR@ in the directives are replaced.
+# Access log $TMP/NAME/access.log in format "$connection $status $request". Sets NGINX_PID,
+# NGINX_PORT, NGINX_LOG, NGINX_DIR. Returns 1 when nginx is missing or does not come up.
+NGINX=${NGINX:-/usr/sbin/nginx}
+start_nginx() {
+    local name=$1 server=$2 try
+    NGINX_DIR=$TMP/$name
+    NGINX_LOG=$NGINX_DIR/access.log
+    mkdir -p "$NGINX_DIR"
+    [ -x "$NGINX" ] || { echo "# no nginx at $NGINX" >&2; return 1; }
+    for try in 1 2 3; do
+        NGINX_PORT=$(free_port)
+        local user=
+        [ "$(id -u)" = 0 ] && user="user root;"
+        server=${server//@DIR@/$NGINX_DIR}
+        cat >"$NGINX_DIR/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 1;
+$user
+pid $NGINX_DIR/nginx.pid;
+error_log $NGINX_DIR/error.log;
+events { worker_connections 1024; }
+http {
+    log_format e2e '\$connection \$status "\$request"';
+    access_log $NGINX_LOG e2e;
+    client_body_temp_path $NGINX_DIR/body;
+    proxy_temp_path $NGINX_DIR/proxy;
+    fastcgi_temp_path $NGINX_DIR/fastcgi;
+    uwsgi_temp_path $NGINX_DIR/uwsgi;
+    scgi_temp_path $NGINX_DIR/scgi;
+    keepalive_requests 100000;
+    keepalive_timeout 60s;
+    server {
+${server//@PORT@/$NGINX_PORT}
+    }
+}
+EOF
+        : >"$NGINX_LOG"
+        "$NGINX" -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf" >"$NGINX_DIR/stdout" 2>&1 &
+        NGINX_PID=$!
+        BG_PIDS+=("$NGINX_PID")
+        if wait_port "$NGINX_PORT" 5 && kill -0 "$NGINX_PID" 2>/dev/null; then return 0; fi
+        stop_bg "$NGINX_PID"
+    done
+    echo "# nginx did not start: $(tail -n 3 "$NGINX_DIR/error.log" "$NGINX_DIR/stdout" 2>/dev/null)" >&2
+    return 1
+}
+
+# stop_nginx: graceful stop (SIGQUIT), so the access log is complete
+stop_nginx() {
+    kill -QUIT "$NGINX_PID" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
+    stop_bg "$NGINX_PID"
+}
+
 # lines FILE [PATTERN] -> number of lines (matching the fixed string PATTERN)
 lines() {
     if [ ! -f "$1" ]; then echo 0; return; fi
