@@ -401,7 +401,10 @@ static void next_address(conn *c, int err)
         return;
     }
     if (++c->ai >= c->addrs.n) {
-        conn_fail(c, ERR_CONNECT, "connect: %s (%s)", uv_strerror(err), c->peer);
+        if (c->proxy_host) /* the proxy itself is unreachable */
+            conn_fail(c, ERR_PROXY, "proxy: connect: %s (%s)", uv_strerror(err), c->peer);
+        else
+            conn_fail(c, ERR_CONNECT, "connect: %s (%s)", uv_strerror(err), c->peer);
         return;
     }
     c->retrying = 1;
@@ -460,7 +463,8 @@ static void on_dns(void *ud, int status, const dns_result *r)
     c->times.dns_ns = uv_hrtime() - c->t0;
     const char *name = c->proxy_host ? c->proxy_host : c->host;
     if (status < 0) {
-        conn_fail(c, ERR_DNS, "dns: cannot resolve %s: %s", name, uv_strerror(status));
+        conn_fail(c, c->proxy_host ? ERR_PROXY : ERR_DNS, "%sdns: cannot resolve %s: %s",
+                  c->proxy_host ? "proxy: " : "", name, uv_strerror(status));
         return;
     }
     c->addrs = *r;

@@ -21,6 +21,7 @@
 
 #define USER_AGENT "loadParrot/0.1"
 #define DUMP_BODY_MAX 1024
+#define POOL_MAX_IDLE 16 /* kept-alive connections per pool (a VU visiting many origins) */
 
 struct http_client {
     uv_loop_t *loop;
@@ -228,6 +229,21 @@ static void idle_remove(http_pool *p, pconn *pc)
     for (pconn **pp = &p->idle; *pp; pp = &(*pp)->next)
         if (*pp == pc) {
             *pp = pc->next;
+            return;
+        }
+}
+
+/* Keep at most POOL_MAX_IDLE idle connections: the least recently used go. */
+static void idle_trim(http_pool *p)
+{
+    size_t n = 0;
+    for (pconn **pp = &p->idle; *pp; pp = &(*pp)->next)
+        if (++n == POOL_MAX_IDLE) {
+            while ((*pp)->next) {
+                pconn *old = (*pp)->next;
+                (*pp)->next = old->next;
+                pconn_drop(old);
+            }
             return;
         }
 }
@@ -482,7 +498,11 @@ static void call_finish(http_pool *p, int kind, const char *fmt, ...)
         p->active = NULL;
         pc->next = p->idle;
         p->idle = pc;
+        idle_trim(p);
     }
+    /* Phases: dns/connect/tls from the connection; send_us from the first byte written to the
+     * last handed to the socket; ttfb_us from then to the first response byte; total_us from the
+     * http_request call; latency_us from req.start_ns when given. */
     r->total_us = (now - p->t0) / 1000;
     r->latency_us = (now - (p->start_ns && p->start_ns <= now ? p->start_ns : p->t0)) / 1000;
     if (p->t_send) r->send_us = p->t_sent > p->t_send ? (p->t_sent - p->t_send) / 1000 : 0;

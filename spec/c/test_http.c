@@ -713,6 +713,17 @@ static void routing(void)
     http_client_free(c);
     srv_stop(s);
 
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", free_port());
+    http_client_config dead = {.proxy = proxy};
+    c = http_client_new(loop, tm, &dead, err, sizeof err);
+    p = http_pool_new(c);
+    r = get(p, "http://example.test/");
+    CHECK(r->err == ERR_PROXY && strstr(r->errmsg, "proxy"), "an unreachable proxy is ERR_PROXY: %s",
+          r->errmsg);
+    http_res_free(r);
+    http_pool_free(p);
+    http_client_free(c);
+
     const char *bad[] = {"nohost", NULL};
     http_client_config bc = {.resolve = bad};
     c = http_client_new(loop, tm, &bc, err, sizeof err);
