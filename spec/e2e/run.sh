@@ -21,6 +21,7 @@ if fresh_target count; then
     is "$(json_num "$TMP/count.json" totals.errors)" 0 "iterations: no errors"
     is "$(json_get "$TMP/count.json" "checks.root is 200.passed")" 200 "iterations: the check passed 200 times"
     gt "$(json_num "$TMP/count.json" totals.bytes_in)" 0 "iterations: bytes_in counted"
+    is "$(json_num "$TMP/count.json" totals.vus_max)" 4 "iterations: vus_max is the scenario's 4 VUs (even in a run under 1 s)"
 fi
 
 # (b) --url mode
