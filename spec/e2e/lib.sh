@@ -3,6 +3,7 @@
 # start_bg), summary.json reading (json_get) and cleanup of every process and file on exit.
 # Every test script: `. "$(dirname "$0")/lib.sh"`, then uses $PARROT, $TMP and $SCEN.
 
+[ "${BASH_SOURCE[0]}" = "$0" ] && exit 0 # a library: nothing to run on its own
 set -u
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SCEN=$E2E_DIR/scenarios
