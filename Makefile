@@ -59,7 +59,7 @@ deps-bench: deps-test
 	$(call install_missing,$(BENCH_PKGS))
 
 parrot: $(BUILD)/parrot
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/parrot: $(OBJS) $(LLHTTP_OBJS) $(BUILD)/luamods.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

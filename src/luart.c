@@ -225,7 +225,15 @@ int luart_load(lua_State *L, const char *script, const luart_overrides *ov, char
 
 typedef struct test_run {
     int failed;
+    uv_loop_t *loop;
 } test_run;
+
+/* The spec's VU ended: leave the loop (the scheduler's own handles keep it alive otherwise). */
+static void test_idle(vu_sched *s, void *ud)
+{
+    (void)s;
+    uv_stop(((test_run *)ud)->loop);
+}
 
 static void test_script_error(vu_sched *s, const char *msg, void *ud)
 {
@@ -241,13 +249,13 @@ static int run_spec(const char *file)
     uv_loop_t loop;
     uv_loop_init(&loop);
     lua_State *L = luart_new(file, NULL);
-    test_run t = {0};
+    test_run t = {0, &loop};
     char err[512];
     int failed = 0;
     int dump = 0;
     http_client_config hc = {.dump_left = &dump};
     vu_sched_config cfg = {.thread_index = 0, .thread_count = 1, .http = &hc,
-                           .on_script_error = test_script_error, .ud = &t};
+                           .on_script_error = test_script_error, .on_idle = test_idle, .ud = &t};
     vu_sched *s = vu_sched_new(&loop, L, &cfg, err, sizeof err);
     if (!s) {
         printf("not ok - %s: %s\n", file, err);

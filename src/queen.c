@@ -53,6 +53,9 @@ static void on_snapshot(void *ud, int src, const char *buf, size_t len)
         q->vus[src] = s->vus;
         q->vus_max[src] = s->vus_max;
         if (src >= q->nsources) q->nsources = src + 1;
+        int64_t peak = 0;
+        for (int i = 0; i < q->nsources; i++) peak += q->vus_max[i];
+        if (peak > q->vus_peak) q->vus_peak = peak;
     }
     stats_merge(q->interval, s);
     stats_merge(q->total, s);
@@ -71,10 +74,9 @@ static void close_interval(queen *q, double interval_s)
 {
     double t = now_s() - q->t0;
     report_row row = report_row_make(q->interval, t, interval_s);
-    int64_t vus = 0, peak = 0;
-    for (int i = 0; i < q->nsources; i++) vus += q->vus[i], peak += q->vus_max[i];
+    int64_t vus = 0;
+    for (int i = 0; i < q->nsources; i++) vus += q->vus[i];
     row.vus = vus;
-    if (peak > q->vus_peak) q->vus_peak = peak;
     if (q->nrows == q->caprows) {
         q->caprows = q->caprows ? q->caprows * 2 : 64;
         q->rows = realloc(q->rows, q->caprows * sizeof *q->rows);

@@ -7,7 +7,8 @@ struct timers {
     uv_timer_t handle; /* must stay first: the close callback frees the whole struct */
     timer_entry **heap;
     size_t n, cap;
-    uint64_t armed_ns; /* deadline the uv timer is set for; 0 when stopped */
+    uint64_t armed_ns; /* deadline the uv timer is set for, when `armed` */
+    int armed;
     int in_fire;       /* inside timers_fire: rearm once at the end */
 };
 
@@ -53,15 +54,16 @@ static void rearm(timers *t)
 {
     if (t->in_fire) return;
     if (t->n == 0) {
-        if (t->armed_ns) uv_timer_stop(&t->handle);
-        t->armed_ns = 0;
+        if (t->armed) uv_timer_stop(&t->handle);
+        t->armed = 0;
         return;
     }
     uint64_t d = t->heap[0]->deadline_ns;
-    if (t->armed_ns == d) return;
+    if (t->armed && t->armed_ns == d) return;
     uint64_t now = uv_hrtime();
     uint64_t ms = d > now ? (d - now + 999999) / 1000000 : 0;
     t->armed_ns = d;
+    t->armed = 1;
     uv_timer_start(&t->handle, timers_fire, ms, 0);
 }
 
@@ -133,7 +135,7 @@ size_t timers_count(const timers *t) { return t->n; }
 static void timers_fire(uv_timer_t *h)
 {
     timers *t = h->data;
-    t->armed_ns = 0;
+    t->armed = 0;
     t->in_fire = 1;
     uint64_t now = uv_hrtime();
     while (t->n && t->heap[0]->deadline_ns <= now) {

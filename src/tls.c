@@ -3,6 +3,7 @@
  * all I/O (libuv). Parsed files and configs are cached per tls_client by path. */
 #include "tls.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,10 @@ struct tls_conn {
     tls_buf in, out; /* owned: ciphertext fed / to send */
     int saw_cert;    /* the handshake went through the server Certificate state: not resumed */
     int done;
+    int verify_ip;   /* the host is an IP literal: check the certificate's IP SANs ourselves */
+    size_t iplen;    /* 4 or 16 */
+    unsigned char ip[16];
+    char host[64];
 };
 
 static void errstr(int rc, const char *what, char *err, size_t errlen)
@@ -281,7 +286,13 @@ tls_conn *tls_conn_new(tls_client *t, const tls_opts *o, const char *host, const
     c->conf = conf;
     mbedtls_ssl_init(&c->ssl);
     int rc = mbedtls_ssl_setup(&c->ssl, &conf->conf);
-    if (!rc) rc = mbedtls_ssl_set_hostname(&c->ssl, host);
+    /* mbedTLS 2.28 matches only DNS names: for an IP literal send no SNI (RFC 6066) and match
+     * the certificate's IP addresses after the handshake */
+    if (inet_pton(AF_INET, host, c->ip) == 1) c->iplen = 4;
+    else if (inet_pton(AF_INET6, host, c->ip) == 1) c->iplen = 16;
+    c->verify_ip = c->iplen && !o->insecure;
+    snprintf(c->host, sizeof c->host, "%s", host);
+    if (!rc && !c->iplen) rc = mbedtls_ssl_set_hostname(&c->ssl, host);
     if (rc) {
         errstr(rc, "tls: setup", err, errlen);
         tls_conn_free(c);
@@ -344,6 +355,20 @@ static void verify_failed(tls_conn *c, char *err, size_t errlen)
     snprintf(err, errlen, "tls: certificate verification failed: %s", info);
 }
 
+/* Does the peer's certificate name our IP address in its subjectAltName? */
+static int peer_has_ip(tls_conn *c)
+{
+    const mbedtls_x509_crt *crt = mbedtls_ssl_get_peer_cert(&c->ssl);
+    if (!crt) return 0;
+    for (const mbedtls_x509_sequence *san = &crt->subject_alt_names; san; san = san->next) {
+        /* [7] iPAddress, context-specific primitive */
+        if (san->buf.tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && san->buf.len == c->iplen &&
+            !memcmp(san->buf.p, c->ip, c->iplen))
+            return 1;
+    }
+    return 0;
+}
+
 int tls_conn_handshake(tls_conn *c, char *err, size_t errlen)
 {
     while (c->ssl.state != MBEDTLS_SSL_HANDSHAKE_OVER) {
@@ -360,6 +385,11 @@ int tls_conn_handshake(tls_conn *c, char *err, size_t errlen)
         }
     }
     if (!c->done) {
+        if (c->verify_ip && c->saw_cert && !peer_has_ip(c)) {
+            snprintf(err, errlen, "tls: certificate verification failed: the certificate does not name %s",
+                     c->host);
+            return -1;
+        }
         c->done = 1;
         sess_save(c);
     }

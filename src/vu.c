@@ -58,7 +58,6 @@ struct vu_sched {
     int stopping;
     vu *current;    /* the VU being resumed, NULL outside resumes */
     int vus_active; /* session VUs (as the runner reports them) */
-    int vus_peak;   /* highest vus_active since the last snapshot */
     int closing;
 };
 
@@ -495,9 +494,8 @@ static int l_vus(lua_State *L)
 {
     vu_sched *s = sched_of(L);
     s->vus_active += (int)luaL_checkinteger(L, 1);
-    if (s->vus_active > s->vus_peak) s->vus_peak = s->vus_active;
     s->st->vus = s->vus_active;
-    if (s->vus_peak > s->st->vus_max) s->st->vus_max = s->vus_peak;
+    if (s->vus_active > s->st->vus_max) s->st->vus_max = s->vus_active; /* this interval's peak */
     return 0;
 }
 

@@ -101,8 +101,22 @@ local function closed(ctx)
   local l, sc = ctx.scenario.load, ctx.scenario
   local pick = picker(sc.sessions)
   local vus, started = {}, 0
-  local iterations_left = l.iterations and math.ceil(l.iterations * (ctx.thread + 1) / ctx.threads)
-                          - math.ceil(l.iterations * ctx.thread / ctx.threads)
+  -- global VU ids for this thread: thread, thread + threads, ... (1-based)
+  local function count_of(thread, target) -- how many of the first `target` global ids `thread` owns
+    if target <= thread then return 0 end
+    return math.floor((target - 1 - thread) / ctx.threads) + 1
+  end
+  local function my_count(target) return count_of(ctx.thread, target) end
+  -- a total iteration count is shared in proportion to each thread's VUs
+  local iterations_left
+  if l.iterations then
+    local vus = l.vus or 0
+    for _, st in ipairs(l.stages or {}) do vus = math.max(vus, st.target) end
+    local before = 0
+    for t = 0, ctx.thread - 1 do before = before + count_of(t, vus) end
+    local mine = my_count(vus)
+    iterations_left = math.floor(l.iterations * (before + mine) / vus) - math.floor(l.iterations * before / vus)
+  end
   local function spawn(id)
     local vu = new_vu(id, ctx)
     local s = pick()
@@ -120,11 +134,6 @@ local function closed(ctx)
       core.vus(-1)
       vus[id] = nil
     end)
-  end
-  -- global VU ids for this thread: thread, thread + threads, ... (1-based)
-  local function my_count(target) -- how many of the first `target` global ids are ours
-    if target <= ctx.thread then return 0 end
-    return math.floor((target - 1 - ctx.thread) / ctx.threads) + 1
   end
   local function id_of(k) return ctx.thread + (k - 1) * ctx.threads + 1 end
   local t0 = ctx.t0
