@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "curve.h"
 #include "luart.h"
 #include "queen.h"
 #include "target.h"
@@ -30,6 +31,23 @@ static int cmd_target(int argc, char **argv)
     return target_main(&o);
 }
 
+/* `parrot keygen DIR`: a CURVE key pair for a queen or a worker. */
+static int cmd_keygen(int argc, char **argv)
+{
+    if (argc != 1) {
+        fputs("usage: parrot keygen DIR   (writes DIR/parrot.key and DIR/parrot.secret)\n", stderr);
+        return 2;
+    }
+    char err[512];
+    curve_keys k;
+    if (curve_keygen(argv[0], err, sizeof err) || curve_load(argv[0], &k, err, sizeof err)) {
+        fprintf(stderr, "parrot keygen: %s\n", err);
+        return 1;
+    }
+    printf("wrote %s/parrot.key and %s/parrot.secret; public key: %s\n", argv[0], argv[0], k.pub);
+    return 0;
+}
+
 
 static const char *usage_main =
     "parrot — an HTTP load tester with Lua scenarios\n"
@@ -41,6 +59,7 @@ static const char *usage_main =
     "  run --url URL           a plain GET scenario without a file, as wrk and hey do\n"
     "  target                  a small fast HTTP server with test endpoints\n"
     "  test SPEC.lua...        run Lua specs inside parrot (they may make real requests)\n"
+    "  keygen DIR              a CURVE key pair for the cluster (DIR/parrot.key, DIR/parrot.secret)\n"
     "  help COMMAND            the options of one command\n"
     "\n"
     "parrot --version prints the version.\n";
@@ -240,6 +259,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
     if (!strcmp(cmd, "target")) return cmd_target(argc - 2, argv + 2);
     if (!strcmp(cmd, "test")) return luart_test_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "keygen")) return cmd_keygen(argc - 2, argv + 2);
     if (!strcmp(cmd, "help")) return help(argc > 2 ? argv[2] : NULL);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) return help(NULL);
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
