@@ -351,7 +351,7 @@ static int builder_check_dups(builder *bd, const char *const *extra)
 
 static void builder_finish(builder *bd, bundle *b)
 {
-    qsort(bd->files, bd->n, sizeof *bd->files, file_cmp);
+    if (bd->n) qsort(bd->files, bd->n, sizeof *bd->files, file_cmp);
     b->files = bd->files;
     b->nfiles = bd->n;
     b->total = bd->total;
@@ -381,7 +381,7 @@ int bundle_build(bundle *b, const char *script, const char *const *extra, size_t
         rc = 0;
         for (size_t i = 0; rc == 0 && extra && extra[i]; i++) rc = builder_extra(&bd, root, extra[i]);
         if (rc == 0) {
-            qsort(bd.files, bd.n, sizeof *bd.files, file_cmp);
+            if (bd.n) qsort(bd.files, bd.n, sizeof *bd.files, file_cmp);
             rc = builder_check_dups(&bd, extra);
         }
     }
@@ -489,7 +489,8 @@ static int decode_files(bundle *b, const msgpack_object *root, char *err, size_t
         const msgpack_object_bin *bs = &e->via.array.ptr[1].via.bin;
         if (!path_ok(ps->ptr, ps->size)) {
             set_err(err, errlen, "bundle path \"%.*s\" refused: paths must be relative and stay inside",
-                    (int)strnlen(ps->ptr, ps->size > 200 ? 200 : ps->size), ps->ptr);
+                    ps->size ? (int)strnlen(ps->ptr, ps->size > 200 ? 200 : ps->size) : 0,
+                    ps->size ? ps->ptr : "");
             return -1;
         }
         bundle_file *f = &b->files[b->nfiles];
