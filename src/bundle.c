@@ -19,8 +19,7 @@
 #define BUNDLE_MAX_FILES 10000
 #define BUNDLE_PATH_MAX 1024
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || !errlen) return;
@@ -34,7 +33,8 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 
 static void put_be64(unsigned char out[8], uint64_t v)
 {
-    for (int i = 7; i >= 0; i--, v >>= 8) out[i] = (unsigned char)(v & 0xff);
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        out[i] = (unsigned char)(v & 0xff);
 }
 
 static void hex_digest(const unsigned char d[32], char out[65])
@@ -143,11 +143,14 @@ static void builder_free(builder *bd)
  * prints as the limit. */
 static const char *fmt_size(char *buf, size_t blen, size_t n, int up)
 {
-    static const struct { size_t unit; const char *name; } u[] = {
-        {1024u * 1024 * 1024, "GB"}, {1024u * 1024, "MB"}, {1024u, "KB"}};
+    static const struct {
+        size_t unit;
+        const char *name;
+    } u[] = {{1024u * 1024 * 1024, "GB"}, {1024u * 1024, "MB"}, {1024u, "KB"}};
     for (size_t i = 0; i < sizeof u / sizeof *u; i++) {
         if (n < u[i].unit) continue;
-        if (n % u[i].unit == 0) snprintf(buf, blen, "%zu %s", n / u[i].unit, u[i].name);
+        if (n % u[i].unit == 0)
+            snprintf(buf, blen, "%zu %s", n / u[i].unit, u[i].name);
         else {
             size_t tenths = (size_t)(((unsigned long long)n * 10 + (up ? u[i].unit - 1 : 0)) / u[i].unit);
             snprintf(buf, blen, "%zu.%zu %s", tenths / 10, tenths % 10, u[i].name);
@@ -167,6 +170,31 @@ static int limit_error(builder *bd, const char *shown, size_t total)
     return -1;
 }
 
+/* Read `fd` to its end, expecting about `hint` bytes; stops once it holds more than `room`
+ * (then *len > room and the data is returned for the caller to drop). NULL and *e on error. */
+static char *read_capped(int fd, size_t hint, size_t room, size_t *len, int *e)
+{
+    size_t cap = hint + 1;
+    char *data = malloc(cap);
+    *len = 0;
+    while (data) {
+        ssize_t r = read(fd, data + *len, cap - *len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r == 0) return data;
+        if (r < 0) break;
+        *len += (size_t)r;
+        if (*len > room) return data;
+        if (*len == cap) {
+            char *nd = realloc(data, cap *= 2);
+            if (!nd) break;
+            data = nd;
+        }
+    }
+    *e = data ? errno : ENOMEM;
+    free(data);
+    return NULL;
+}
+
 /* Read the regular file at `fs` (shown to the user as `shown`) and add it as `rel`. Reads at
  * most what the limit leaves, so a file growing under us cannot blow past it. */
 static int builder_add(builder *bd, const char *fs, const char *rel, const char *shown)
@@ -177,8 +205,8 @@ static int builder_add(builder *bd, const char *fs, const char *rel, const char 
         return -1;
     }
     if (!path_ok(rel, strlen(rel))) {
-        set_err(bd->err, bd->errlen, "bundle: %s has a path a bundle cannot carry (over %d bytes?)",
-                shown, BUNDLE_PATH_MAX);
+        set_err(bd->err, bd->errlen, "bundle: %s has a path a bundle cannot carry (over %d bytes?)", shown,
+                BUNDLE_PATH_MAX);
         return -1;
     }
     int fd = open(fs, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -195,29 +223,16 @@ static int builder_add(builder *bd, const char *fs, const char *rel, const char 
         close(fd);
         return limit_error(bd, shown, bd->total + (size_t)st.st_size);
     }
-    size_t cap = (size_t)st.st_size + 1, len = 0;
-    char *data = malloc(cap);
-    ssize_t r = 0;
-    while (data && (r = read(fd, data + len, cap - len)) != 0) {
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) break;
-        len += (size_t)r;
-        if (len > room) break;
-        if (len == cap) {
-            char *nd = realloc(data, cap *= 2);
-            if (!nd) break;
-            data = nd;
-        }
-    }
-    int e = errno;
+    size_t len = 0;
+    int e = 0;
+    char *data = read_capped(fd, (size_t)st.st_size, room, &len, &e);
     close(fd);
     if (len > room) {
         free(data);
         return limit_error(bd, shown, bd->total + len);
     }
-    if (!data || r != 0) {
-        free(data);
-        set_err(bd->err, bd->errlen, "bundle: cannot read %s: %s", shown, data ? strerror(e) : "out of memory");
+    if (!data) {
+        set_err(bd->err, bd->errlen, "bundle: cannot read %s: %s", shown, strerror(e));
         return -1;
     }
     if (bd->n == bd->cap) {
@@ -282,7 +297,8 @@ static int builder_walk(builder *bd, const char *dir, const char *rel)
         free(sub);
         free(shown);
     }
-    for (int i = 0; i < n; i++) free(ents[i]);
+    for (int i = 0; i < n; i++)
+        free(ents[i]);
     free(ents);
     return rc;
 }
@@ -301,8 +317,10 @@ static int builder_extra(builder *bd, const char *root, const char *extra)
 {
     char *given = NULL, *real = NULL;
     int rc = -1;
-    if (extra[0] == '/') given = strdup(extra);
-    else if (asprintf(&given, "%s/%s", root, extra) < 0) given = NULL;
+    if (extra[0] == '/')
+        given = strdup(extra);
+    else if (asprintf(&given, "%s/%s", root, extra) < 0)
+        given = NULL;
     if (!given) {
         set_err(bd->err, bd->errlen, "bundle: out of memory");
         return -1;
@@ -317,8 +335,10 @@ static int builder_extra(builder *bd, const char *root, const char *extra)
         rc = walk_takes(rel) ? 0 : builder_add(bd, real, rel, extra);
     } else {
         const char *base = strrchr(given, '/') + 1;
-        if (!*base) set_err(bd->err, bd->errlen, "bundle: %s is not a file", extra);
-        else rc = builder_add(bd, real, base, extra);
+        if (!*base)
+            set_err(bd->err, bd->errlen, "bundle: %s is not a file", extra);
+        else
+            rc = builder_add(bd, real, base, extra);
     }
 out:
     free(given);
@@ -336,13 +356,17 @@ static int builder_check_dups(builder *bd, const char *const *extra)
         for (size_t k = 0; extra && extra[k]; k++) {
             const char *s = strrchr(extra[k], '/');
             if (strcmp(s ? s + 1 : extra[k], p)) continue;
-            if (!a) a = extra[k];
-            else if (!b) b = extra[k];
+            if (!a)
+                a = extra[k];
+            else if (!b)
+                b = extra[k];
         }
         if (a && b)
-            set_err(bd->err, bd->errlen, "bundle: extra files %s and %s have the same name %s; rename one", a, b, p);
+            set_err(bd->err, bd->errlen, "bundle: extra files %s and %s have the same name %s; rename one", a,
+                    b, p);
         else
-            set_err(bd->err, bd->errlen, "bundle: extra file %s clashes with ./%s in the scenario directory; rename one",
+            set_err(bd->err, bd->errlen,
+                    "bundle: extra file %s clashes with ./%s in the scenario directory; rename one",
                     a ? a : p, p);
         return -1;
     }
@@ -364,22 +388,27 @@ int bundle_build(bundle *b, const char *script, const char *const *extra, size_t
                  size_t errlen)
 {
     memset(b, 0, sizeof *b);
-    builder bd = {.limit = limit ? limit : BUNDLE_DEFAULT_LIMIT, .skip_hidden = 1, .err = err, .errlen = errlen};
+    builder bd = {
+        .limit = limit ? limit : BUNDLE_DEFAULT_LIMIT, .skip_hidden = 1, .err = err, .errlen = errlen};
     char *dir = strdup(script ? script : ""), *root = NULL;
     if (!dir) {
         set_err(err, errlen, "bundle: out of memory");
         return -1;
     }
     char *slash = strrchr(dir, '/');
-    if (!slash) strcpy(dir, ".");
-    else if (slash == dir) dir[1] = '\0';
-    else *slash = '\0';
+    if (!slash)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
     int rc = -1;
     if (!(root = realpath(dir, NULL))) {
         set_err(err, errlen, "bundle: cannot open the directory of %s: %s", script, strerror(errno));
     } else if (builder_walk(&bd, root, "") == 0) {
         rc = 0;
-        for (size_t i = 0; rc == 0 && extra && extra[i]; i++) rc = builder_extra(&bd, root, extra[i]);
+        for (size_t i = 0; rc == 0 && extra && extra[i]; i++)
+            rc = builder_extra(&bd, root, extra[i]);
         if (rc == 0) {
             if (bd.n) qsort(bd.files, bd.n, sizeof *bd.files, file_cmp);
             rc = builder_check_dups(&bd, extra);
@@ -422,7 +451,8 @@ static int read_len(const unsigned char *p, size_t len, size_t *pos, unsigned n,
 {
     if (len - *pos < n) return -1;
     *v = 0;
-    for (unsigned i = 0; i < n; i++) *v = *v << 8 | p[(*pos)++];
+    for (unsigned i = 0; i < n; i++)
+        *v = *v << 8 | p[(*pos)++];
     return 0;
 }
 
@@ -436,22 +466,27 @@ static int shape_ok(const unsigned char *p, size_t len, char *err, size_t errlen
     uint64_t n = 0, total = 0, v;
     if (len < 1) goto bad;
     unsigned h = p[pos++];
-    if (h >= 0x90 && h <= 0x9f) n = h & 0x0f;
+    if (h >= 0x90 && h <= 0x9f)
+        n = h & 0x0f;
     else if (h == 0xdc || h == 0xdd) {
         if (read_len(p, len, &pos, h == 0xdc ? 2 : 4, &n)) goto bad;
-    } else goto bad;
+    } else
+        goto bad;
     if (n > BUNDLE_MAX_FILES) {
-        set_err(err, errlen, "bundle of %llu files refused (at most %d)", (unsigned long long)n, BUNDLE_MAX_FILES);
+        set_err(err, errlen, "bundle of %llu files refused (at most %d)", (unsigned long long)n,
+                BUNDLE_MAX_FILES);
         return 0;
     }
     if (n > (len - pos) / 4) goto bad; /* each entry takes at least 0x92, a str, a 2-byte bin */
     for (uint64_t i = 0; i < n; i++) {
         if (pos >= len || p[pos++] != 0x92 || pos >= len) goto bad;
         h = p[pos++];
-        if (h >= 0xa0 && h <= 0xbf) v = h & 0x1f;
+        if (h >= 0xa0 && h <= 0xbf)
+            v = h & 0x1f;
         else if (h >= 0xd9 && h <= 0xdb) {
             if (read_len(p, len, &pos, 1u << (h - 0xd9), &v)) goto bad;
-        } else goto bad;
+        } else
+            goto bad;
         if (v > BUNDLE_PATH_MAX || v > len - pos) goto bad;
         pos += v;
         if (pos >= len || p[pos] < 0xc4 || p[pos] > 0xc6) goto bad;
@@ -481,7 +516,8 @@ static int decode_files(bundle *b, const msgpack_object *root, char *err, size_t
     for (uint32_t i = 0; i < n; i++) {
         const msgpack_object *e = &root->via.array.ptr[i];
         if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2 ||
-            e->via.array.ptr[0].type != MSGPACK_OBJECT_STR || e->via.array.ptr[1].type != MSGPACK_OBJECT_BIN) {
+            e->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
+            e->via.array.ptr[1].type != MSGPACK_OBJECT_BIN) {
             set_err(err, errlen, "bundle malformed: refused");
             return -1;
         }
@@ -513,8 +549,7 @@ static int decode_files(bundle *b, const msgpack_object *root, char *err, size_t
     return 0;
 }
 
-int bundle_decode(bundle *b, const char *buf, size_t len, const char *expect_hash, char *err,
-                  size_t errlen)
+int bundle_decode(bundle *b, const char *buf, size_t len, const char *expect_hash, char *err, size_t errlen)
 {
     memset(b, 0, sizeof *b);
     if (!buf || !shape_ok((const unsigned char *)buf, len, err, errlen)) return -1;
@@ -633,9 +668,12 @@ static int cache_dir(char *out, size_t outlen)
 {
     const char *env = getenv("PARROT_CACHE"), *home = getenv("HOME");
     int n;
-    if (env && *env) n = snprintf(out, outlen, "%s/bundles", env);
-    else if (home && *home) n = snprintf(out, outlen, "%s/.cache/parrot/bundles", home);
-    else n = snprintf(out, outlen, "/tmp/parrot-cache-%u/bundles", (unsigned)getuid());
+    if (env && *env)
+        n = snprintf(out, outlen, "%s/bundles", env);
+    else if (home && *home)
+        n = snprintf(out, outlen, "%s/.cache/parrot/bundles", home);
+    else
+        n = snprintf(out, outlen, "/tmp/parrot-cache-%u/bundles", (unsigned)getuid());
     if (n < 0 || (size_t)n >= outlen) return -1;
     return mkdir_p(out);
 }
@@ -656,10 +694,7 @@ static int rm_one(const char *path, const struct stat *st, int type, struct FTW 
 }
 
 /* rm -rf, never following a symlink. */
-static void remove_tree(const char *path)
-{
-    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
+static void remove_tree(const char *path) { nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
 
 int bundle_cache_get(const char *hash, char *dir, size_t dirlen)
 {
@@ -722,10 +757,7 @@ int bundle_cache_put(const bundle *b, char *dir, size_t dirlen, char *err, size_
     return 0;
 }
 
-static int str_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
+static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 char **bundle_cache_list(size_t *n)
 {

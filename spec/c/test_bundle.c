@@ -111,22 +111,26 @@ static void spec_build(void)
     PUT(at("outside/payload.bin"), "PAYLOAD");
     PUT(at("outside/other.txt"), "other");
 
-    CHECK(bundle_build(&b, at("scn/main.lua"), NULL, 0, err, sizeof err) == 0, "build a scenario directory: %s", err);
+    CHECK(bundle_build(&b, at("scn/main.lua"), NULL, 0, err, sizeof err) == 0,
+          "build a scenario directory: %s", err);
     CHECK(b.nfiles == 3, "hidden files and symlinks are left out (%zu files)", b.nfiles);
-    CHECK(b.nfiles == 3 && !strcmp(b.files[0].path, "data/deep/x.txt") && !strcmp(b.files[1].path, "data/users.csv") &&
-              !strcmp(b.files[2].path, "main.lua"),
+    CHECK(b.nfiles == 3 && !strcmp(b.files[0].path, "data/deep/x.txt") &&
+              !strcmp(b.files[1].path, "data/users.csv") && !strcmp(b.files[2].path, "main.lua"),
           "files are sorted by their relative path");
     CHECK(b.total == 9 + 9 + 1, "total counts the content bytes");
     CHECK(strlen(b.hash) == 64 && strspn(b.hash, "0123456789abcdef") == 64, "hash is 64 lowercase hex");
     bundle_free(&b);
 
-    const char *extra[] = {"data/.secret", "data/users.csv", at("outside/payload.bin"), "../outside/other.txt", NULL};
-    CHECK(bundle_build(&b, at("scn/main.lua"), extra, 0, err, sizeof err) == 0, "build with extra files: %s", err);
+    const char *extra[] = {"data/.secret", "data/users.csv", at("outside/payload.bin"),
+                           "../outside/other.txt", NULL};
+    CHECK(bundle_build(&b, at("scn/main.lua"), extra, 0, err, sizeof err) == 0, "build with extra files: %s",
+          err);
     CHECK(b.nfiles == 6, "extras add files, one already in the directory counts once (%zu)", b.nfiles);
     int sec = 0, pay = 0, oth = 0;
     for (size_t i = 0; i < b.nfiles; i++) {
         sec |= !strcmp(b.files[i].path, "data/.secret");
-        pay |= !strcmp(b.files[i].path, "payload.bin") && b.files[i].len == 7 && !memcmp(b.files[i].data, "PAYLOAD", 7);
+        pay |= !strcmp(b.files[i].path, "payload.bin") && b.files[i].len == 7 &&
+               !memcmp(b.files[i].data, "PAYLOAD", 7);
         oth |= !strcmp(b.files[i].path, "other.txt");
     }
     CHECK(sec, "an extra inside the directory keeps its relative path, even when hidden");
@@ -187,21 +191,26 @@ static void spec_limit(void)
     memset(big, 'x', sizeof big);
     PUT(at("lim/main.lua"), "return 1\n");
     put_file(at("lim/data/big.csv"), big, sizeof big);
-    CHECK(bundle_build(&b, at("lim/main.lua"), NULL, 1024 * 1024, err, sizeof err) == -1, "over the limit fails");
-    CHECK(!strcmp(err, "bundle over 1 MB: ./data/big.csv makes it 1.5 MB; move large files out or raise --bundle-limit"),
-          "the error names the file and the total: %s", err);
+    CHECK(bundle_build(&b, at("lim/main.lua"), NULL, 1024 * 1024, err, sizeof err) == -1,
+          "over the limit fails");
+    CHECK(
+        !strcmp(
+            err,
+            "bundle over 1 MB: ./data/big.csv makes it 1.5 MB; move large files out or raise --bundle-limit"),
+        "the error names the file and the total: %s", err);
     CHECK(strchr(err, '\n') == NULL, "the error is one line");
     CHECK(bundle_build(&b, at("lim/main.lua"), NULL, 0, err, sizeof err) == 0 && b.total == sizeof big + 9,
           "under the default limit it builds");
     bundle_free(&b);
     mkdirs(at("lim2"));
     PUT(at("lim2/main.lua"), "return 1\n");
-    CHECK(bundle_build(&b, at("lim2/main.lua"), (const char *const[]){at("lim/data/big.csv"), NULL}, 1000, err,
-                       sizeof err) == -1 &&
+    CHECK(bundle_build(&b, at("lim2/main.lua"), (const char *const[]){at("lim/data/big.csv"), NULL}, 1000,
+                       err, sizeof err) == -1 &&
               strstr(err, "bundle over 1000 bytes: ") && strstr(err, "lim/data/big.csv makes it 1.6 MB"),
           "an extra over the limit is named as given: %s", err);
 
-    for (int i = 0; i <= 10000; i++) PUT(at("many/f%05d", i), "");
+    for (int i = 0; i <= 10000; i++)
+        PUT(at("many/f%05d", i), "");
     CHECK(bundle_build(&b, at("many/f00000"), NULL, 0, err, sizeof err) == -1 && strstr(err, "10000 files"),
           "a directory over 10,000 files is refused: %s", err);
     rm_rf(at("many"));
@@ -252,7 +261,8 @@ static void spec_wire(void)
     char rnd[512];
     for (int k = 0; k < 20000; k++) {
         size_t n = (size_t)rand() % sizeof rnd;
-        for (size_t i = 0; i < n; i++) rnd[i] = (char)rand();
+        for (size_t i = 0; i < n; i++)
+            rnd[i] = (char)rand();
         if (k % 4 == 0 && n > 0) rnd[0] = (char)(0x90 | (rand() & 15)); /* look like an array */
         if (bundle_decode(&d, rnd, n, "0000000000000000000000000000000000000000000000000000000000000000", err,
                           sizeof err) == 0)
@@ -270,13 +280,15 @@ static void spec_wire(void)
 
 static void spec_hostile_paths(void)
 {
-    static const char *bad[] = {"../x", "/etc/passwd", "a//b", "a/../../b", "a/", "", "a\\b", "./a", "a/./b", ".."};
+    static const char *bad[] = {"../x", "/etc/passwd", "a//b", "a/../../b", "a/",
+                                "",     "a\\b",        "./a",  "a/./b",     ".."};
     char err[256] = "";
     bundle d;
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         size_t len;
         char *buf = pack_paths(&bad[i], 1, &len);
-        CHECK(bundle_decode(&d, buf, len, NULL, err, sizeof err) == -1 && d.nfiles == 0 && strstr(err, "refused"),
+        CHECK(bundle_decode(&d, buf, len, NULL, err, sizeof err) == -1 && d.nfiles == 0 &&
+                  strstr(err, "refused"),
               "path \"%s\" is refused: %s", bad[i], err);
         free(buf);
     }
@@ -286,10 +298,14 @@ static void spec_hostile_paths(void)
           "duplicate paths are refused: %s", err);
     free(buf);
     buf = pack_paths((const char *[]){"b", "a"}, 2, &len);
-    CHECK(bundle_decode(&d, buf, len, NULL, err, sizeof err) == -1, "paths out of order are refused: %s", err);
+    CHECK(bundle_decode(&d, buf, len, NULL, err, sizeof err) == -1, "paths out of order are refused: %s",
+          err);
     free(buf);
-    char nul[] = "\x91\x92\xa3" "a\0b" "\xc4\x01x";
-    CHECK(bundle_decode(&d, nul, sizeof nul - 1, NULL, err, sizeof err) == -1, "a path with a NUL is refused");
+    char nul[] = "\x91\x92\xa3"
+                 "a\0b"
+                 "\xc4\x01x";
+    CHECK(bundle_decode(&d, nul, sizeof nul - 1, NULL, err, sizeof err) == -1,
+          "a path with a NUL is refused");
     char longp[1100];
     memset(longp, 'a', sizeof longp - 1);
     longp[sizeof longp - 1] = '\0';
@@ -297,8 +313,8 @@ static void spec_hostile_paths(void)
     CHECK(bundle_decode(&d, buf, len, NULL, err, sizeof err) == -1, "a path over 1024 bytes is refused");
     free(buf);
     buf = pack_paths((const char *[]){"a", "b/c/d.txt", "b/e"}, 3, &len);
-    CHECK(bundle_decode(&d, buf, len, NULL, err, sizeof err) == 0 && d.nfiles == 3, "well-formed paths decode: %s",
-          err);
+    CHECK(bundle_decode(&d, buf, len, NULL, err, sizeof err) == 0 && d.nfiles == 3,
+          "well-formed paths decode: %s", err);
     bundle_free(&d);
     free(buf);
 }
@@ -320,13 +336,15 @@ static void spec_extract(void)
     PUT(at("victim.txt"), "untouched");
     mkdirs(at("out/two"));
     symlink(at("victim.txt"), at("out/two/a.txt"));
-    CHECK(bundle_extract(&b, at("out/two"), err, sizeof err) == -1, "a planted symlink is not followed: %s", err);
+    CHECK(bundle_extract(&b, at("out/two"), err, sizeof err) == -1, "a planted symlink is not followed: %s",
+          err);
     s = slurp(at("victim.txt"), &len);
     CHECK(s && len == 9 && !memcmp(s, "untouched", 9), "the symlink's target is untouched");
     free(s);
     mkdirs(at("out/three"));
     symlink(at("outside"), at("out/three/sub"));
-    CHECK(bundle_extract(&b, at("out/three"), err, sizeof err) == -1 && access(at("outside/b.lua"), F_OK) != 0,
+    CHECK(bundle_extract(&b, at("out/three"), err, sizeof err) == -1 &&
+              access(at("outside/b.lua"), F_OK) != 0,
           "a planted directory symlink is not followed");
     bundle_free(&b);
 
@@ -352,20 +370,24 @@ static void spec_cache(void)
     CHECK(!strcmp(dir, at("cache/bundles/%s", b.hash)), "cached under PARROT_CACHE/bundles/HASH");
     CHECK(access(at("cache/bundles/%s/data/.secret", b.hash), F_OK) == 0, "hidden extras are cached too");
     CHECK(bundle_cache_get(b.hash, dir2, sizeof dir2) == 1 && !strcmp(dir, dir2), "get finds it");
-    CHECK(bundle_cache_put(&b, dir2, sizeof dir2, err, sizeof err) == 0 && !strcmp(dir, dir2), "put again reuses it");
+    CHECK(bundle_cache_put(&b, dir2, sizeof dir2, err, sizeof err) == 0 && !strcmp(dir, dir2),
+          "put again reuses it");
     list = bundle_cache_list(&n);
     CHECK(list && n == 1 && !strcmp(list[0], b.hash) && list[1] == NULL, "list shows the hash");
-    for (size_t i = 0; list && list[i]; i++) free(list[i]);
+    for (size_t i = 0; list && list[i]; i++)
+        free(list[i]);
     free(list);
     CHECK(bundle_cache_get("../../etc", dir2, sizeof dir2) == 0, "get refuses a name that is not a hash");
 
     PUT(at("cache/bundles/%s/main.lua", b.hash), "return 2\n");
     CHECK(bundle_cache_get(b.hash, dir2, sizeof dir2) == 0, "a corrupted cached file: get says no");
     CHECK(!is_dir(dir), "and removes the corrupted bundle");
-    CHECK(bundle_cache_put(&b, dir, sizeof dir, err, sizeof err) == 0 && bundle_cache_get(b.hash, dir2, sizeof dir2) == 1,
+    CHECK(bundle_cache_put(&b, dir, sizeof dir, err, sizeof err) == 0 &&
+              bundle_cache_get(b.hash, dir2, sizeof dir2) == 1,
           "put restores it");
     PUT(at("cache/bundles/%s/extra.txt", b.hash), "x");
-    CHECK(bundle_cache_get(b.hash, dir2, sizeof dir2) == 0 && !is_dir(dir), "an added file counts as corruption");
+    CHECK(bundle_cache_get(b.hash, dir2, sizeof dir2) == 0 && !is_dir(dir),
+          "an added file counts as corruption");
     bundle_free(&b);
     unsetenv("PARROT_CACHE");
 }
