@@ -40,9 +40,11 @@ static int curve_key_valid(const char *s, size_t len)
 /* Strip leading and trailing white space in place; returns the start. */
 static char *curve_trim(char *s)
 {
-    while (isspace((unsigned char)*s)) s++;
+    while (isspace((unsigned char)*s))
+        s++;
     size_t n = strlen(s);
-    while (n && isspace((unsigned char)s[n - 1])) s[--n] = 0;
+    while (n && isspace((unsigned char)s[n - 1]))
+        s[--n] = 0;
     return s;
 }
 
@@ -89,8 +91,10 @@ int curve_keygen(const char *dir, char *err, size_t errlen)
         return -1;
     }
     if (access(pubp, F_OK) == 0 || access(secp, F_OK) == 0) {
-        snprintf(err, errlen, "%s already holds a key pair (parrot.key or parrot.secret); "
-                 "refusing to overwrite it — remove it first or choose another directory", dir);
+        snprintf(err, errlen,
+                 "%s already holds a key pair (parrot.key or parrot.secret); "
+                 "refusing to overwrite it — remove it first or choose another directory",
+                 dir);
         return -1;
     }
     curve_keys k;
@@ -126,8 +130,7 @@ int curve_load(const char *dir, curve_keys *k, char *err, size_t errlen)
     memcpy(k->pub, line, CURVE_KEY_LEN + 1);
     struct stat st;
     if (stat(secp, &st) == 0 && (st.st_mode & 077))
-        fprintf(stderr, "parrot: warning: %s is readable by group or others (chmod 600 %s)\n", secp,
-                secp);
+        fprintf(stderr, "parrot: warning: %s is readable by group or others (chmod 600 %s)\n", secp, secp);
     if (curve_read_first_line(secp, line, sizeof line)) {
         snprintf(err, errlen, "cannot read %s: %s", secp, strerror(errno));
         return -1;
@@ -138,8 +141,7 @@ int curve_load(const char *dir, curve_keys *k, char *err, size_t errlen)
         return -1;
     }
     if (strcmp(derived, k->pub) != 0) {
-        snprintf(err, errlen, "%s and %s are not one pair (regenerate with parrot keygen)", pubp,
-                 secp);
+        snprintf(err, errlen, "%s and %s are not one pair (regenerate with parrot keygen)", pubp, secp);
         return -1;
     }
     memcpy(k->sec, line, CURVE_KEY_LEN + 1);
@@ -263,8 +265,8 @@ static int curve_allow_load(curve_zap *z, const char *path, char *err, size_t er
 {
     FILE *f = fopen(path, "r");
     if (!f) {
-        snprintf(err, errlen, "cannot read the allow file %s: %s (one worker public key per line)",
-                 path, strerror(errno));
+        snprintf(err, errlen, "cannot read the allow file %s: %s (one worker public key per line)", path,
+                 strerror(errno));
         return -1;
     }
     char line[1024];
@@ -277,8 +279,8 @@ static int curve_allow_load(curve_zap *z, const char *path, char *err, size_t er
         if (!*t) continue;
         if (!curve_key_valid(t, tok)) {
             if (*t == '#') continue; /* checked second: a Z85 key may start with '#' */
-            snprintf(err, errlen, "%s:%d: not a 40-character Z85 public key (a worker's parrot.key)",
-                     path, lineno);
+            snprintf(err, errlen, "%s:%d: not a 40-character Z85 public key (a worker's parrot.key)", path,
+                     lineno);
             fclose(f);
             return -1;
         }
@@ -297,8 +299,10 @@ static int curve_allow_load(curve_zap *z, const char *path, char *err, size_t er
     }
     fclose(f);
     if (!z->nkeys) {
-        snprintf(err, errlen, "the allow file %s lists no keys: no worker could join "
-                 "(add each worker's parrot.key line)", path);
+        snprintf(err, errlen,
+                 "the allow file %s lists no keys: no worker could join "
+                 "(add each worker's parrot.key line)",
+                 path);
         return -1;
     }
     return 0;
@@ -311,8 +315,7 @@ static int curve_zap_allowed(const curve_zap *z, const char *key)
     return 0;
 }
 
-static void curve_zap_send(void *rep, const char *reqid, int reqid_len, const char *status,
-                           const char *text)
+static void curve_zap_send(void *rep, const char *reqid, int reqid_len, const char *status, const char *text)
 {
     zmq_send(rep, "1.0", 3, ZMQ_SNDMORE);
     zmq_send(rep, reqid, (size_t)reqid_len, ZMQ_SNDMORE);
@@ -326,7 +329,7 @@ static void curve_zap_send(void *rep, const char *reqid, int reqid_len, const ch
  * credentials (for CURVE: the client's 32-byte public key). */
 static void curve_zap_answer(curve_zap *z)
 {
-    char frames[7][256];
+    char frames[7][256] = {{0}};
     int sizes[7] = {0}, n = 0, more = 1;
     while (more) {
         char scratch[256];
@@ -430,8 +433,8 @@ void curve_zap_stop(curve_zap *z)
 
 /* ---- monitor ----------------------------------------------------------------------------------- */
 
-#define CURVE_MON_EVENTS                                                                           \
-    (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |                  \
+#define CURVE_MON_EVENTS                                                                                     \
+    (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |                            \
      ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED)
 #define CURVE_MON_QUIET_NS (10ull * 1000000000ull) /* the same line at most once per 10 s */
 #define CURVE_MON_RECENT 8
@@ -492,8 +495,10 @@ static void curve_mon_event(curve_monitor *m, unsigned event, unsigned value, co
         if (m->said_ok) return;
         m->said_ok = 1;
         ok = 1;
-        if (m->is_server) snprintf(line, sizeof line, "a worker connected to %s (CURVE)", ep);
-        else snprintf(line, sizeof line, "connected to %s (CURVE)", ep);
+        if (m->is_server)
+            snprintf(line, sizeof line, "a worker connected to %s (CURVE)", ep);
+        else
+            snprintf(line, sizeof line, "connected to %s (CURVE)", ep);
     } else if (m->is_server) {
         const char *why = event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
                               ? "its key is not in --allow"

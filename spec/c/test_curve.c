@@ -165,8 +165,8 @@ static curve_keys make_keys(const char *tmp, const char *name)
 }
 
 /* A worker: a DEALER with its keys pinning `queen_pub`, watched, connected to `ep`. */
-static void *worker_connect(void *ctx, const curve_keys *k, const char *queen_pub, const char *ep,
-                            said *s, curve_monitor **mon)
+static void *worker_connect(void *ctx, const curve_keys *k, const char *queen_pub, const char *ep, said *s,
+                            curve_monitor **mon)
 {
     void *d = socket_linger0(ctx, ZMQ_DEALER);
     curve_client(d, k, queen_pub);
@@ -202,16 +202,15 @@ static void test_cluster(void *ctx, const char *tmp)
     char got[64] = "";
     CHECK(router_recv(router, 2000, got, sizeof got) && !strcmp(got, "hello from a"),
           "a listed worker pinning the queen's key gets its message through");
-    CHECK(said_wait(&as, "connected to tcp://127.0.0.1:", 2000),
-          "its monitor says it connected");
+    CHECK(said_wait(&as, "connected to tcp://127.0.0.1:", 2000), "its monitor says it connected");
     CHECK(said_oks(&as) == 1, "once, as a success");
 
     void *db = worker_connect(ctx, &b, queen.pub, ep, &bs, &bmon);
     zmq_send(db, "hello from b", 12, ZMQ_DONTWAIT);
     CHECK(!router_recv(router, 1000, got, sizeof got), "an unlisted worker gets nothing through in 1 s");
-    CHECK(said_wait(&bs, "refused this worker's key (add the worker's public key to the queen's --allow",
-                    2000),
-          "its monitor says the queen refused its key: %s", bs.n ? bs.lines[0] : "(nothing)");
+    CHECK(
+        said_wait(&bs, "refused this worker's key (add the worker's public key to the queen's --allow", 2000),
+        "its monitor says the queen refused its key: %s", bs.n ? bs.lines[0] : "(nothing)");
     pthread_mutex_lock(&denied_mu);
     CHECK(denied >= 1 && !strcmp(denied_key, b.pub), "the queen's on_deny saw the unlisted key");
     pthread_mutex_unlock(&denied_mu);
