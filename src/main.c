@@ -7,6 +7,7 @@
 #include "curve.h"
 #include "luart.h"
 #include "queen.h"
+#include "worker.h"
 #include "target.h"
 
 #define PARROT_VERSION "0.1.0"
@@ -57,6 +58,8 @@ static const char *usage_main =
     "commands:\n"
     "  run FILE.lua            run a scenario on this machine (live progress, summary, exit code)\n"
     "  run --url URL           a plain GET scenario without a file, as wrk and hey do\n"
+    "  queen FILE.lua          coordinate a cluster: workers join, the queen splits and merges\n"
+    "  worker --queen URL      one machine's load for a queen\n"
     "  target                  a small fast HTTP server with test endpoints\n"
     "  test SPEC.lua...        run Lua specs inside parrot (they may make real requests)\n"
     "  keygen DIR              a CURVE key pair for the cluster (DIR/parrot.key, DIR/parrot.secret)\n"
@@ -93,9 +96,29 @@ static const char *usage_target =
     "endpoints: /  /bytes/N  /delay/MS  /status/N  /chunked/N  /echo  /cookie/set?k=v  /cookie/check\n"
     "           /redirect/N  /redirect-to?url=U  /json  /gzip  /login  /account  /item/ID\n";
 
+static const char *usage_queen =
+    "usage: parrot queen FILE.lua|--url URL [--bind tcp://127.0.0.1:5555] [--expect N] [run options]\n"
+    "\n"
+    "  --bind ENDPOINT    where workers connect (default tcp://127.0.0.1:5555)\n"
+    "  --expect N         start once N workers joined (default 1); later ones join the running test\n"
+    "  --keys DIR         the queen's CURVE key pair (parrot keygen DIR)\n"
+    "  --allow FILE       worker public keys admitted with --keys, one per line\n"
+    "  --insecure         allow binding a non-loopback address without keys\n"
+    "  -k, --insecure-tls do not verify TLS certificates (what --insecure means for parrot run)\n"
+    "  every option of parrot run (--vus, --duration, --rate, --out, -e, -H, ...) works too\n";
+
+static const char *usage_worker =
+    "usage: parrot worker --queen tcp://HOST:5555 [--threads N] [--name NAME]\n"
+    "                     [--keys DIR --queen-key KEY|FILE] [--source A[,B...]] [--quiet]\n"
+    "\n"
+    "  joins the queen, sends a heartbeat every second, reconnects forever while the queen is away,\n"
+    "  and runs the share of each test it is given.\n";
+
 static int help(const char *cmd)
 {
-    if (cmd && !strcmp(cmd, "run")) fputs(usage_run, stdout);
+    if (cmd && !strcmp(cmd, "queen")) fputs(usage_queen, stdout);
+    else if (cmd && !strcmp(cmd, "worker")) fputs(usage_worker, stdout);
+    else if (cmd && !strcmp(cmd, "run")) fputs(usage_run, stdout);
     else if (cmd && !strcmp(cmd, "target")) fputs(usage_target, stdout);
     else fputs(usage_main, stdout);
     return 0;
@@ -147,9 +170,56 @@ static double parse_count(const char *s)
     return -1;
 }
 
-static int cmd_run(int argc, char **argv)
+static int cmd_worker(int argc, char **argv)
+{
+    worker_options o = {0};
+    strlist sources = {0};
+    char *source_copy = NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_worker, stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+            o.quiet = 1;
+            continue;
+        }
+        if (!v) return bad_option("worker", "unknown option or missing value", a);
+        i++;
+        if (!strcmp(a, "--queen")) o.queen = v;
+        else if (!strcmp(a, "--threads")) {
+            if ((o.threads = atoi(v)) < 1) return bad_option("worker", "cannot read thread count", v);
+        } else if (!strcmp(a, "--name")) o.name = v;
+        else if (!strcmp(a, "--keys")) o.keys_dir = v;
+        else if (!strcmp(a, "--queen-key")) o.queen_key = v;
+        else if (!strcmp(a, "--source")) {
+            free(source_copy);
+            source_copy = strdup(v);
+            for (char *tok = strtok(source_copy, ","); tok; tok = strtok(NULL, ",")) strlist_add(&sources, tok);
+        } else return bad_option("worker", "unknown option", a);
+    }
+    if (!o.queen) {
+        fputs(usage_worker, stderr);
+        return 2;
+    }
+    if (!!o.keys_dir != !!o.queen_key) {
+        fprintf(stderr, "parrot worker: --keys and --queen-key go together (the worker's pair, the queen's key)\n");
+        return 2;
+    }
+    o.sources = sources.v;
+    int rc = worker_main(&o);
+    free(sources.v);
+    free(source_copy);
+    return rc;
+}
+
+/* `parrot run` and `parrot queen`: the same options; the queen adds the cluster's. */
+static int cmd_run(int argc, char **argv, int queen)
 {
     static int dump_left;
+    const char *cmd = queen ? "queen" : "run";
     queen_options o = {0};
     strlist env = {0}, outs = {0}, headers = {0}, resolve = {0}, sources = {0};
     char *source_copy = NULL;
@@ -157,37 +227,37 @@ static int cmd_run(int argc, char **argv)
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define NEEDV                                                                                     \
-    if (!v) return bad_option("run", "missing value after", a);                                   \
+    if (!v) return bad_option(cmd, "missing value after", a);                                   \
     i++
         if (!strcmp(a, "--vus")) {
             NEEDV;
             double n = parse_count(v);
-            if (n < 1) return bad_option("run", "--vus needs a positive count, not", v);
+            if (n < 1) return bad_option(cmd, "--vus needs a positive count, not", v);
             o.overrides.vus = (int)n;
         } else if (!strcmp(a, "--duration")) {
             NEEDV;
-            if ((o.overrides.duration = parse_duration(v)) <= 0) return bad_option("run", "cannot read duration", v);
+            if ((o.overrides.duration = parse_duration(v)) <= 0) return bad_option(cmd, "cannot read duration", v);
         } else if (!strcmp(a, "--rate")) {
             NEEDV;
-            if ((o.overrides.rate = parse_count(v)) <= 0) return bad_option("run", "cannot read rate", v);
+            if ((o.overrides.rate = parse_count(v)) <= 0) return bad_option(cmd, "cannot read rate", v);
         } else if (!strcmp(a, "--iterations")) {
             NEEDV;
             double n = parse_count(v);
-            if (n < 1) return bad_option("run", "cannot read iterations", v);
+            if (n < 1) return bad_option(cmd, "cannot read iterations", v);
             o.overrides.iterations = (long)n;
         } else if (!strcmp(a, "--threads")) {
             NEEDV;
-            if ((o.threads = atoi(v)) < 1) return bad_option("run", "cannot read thread count", v);
+            if ((o.threads = atoi(v)) < 1) return bad_option(cmd, "cannot read thread count", v);
         } else if (!strcmp(a, "--out")) {
             NEEDV;
             strlist_add(&outs, v);
         } else if (!strcmp(a, "-e")) {
             NEEDV;
-            if (!strchr(v, '=')) return bad_option("run", "-e needs NAME=value, not", v);
+            if (!strchr(v, '=')) return bad_option(cmd, "-e needs NAME=value, not", v);
             strlist_add(&env, v);
         } else if (!strcmp(a, "-H")) {
             NEEDV;
-            if (!strchr(v, ':')) return bad_option("run", "-H needs 'Name: value', not", v);
+            if (!strchr(v, ':')) return bad_option(cmd, "-H needs 'Name: value', not", v);
             strlist_add(&headers, v);
         } else if (!strcmp(a, "--url")) {
             NEEDV;
@@ -198,9 +268,23 @@ static int cmd_run(int argc, char **argv)
         } else if (!strcmp(a, "--body")) {
             NEEDV;
             o.overrides.body = v;
-        } else if (!strcmp(a, "--insecure") || !strcmp(a, "-k")) {
+        } else if ((!queen && !strcmp(a, "--insecure")) || !strcmp(a, "-k") || !strcmp(a, "--insecure-tls")) {
             o.overrides.insecure = 1;
             o.http.insecure = 1;
+        } else if (queen && !strcmp(a, "--insecure")) {
+            o.insecure_bind = 1;
+        } else if (queen && !strcmp(a, "--bind")) {
+            NEEDV;
+            o.bind = v;
+        } else if (queen && !strcmp(a, "--expect")) {
+            NEEDV;
+            if ((o.expect = atoi(v)) < 1) return bad_option(cmd, "--expect needs a worker count, not", v);
+        } else if (queen && !strcmp(a, "--keys")) {
+            NEEDV;
+            o.keys_dir = v;
+        } else if (queen && !strcmp(a, "--allow")) {
+            NEEDV;
+            o.allow_file = v;
         } else if (!strcmp(a, "--proxy")) {
             NEEDV;
             o.http.proxy = v;
@@ -218,21 +302,22 @@ static int cmd_run(int argc, char **argv)
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
             o.quiet = 1;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            return help("run");
+            return help(cmd);
         } else if (a[0] == '-') {
-            return bad_option("run", "unknown option", a);
+            return bad_option(cmd, "unknown option", a);
         } else if (!o.script) {
             o.script = a;
         } else {
-            return bad_option("run", "one scenario file at a time; extra argument", a);
+            return bad_option(cmd, "one scenario file at a time; extra argument", a);
         }
 #undef NEEDV
     }
     if (!o.script && !o.overrides.url) {
-        fputs(usage_run, stderr);
+        fputs(queen ? usage_queen : usage_run, stderr);
         return 2;
     }
-    if (o.script && o.overrides.url) return bad_option("run", "give a file or --url, not both:", o.script);
+    if (queen && !o.bind) o.bind = "tcp://127.0.0.1:5555";
+    if (o.script && o.overrides.url) return bad_option(cmd, "give a file or --url, not both:", o.script);
     o.env = env.v;
     o.outs = outs.v;
     o.overrides.headers = headers.v;
@@ -256,7 +341,9 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2, 0);
+    if (!strcmp(cmd, "queen")) return cmd_run(argc - 2, argv + 2, 1);
+    if (!strcmp(cmd, "worker")) return cmd_worker(argc - 2, argv + 2);
     if (!strcmp(cmd, "target")) return cmd_target(argc - 2, argv + 2);
     if (!strcmp(cmd, "test")) return luart_test_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "keygen")) return cmd_keygen(argc - 2, argv + 2);

@@ -1,6 +1,7 @@
-/* queen: coordinates a run. It loads the scenario to learn its plan and thresholds, starts the
- * load, merges the interval snapshots into live progress and totals, stops the run (duration,
- * Ctrl-C, abort thresholds), and writes the summary and output files. */
+/* queen: coordinates a run over the wire. It builds the scenario's bundle, binds a ROUTER,
+ * waits for workers, splits the load between them in proportion to their threads, merges their
+ * interval snapshots into live progress and totals, and prints the summary and output files.
+ * `parrot run` is a queen with one embedded worker over inproc://, the same code as a cluster. */
 #ifndef PARROT_QUEEN_H
 #define PARROT_QUEEN_H
 
@@ -11,10 +12,16 @@ typedef struct queen_options {
     const char *script;       /* scenario file, or NULL with overrides.url */
     luart_overrides overrides;
     const char *const *env;   /* -e NAME=value, NULL-terminated */
-    int threads;              /* load threads, 0 = one per core */
+    int threads;              /* the embedded worker's load threads, 0 = one per core */
     const char *const *outs;  /* --out files (.json, .csv), NULL-terminated */
     int quiet;                /* no live progress */
-    http_client_config http;
+    http_client_config http;  /* insecure, proxy, resolve, dump: shipped to workers; sources: local */
+    /* cluster */
+    const char *bind;         /* NULL: embedded worker over inproc (parrot run) */
+    int expect;               /* workers to wait for before starting (default 1) */
+    const char *keys_dir;     /* --keys DIR: the queen's CURVE pair */
+    const char *allow_file;   /* --allow FILE: admitted worker public keys */
+    int insecure_bind;        /* --insecure: allow a non-loopback bind without keys */
 } queen_options;
 
 /* Run to the end; returns the exit code: 0 ok, 99 thresholds crossed, 2 bad scenario or usage,

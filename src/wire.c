@@ -15,13 +15,26 @@
 #define WIRE_MAX_ITEMS 65536u
 
 static const char *const type_names[WIRE_TYPES] = {
-    [WIRE_HELLO] = "HELLO",         [WIRE_WELCOME] = "WELCOME",   [WIRE_REHELLO] = "REHELLO",
-    [WIRE_HEARTBEAT] = "HEARTBEAT", [WIRE_BUNDLE_GET] = "BUNDLE_GET", [WIRE_BUNDLE] = "BUNDLE",
-    [WIRE_HAVE] = "HAVE",           [WIRE_RUN] = "RUN",           [WIRE_RELOAD] = "RELOAD",
-    [WIRE_SET_LOAD] = "SET_LOAD",   [WIRE_PAUSE] = "PAUSE",       [WIRE_RESUME] = "RESUME",
-    [WIRE_STOP] = "STOP",           [WIRE_HANDBRAKE] = "HANDBRAKE", [WIRE_STATS] = "STATS",
-    [WIRE_ACK] = "ACK",             [WIRE_BYE] = "BYE",           [WIRE_SETUP] = "SETUP",
-    [WIRE_DONE] = "DONE",           [WIRE_LOG] = "LOG",
+    [WIRE_HELLO] = "HELLO",
+    [WIRE_WELCOME] = "WELCOME",
+    [WIRE_REHELLO] = "REHELLO",
+    [WIRE_HEARTBEAT] = "HEARTBEAT",
+    [WIRE_BUNDLE_GET] = "BUNDLE_GET",
+    [WIRE_BUNDLE] = "BUNDLE",
+    [WIRE_HAVE] = "HAVE",
+    [WIRE_RUN] = "RUN",
+    [WIRE_RELOAD] = "RELOAD",
+    [WIRE_SET_LOAD] = "SET_LOAD",
+    [WIRE_PAUSE] = "PAUSE",
+    [WIRE_RESUME] = "RESUME",
+    [WIRE_STOP] = "STOP",
+    [WIRE_HANDBRAKE] = "HANDBRAKE",
+    [WIRE_STATS] = "STATS",
+    [WIRE_ACK] = "ACK",
+    [WIRE_BYE] = "BYE",
+    [WIRE_SETUP] = "SETUP",
+    [WIRE_DONE] = "DONE",
+    [WIRE_LOG] = "LOG",
 };
 
 const char *wire_type_name(int type)
@@ -47,20 +60,22 @@ typedef struct field {
     size_t off, noff; /* member offset; length/count member offset for K_DATA and K_LIST */
 } field;
 
+/* clang-format off */
 #define F(member, kind) {#member, kind, offsetof(wire_msg, member), 0}
 #define FN(member, kind, n) {#member, kind, offsetof(wire_msg, member), offsetof(wire_msg, n)}
 static const field fields[] = {
-    F(id, K_STR),           F(threads, K_I64),     FN(hashes, K_LIST, nhashes),
-    F(epoch, K_U64),        F(run, K_U64),         F(seq, K_U64),
-    F(hash, K_STR),         F(version, K_STR),     F(script, K_STR),
-    FN(data, K_DATA, data_len), F(slot, K_I64),    F(nslots, K_I64),
-    F(elapsed, K_F64),      F(heartbeat, K_F64),   F(setup, K_STR),
-    F(text, K_STR),         F(code, K_I64),        F(url, K_STR),
-    F(method, K_STR),       F(body, K_STR),        F(proxy, K_STR),
-    FN(env, K_LIST, nenv),  FN(headers, K_LIST, nheaders), FN(resolve, K_LIST, nresolve),
-    F(vus, K_I64),          F(iterations, K_I64),  F(dump, K_I64),
-    F(rate, K_F64),         F(duration, K_F64),    F(insecure, K_BOOL),
+    F(id, K_STR),          F(threads, K_I64),    FN(hashes, K_LIST, nhashes),
+    F(epoch, K_U64),       F(run, K_U64),        F(seq, K_U64),
+    F(hash, K_STR),        F(version, K_STR),    F(script, K_STR),
+    FN(data, K_DATA, data_len), F(slot, K_I64),  F(nslots, K_I64),
+    F(elapsed, K_F64),     F(heartbeat, K_F64),  F(setup, K_STR),
+    F(text, K_STR),        F(code, K_I64),       F(url, K_STR),
+    F(method, K_STR),      F(body, K_STR),       F(proxy, K_STR),
+    FN(env, K_LIST, nenv), FN(headers, K_LIST, nheaders), FN(resolve, K_LIST, nresolve),
+    F(vus, K_I64),         F(iterations, K_I64), F(dump, K_I64),
+    F(rate, K_F64),        F(duration, K_F64),   F(insecure, K_BOOL),
 };
+/* clang-format on */
 #define NFIELDS (sizeof fields / sizeof *fields)
 #undef F
 #undef FN
@@ -71,7 +86,8 @@ static const field fields[] = {
 static void free_list(char **list)
 {
     if (!list) return;
-    for (char **p = list; *p; p++) free(*p);
+    for (char **p = list; *p; p++)
+        free(*p);
     free(list);
 }
 
@@ -94,7 +110,8 @@ static void field_free(wire_msg *m, const field *f)
 void wire_msg_free(wire_msg *m)
 {
     if (!m) return;
-    for (size_t i = 0; i < NFIELDS; i++) field_free(m, &fields[i]);
+    for (size_t i = 0; i < NFIELDS; i++)
+        field_free(m, &fields[i]);
     memset(m, 0, sizeof *m);
 }
 
@@ -104,7 +121,8 @@ void wire_msg_free(wire_msg *m)
 static size_t list_len(char *const *list, size_t n)
 {
     size_t k = 0;
-    while ((n == 0 || k < n) && list[k]) k++;
+    while ((n == 0 || k < n) && list[k])
+        k++;
     return k;
 }
 
@@ -112,12 +130,18 @@ static int field_is_set(const wire_msg *m, const field *f)
 {
     switch (f->kind) {
     case K_STR:
-    case K_DATA: return *AT(m, f, char *const) != NULL;
-    case K_LIST: return *AT(m, f, char **const) != NULL;
-    case K_I64: return *AT(m, f, const int64_t) != 0;
-    case K_U64: return *AT(m, f, const uint64_t) != 0;
-    case K_F64: return *AT(m, f, const double) != 0;
-    case K_BOOL: return *AT(m, f, const int) != 0;
+    case K_DATA:
+        return *AT(m, f, char *const) != NULL;
+    case K_LIST:
+        return *AT(m, f, char **const) != NULL;
+    case K_I64:
+        return *AT(m, f, const int64_t) != 0;
+    case K_U64:
+        return *AT(m, f, const uint64_t) != 0;
+    case K_F64:
+        return *AT(m, f, const double) != 0;
+    case K_BOOL:
+        return *AT(m, f, const int) != 0;
     }
     return 0;
 }
@@ -132,7 +156,8 @@ static int pack_field(msgpack_packer *pk, const wire_msg *m, const field *f)
 {
     int r = pack_str(pk, f->name);
     switch (f->kind) {
-    case K_STR: return r | pack_str(pk, *AT(m, f, char *const));
+    case K_STR:
+        return r | pack_str(pk, *AT(m, f, char *const));
     case K_DATA: {
         size_t n = *AT_N(m, f);
         if (n > WIRE_MAX_FRAME) return -1;
@@ -143,13 +168,18 @@ static int pack_field(msgpack_packer *pk, const wire_msg *m, const field *f)
         size_t n = list_len(list, *AT_N(m, f));
         if (n > WIRE_MAX_LIST) return -1;
         r |= msgpack_pack_array(pk, n);
-        for (size_t i = 0; i < n; i++) r |= pack_str(pk, list[i]);
+        for (size_t i = 0; i < n; i++)
+            r |= pack_str(pk, list[i]);
         return r;
     }
-    case K_I64: return r | msgpack_pack_int64(pk, *AT(m, f, const int64_t));
-    case K_U64: return r | msgpack_pack_uint64(pk, *AT(m, f, const uint64_t));
-    case K_F64: return r | msgpack_pack_double(pk, *AT(m, f, const double));
-    case K_BOOL: return r | msgpack_pack_true(pk);
+    case K_I64:
+        return r | msgpack_pack_int64(pk, *AT(m, f, const int64_t));
+    case K_U64:
+        return r | msgpack_pack_uint64(pk, *AT(m, f, const uint64_t));
+    case K_F64:
+        return r | msgpack_pack_double(pk, *AT(m, f, const double));
+    case K_BOOL:
+        return r | msgpack_pack_true(pk);
     }
     return -1;
 }
@@ -160,7 +190,8 @@ int wire_encode(const wire_msg *m, char **out, size_t *outlen)
     *outlen = 0;
     if (!m || m->type <= 0 || m->type >= WIRE_TYPES) return -1;
     size_t nset = 0;
-    for (size_t i = 0; i < NFIELDS; i++) nset += field_is_set(m, &fields[i]);
+    for (size_t i = 0; i < NFIELDS; i++)
+        nset += field_is_set(m, &fields[i]);
     msgpack_sbuffer sb;
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
@@ -202,6 +233,7 @@ static const char *walk_sizes(const unsigned char *p, size_t len)
 {
     enum { SCALAR, RAW, ARRAY, MAP };
     /* 0xc4..0xdf: bytes of the length field, fixed payload bytes, what the length counts */
+    /* clang-format off */
     static const struct { unsigned char lenbytes, fixed, what; } fmt[0xe0 - 0xc4] = {
         [0x00] = {1, 0, RAW},    [0x01] = {2, 0, RAW},    [0x02] = {4, 0, RAW},    /* bin 8/16/32 */
         [0x03] = {1, 1, RAW},    [0x04] = {2, 1, RAW},    [0x05] = {4, 1, RAW},    /* ext 8/16/32 */
@@ -214,23 +246,31 @@ static const char *walk_sizes(const unsigned char *p, size_t len)
         [0x15] = {1, 0, RAW},    [0x16] = {2, 0, RAW},    [0x17] = {4, 0, RAW},    /* str 8/16/32 */
         [0x18] = {2, 0, ARRAY},  [0x19] = {4, 0, ARRAY},  [0x1a] = {2, 0, MAP},    [0x1b] = {4, 0, MAP},
     };
+    /* clang-format on */
     size_t pos = 0, pending = 1, seen = 0;
     while (pending--) {
         if (pos >= len) return "truncated message";
         if (++seen > WIRE_MAX_ITEMS) return "message holds too many items";
         unsigned b = p[pos++];
         uint64_t items = 0, skip = 0;
-        if (b >= 0x80 && b <= 0x8f) items = 2 * (b & 0x0f);
-        else if (b >= 0x90 && b <= 0x9f) items = b & 0x0f;
-        else if (b >= 0xa0 && b <= 0xbf) skip = b & 0x1f;
+        if (b >= 0x80 && b <= 0x8f)
+            items = 2 * (b & 0x0f);
+        else if (b >= 0x90 && b <= 0x9f)
+            items = b & 0x0f;
+        else if (b >= 0xa0 && b <= 0xbf)
+            skip = b & 0x1f;
         else if (b >= 0xc4 && b < 0xe0) {
             unsigned n = fmt[b - 0xc4].lenbytes, what = fmt[b - 0xc4].what;
             uint64_t v = 0;
             if (len - pos < n) return "truncated message";
-            for (unsigned i = 0; i < n; i++) v = v << 8 | p[pos++];
-            if (what == ARRAY) items = v;
-            else if (what == MAP) items = 2 * v;
-            else skip = v + fmt[b - 0xc4].fixed;
+            for (unsigned i = 0; i < n; i++)
+                v = v << 8 | p[pos++];
+            if (what == ARRAY)
+                items = v;
+            else if (what == MAP)
+                items = 2 * v;
+            else
+                skip = v + fmt[b - 0xc4].fixed;
         }
         if (skip > len - pos) return "truncated message";
         pos += skip;
@@ -242,10 +282,12 @@ static const char *walk_sizes(const unsigned char *p, size_t len)
 
 static int get_i64(const msgpack_object *o, int64_t *v)
 {
-    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) *v = o->via.i64;
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        *v = o->via.i64;
     else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= (uint64_t)INT64_MAX)
         *v = (int64_t)o->via.u64;
-    else return -1;
+    else
+        return -1;
     return 0;
 }
 
@@ -265,8 +307,8 @@ static int has_nul(const msgpack_object *o)
 }
 
 /* An array of NUL-free str into a fresh NULL-terminated list. */
-static int decode_list(const msgpack_object *o, const char *name, char ***out, size_t *n,
-                       char *err, size_t errlen)
+static int decode_list(const msgpack_object *o, const char *name, char ***out, size_t *n, char *err,
+                       size_t errlen)
 {
     if (o->type != MSGPACK_OBJECT_ARRAY) return fail(err, errlen, "field '%s' is not a list", name);
     uint32_t size = o->via.array.size;
@@ -334,14 +376,19 @@ static int decode_field(wire_msg *m, const field *f, const msgpack_object *o, ch
         return fail(err, errlen, "field '%s' is not an integer", f->name);
     case K_F64: {
         double *d = AT(m, f, double);
-        if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32) *d = o->via.f64;
-        else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) *d = (double)o->via.u64;
-        else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) *d = (double)o->via.i64;
-        else return fail(err, errlen, "field '%s' is not a number", f->name);
+        if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32)
+            *d = o->via.f64;
+        else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            *d = (double)o->via.u64;
+        else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+            *d = (double)o->via.i64;
+        else
+            return fail(err, errlen, "field '%s' is not a number", f->name);
         return 0;
     }
     case K_BOOL:
-        if (o->type != MSGPACK_OBJECT_BOOLEAN) return fail(err, errlen, "field '%s' is not a boolean", f->name);
+        if (o->type != MSGPACK_OBJECT_BOOLEAN)
+            return fail(err, errlen, "field '%s' is not a boolean", f->name);
         *AT(m, f, int) = o->via.boolean ? 1 : 0;
         return 0;
     }
@@ -402,7 +449,8 @@ int wire_decode(const char *buf, size_t len, wire_msg *m, char *err, size_t errl
     int r;
     if (msgpack_unpack_next(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len)
         r = fail(err, errlen, "malformed msgpack");
-    else r = decode_frame(&u.data, m, err, errlen);
+    else
+        r = decode_frame(&u.data, m, err, errlen);
     msgpack_unpacked_destroy(&u);
     if (r) wire_msg_free(m);
     return r;

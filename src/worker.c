@@ -1,479 +1,570 @@
-/* worker: load threads and their orchestration.
+/* worker: the control loop of a load process.
  *
- * The owner (the caller's loop) and each load thread talk through mailboxes: a mutex-protected
- * list plus a uv_async_t on the receiving loop. The owner walks the run through its phases:
- * every thread loaded the scenario (READY) -> thread 0 runs setup() -> every thread runs its
- * share -> thread 0 runs teardown() -> threads quit. Snapshots flow from threads to the owner
- * every second and at the end of each phase. */
+ * Everything the worker does is driven by messages from the queen: RUN (prepare, setup, start,
+ * teardown), SET_LOAD, STOP, HANDBRAKE, ACK. The control loop owns the DEALER socket and the
+ * heartbeats, so a load thread stuck in Lua or in a GC pause never makes the worker look dead.
+ * Snapshots are numbered per run and kept until acknowledged; after a reconnect to the same
+ * queen (same epoch) the unacknowledged ones are sent again, and the queen drops duplicates. */
 #include "worker.h"
 
-#include <lauxlib.h>
-#include <pthread.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
 
-#include "stats.h"
-#include "vu.h"
+#include "bundle.h"
+#include "loadgen.h"
+#include "wire.h"
+#include "zsock.h"
 
-enum msg_type {
-    /* owner -> thread */
-    CMD_SETUP, CMD_START, CMD_TEARDOWN, CMD_STOP, CMD_KILL, CMD_QUIT,
-    /* thread -> owner */
-    EV_READY, EV_FAILED, EV_SETUP_DONE, EV_SNAPSHOT, EV_RUN_DONE, EV_TEARDOWN_DONE, EV_SCRIPT_ERROR
-};
+#define HEARTBEAT_MS 1000
+#define QUEEN_SILENT_MS 5000 /* no word from the queen for this long: stop the load, wait */
 
-typedef struct msg {
-    int type;
+enum run_code { RUN_PREPARE = 0, RUN_SETUP = 1, RUN_START = 2, RUN_TEARDOWN = 3 };
+
+typedef struct pending {
+    uint64_t run, seq;
     int thread;
-    double num;
-    char *data; /* owned by the message, may be NULL */
-    size_t len;
-    struct msg *next;
-} msg;
-
-typedef struct mailbox {
-    uv_mutex_t mu;
-    msg *head, *tail;
-    uv_async_t async; /* on the receiver's loop; data = the receiver */
-} mailbox;
-
-enum phase { PH_LOADING, PH_SETUP, PH_RUN, PH_TEARDOWN, PH_QUIT };
-
-typedef struct lthread {
-    worker *w;
-    int index;
-    uv_thread_t tid;
-    uv_loop_t loop;
-    lua_State *L;
-    vu_sched *sched;
-    int scenario_ref;
-    mailbox inbox;
-    uv_timer_t tick; /* snapshot every second */
-    uv_timer_t cut;  /* end of the grace after a stop */
-    int phase;
-    char *hook_result; /* setup()'s JSON, until posted */
-    double t0;
-} lthread;
-
-struct worker {
-    uv_loop_t *owner;
-    worker_plan plan;
-    worker_events ev;
-    mailbox inbox; /* thread -> owner */
-    lthread *threads;
-    int nthreads;
-    int ready, run_done, failed;
-    int phase;
-    int stopping;
-    int joined; /* 1: threads joined, 2: on_done called */
-    char *setup_json;
-    void *seen_errors; /* distinct script error first lines (a simple list) */
-};
-
-/* ---- mailboxes ---- */
-
-static void mailbox_post(mailbox *mb, int type, int thread, double num, const char *data, size_t len)
-{
-    msg *m = calloc(1, sizeof *m);
-    if (!m) abort();
-    m->type = type;
-    m->thread = thread;
-    m->num = num;
-    if (data) {
-        m->data = malloc(len + 1);
-        if (!m->data) abort();
-        memcpy(m->data, data, len);
-        m->data[len] = 0;
-        m->len = len;
-    }
-    uv_mutex_lock(&mb->mu);
-    if (mb->tail) mb->tail->next = m;
-    else mb->head = m;
-    mb->tail = m;
-    uv_mutex_unlock(&mb->mu);
-    uv_async_send(&mb->async);
-}
-
-static msg *mailbox_take_all(mailbox *mb)
-{
-    uv_mutex_lock(&mb->mu);
-    msg *m = mb->head;
-    mb->head = mb->tail = NULL;
-    uv_mutex_unlock(&mb->mu);
-    return m;
-}
-
-static void msg_free(msg *m)
-{
-    free(m->data);
-    free(m);
-}
-
-/* ---- load thread ---- */
-
-static void post(lthread *t, int type, double num, const char *data, size_t len)
-{
-    mailbox_post(&t->w->inbox, type, t->index, num, data, len);
-}
-
-static void send_snapshot(lthread *t)
-{
-    stats *st = vu_sched_stats(t->sched);
     char *buf;
     size_t len;
-    double now = (double)uv_hrtime() / 1e9;
-    st->t_end_us = t->t0 > 0 && now > t->t0 ? (uint64_t)((now - t->t0) * 1e6) : 0;
-    if (stats_encode(st, &buf, &len) == 0) {
-        post(t, EV_SNAPSHOT, 0, buf, len);
-        free(buf);
-    }
-    int64_t vus = st->vus;
-    stats_reset(st);
-    st->vus = st->vus_max = vus; /* gauges carry over into the next interval */
-    st->t_start_us = st->t_end_us;
+    struct pending *next;
+} pending;
+
+typedef struct worker {
+    uv_loop_t *loop;
+    const worker_options *o;
+    void *zctx;
+    void *sock;
+    zsock *z;
+    char id[128];
+    int threads;
+    uv_timer_t beat;
+    uv_signal_t sigint, sigterm;
+    uv_async_t quit; /* worker_thread_stop */
+    uint64_t epoch;   /* the queen we are welcomed by; 0 = none yet */
+    uint64_t last_heard_ms;
+    int welcomed;
+    /* the current run */
+    wire_msg run;     /* the PREPARE message: strings the loadgen points into */
+    int have_run;
+    loadgen *lg;
+    int lg_ready;
+    int running;      /* the load runs (between START and on_run_done) */
+    int bundle_tries;
+    char bundle_dir[4096];
+    char script[4096 + 1100];
+    const char **env, **headers, **resolve;
+    int dump_left;
+    uint64_t seq;
+    pending *unacked, *unacked_tail;
+    int quitting;
+    int runs_done;
+    curve_monitor *mon;
+} worker;
+
+static uint64_t now_ms(void) { return uv_hrtime() / 1000000; }
+
+static void say(worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(worker *w, const char *fmt, ...)
+{
+    if (w->o->quiet) return;
+    char ts[32];
+    time_t t = time(NULL);
+    strftime(ts, sizeof ts, "%H:%M:%S", localtime(&t));
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "[%s] worker %s: ", ts, w->id);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
 }
 
-static void on_tick(uv_timer_t *h) { send_snapshot(h->data); }
-
-/* The phase's last VU ended. */
-static void on_sched_idle(vu_sched *s, void *ud)
+static void send_msg(worker *w, const wire_msg *m)
 {
-    (void)s;
-    lthread *t = ud;
-    switch (t->phase) {
-    case PH_SETUP:
-        send_snapshot(t);
-        post(t, EV_SETUP_DONE, 0, t->hook_result, t->hook_result ? strlen(t->hook_result) : 0);
-        free(t->hook_result);
-        t->hook_result = NULL;
-        break;
-    case PH_RUN:
-        uv_timer_stop(&t->tick);
-        uv_timer_stop(&t->cut);
-        send_snapshot(t);
-        post(t, EV_RUN_DONE, 0, NULL, 0);
-        break;
-    case PH_TEARDOWN:
-        send_snapshot(t);
-        post(t, EV_TEARDOWN_DONE, 0, NULL, 0);
-        break;
-    default:
-        break;
-    }
-    t->phase = PH_LOADING;
+    char *buf;
+    size_t len;
+    if (wire_encode(m, &buf, &len) != 0) return;
+    if (zsock_send(w->z, NULL, 0, buf, len) != 0 && errno != EAGAIN)
+        say(w, "cannot send %s: %s", wire_type_name(m->type), zmq_strerror(errno));
+    free(buf);
 }
 
-static void on_script_error(vu_sched *s, const char *m, void *ud)
+static void send_simple(worker *w, int type)
 {
-    (void)s;
-    post(ud, EV_SCRIPT_ERROR, 0, m, strlen(m));
+    wire_msg m = {.type = type, .epoch = w->epoch, .run = w->have_run ? w->run.run : 0};
+    send_msg(w, &m);
 }
 
-/* runner.hook's `done(json)`: remember setup's result for the owner. */
-static int l_hook_done(lua_State *L)
+static void send_hello(worker *w)
 {
-    lthread *t = lua_touserdata(L, lua_upvalueindex(1));
-    free(t->hook_result);
-    t->hook_result = lua_isstring(L, 1) ? strdup(lua_tostring(L, 1)) : NULL;
-    return 0;
+    size_t n = 0;
+    char **hashes = bundle_cache_list(&n);
+    wire_msg m = {.type = WIRE_HELLO, .id = w->id, .threads = w->threads, .hashes = hashes, .nhashes = n,
+                  .epoch = w->epoch};
+    send_msg(w, &m);
+    for (size_t i = 0; hashes && hashes[i]; i++) free(hashes[i]);
+    free(hashes);
 }
 
-/* Call require("parrot.runner")[fn](scenario, arg...) — pushes the runner function and scenario. */
-static void push_runner_call(lthread *t, const char *fn)
+static void send_log(worker *w, const char *text, int error)
 {
-    lua_State *L = t->L;
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "parrot.runner");
-    lua_call(L, 1, 1);
-    lua_getfield(L, -1, fn);
-    lua_remove(L, -2);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->scenario_ref);
+    wire_msg m = {.type = WIRE_LOG, .text = (char *)text, .code = error, .run = w->have_run ? w->run.run : 0};
+    send_msg(w, &m);
 }
 
-static void run_hook(lthread *t, const char *which, const char *data, int phase)
+/* ---- snapshots ---- */
+
+static void send_stats(worker *w, const pending *p)
 {
-    char err[1024];
-    t->phase = phase;
-    push_runner_call(t, "hook");
-    lua_pushstring(t->L, which);
-    if (data) lua_pushstring(t->L, data);
-    else lua_pushnil(t->L);
-    lua_pushlightuserdata(t->L, t);
-    lua_pushcclosure(t->L, l_hook_done, 1);
-    if (luart_pcall(t->L, 4, 0, err, sizeof err) != 0) post(t, EV_SCRIPT_ERROR, 0, err, strlen(err));
-    if (vu_sched_live(t->sched) == 0) on_sched_idle(t->sched, t); /* no hook to run */
+    wire_msg m = {.type = WIRE_STATS, .run = p->run, .seq = p->seq, .slot = p->thread, .data = p->buf,
+                  .data_len = p->len};
+    send_msg(w, &m);
 }
 
-static void start_run(lthread *t, double t0, const char *setup_json)
+static void drop_unacked(worker *w, uint64_t run, uint64_t upto)
 {
-    char err[1024];
-    lua_State *L = t->L;
-    t->phase = PH_RUN;
-    t->t0 = t0;
-    push_runner_call(t, "start");
-    lua_createtable(L, 0, 4);
-    lua_pushinteger(L, t->index);
-    lua_setfield(L, -2, "thread");
-    lua_pushinteger(L, t->w->nthreads);
-    lua_setfield(L, -2, "threads");
-    lua_pushnumber(L, t0);
-    lua_setfield(L, -2, "t0");
-    if (setup_json) {
-        lua_getglobal(L, "require");
-        lua_pushliteral(L, "cjson");
-        lua_call(L, 1, 1);
-        lua_getfield(L, -1, "decode");
-        lua_remove(L, -2);
-        lua_pushstring(L, setup_json);
-        if (lua_pcall(L, 1, 1, 0) != 0) lua_pop(L, 1);
-        else lua_setfield(L, -2, "setup");
-    }
-    uv_timer_start(&t->tick, on_tick, 1000, 1000);
-    if (luart_pcall(L, 2, 0, err, sizeof err) != 0) post(t, EV_SCRIPT_ERROR, 0, err, strlen(err));
-    if (vu_sched_live(t->sched) == 0) on_sched_idle(t->sched, t);
-}
-
-static void on_cut(uv_timer_t *h)
-{
-    lthread *t = h->data;
-    vu_sched_kill_all(t->sched);
-}
-
-static void close_cb(uv_handle_t *h) { (void)h; }
-
-static void thread_inbox(uv_async_t *a)
-{
-    lthread *t = a->data;
-    msg *m = mailbox_take_all(&t->inbox);
-    while (m) {
-        msg *next = m->next;
-        switch (m->type) {
-        case CMD_SETUP: run_hook(t, "setup", NULL, PH_SETUP); break;
-        case CMD_START: start_run(t, m->num, m->data); break;
-        case CMD_TEARDOWN: run_hook(t, "teardown", m->data, PH_TEARDOWN); break;
-        case CMD_STOP:
-            vu_sched_request_stop(t->sched);
-            if (vu_sched_live(t->sched)) uv_timer_start(&t->cut, on_cut, 2000, 0);
-            break;
-        case CMD_KILL: vu_sched_kill_all(t->sched); break;
-        case CMD_QUIT:
-            t->phase = PH_QUIT;
-            uv_timer_stop(&t->tick);
-            uv_timer_stop(&t->cut);
-            uv_close((uv_handle_t *)&t->tick, close_cb);
-            uv_close((uv_handle_t *)&t->cut, close_cb);
-            uv_close((uv_handle_t *)&t->inbox.async, close_cb);
-            vu_sched_free(t->sched);
-            t->sched = NULL;
-            break;
-        }
-        msg_free(m);
-        m = next;
-    }
-}
-
-static void thread_main(void *arg)
-{
-    lthread *t = arg;
-    worker *w = t->w;
-    char err[2048];
-    uv_loop_init(&t->loop);
-    uv_mutex_init(&t->inbox.mu);
-    uv_async_init(&t->loop, &t->inbox.async, thread_inbox);
-    t->inbox.async.data = t;
-    uv_timer_init(&t->loop, &t->tick);
-    uv_timer_init(&t->loop, &t->cut);
-    t->tick.data = t->cut.data = t;
-    t->L = luart_new(w->plan.script, w->plan.env);
-    vu_sched_config cfg = {.thread_index = t->index, .thread_count = w->nthreads, .http = &w->plan.http,
-                           .on_idle = on_sched_idle, .on_script_error = on_script_error, .ud = t};
-    t->sched = t->L ? vu_sched_new(&t->loop, t->L, &cfg, err, sizeof err) : NULL;
-    if (!t->sched) {
-        post(t, EV_FAILED, 0, err, strlen(err));
-    } else if (luart_load(t->L, w->plan.script, &w->plan.overrides, err, sizeof err) != 0) {
-        post(t, EV_FAILED, 0, err, strlen(err));
-    } else {
-        t->scenario_ref = luaL_ref(t->L, LUA_REGISTRYINDEX);
-        post(t, EV_READY, 0, NULL, 0);
-    }
-    uv_run(&t->loop, UV_RUN_DEFAULT);
-    if (t->sched) { /* left without CMD_QUIT (cannot happen today): free anyway */
-        vu_sched_free(t->sched);
-        uv_run(&t->loop, UV_RUN_DEFAULT);
-    }
-    if (t->L) lua_close(t->L);
-    uv_run(&t->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&t->loop);
-    free(t->hook_result);
-}
-
-/* ---- owner side ---- */
-
-static void broadcast(worker *w, int type, double num, const char *data)
-{
-    for (int i = 0; i < w->nthreads; i++)
-        mailbox_post(&w->threads[i].inbox, type, i, num, data, data ? strlen(data) : 0);
-}
-
-typedef struct seen {
-    struct seen *next;
-    unsigned long count;
-    char line[];
-} seen;
-
-/* Print a script error once per distinct first line. */
-static void script_error(worker *w, const char *text)
-{
-    size_t n = strcspn(text, "\n");
-    int i = 0;
-    for (seen *s = w->seen_errors; s; s = s->next, i++) {
-        if (strlen(s->line) == n && !strncmp(s->line, text, n)) {
-            s->count++;
-            return;
+    pending **pp = &w->unacked;
+    while (*pp) {
+        pending *p = *pp;
+        if (p->run != run || p->seq <= upto) {
+            *pp = p->next;
+            free(p->buf);
+            free(p);
+        } else {
+            pp = &p->next;
         }
     }
-    if (i >= 1000) return;
-    seen *s = malloc(sizeof *s + n + 1);
-    if (!s) return;
-    memcpy(s->line, text, n);
-    s->line[n] = 0;
-    s->count = 1;
-    s->next = w->seen_errors;
-    w->seen_errors = s;
-    if (w->ev.on_message) {
-        char buf[4096];
-        snprintf(buf, sizeof buf, "script error (shown once, counted each time): %.*s", (int)n, text);
-        w->ev.on_message(w->ev.ud, buf);
+    w->unacked_tail = NULL;
+    for (pending *p = w->unacked; p; p = p->next) w->unacked_tail = p;
+}
+
+static void on_snapshot(void *ud, int thread, const char *buf, size_t len)
+{
+    worker *w = ud;
+    pending *p = calloc(1, sizeof *p);
+    if (!p || !(p->buf = malloc(len))) abort();
+    memcpy(p->buf, buf, len);
+    p->len = len;
+    p->thread = thread;
+    p->run = w->run.run;
+    p->seq = ++w->seq;
+    if (w->unacked_tail) w->unacked_tail->next = p;
+    else w->unacked = p;
+    w->unacked_tail = p;
+    send_stats(w, p);
+}
+
+/* ---- the load ---- */
+
+static void free_run(worker *w)
+{
+    if (w->lg) loadgen_free(w->lg);
+    w->lg = NULL;
+    w->lg_ready = w->running = 0;
+    if (w->have_run) wire_msg_free(&w->run);
+    w->have_run = 0;
+    free(w->env), free(w->headers), free(w->resolve);
+    w->env = w->headers = w->resolve = NULL;
+}
+
+static void on_ready(void *ud, int ok, const char *msg)
+{
+    worker *w = ud;
+    if (!ok) {
+        char line[4096];
+        snprintf(line, sizeof line, "cannot load the scenario: %s", msg ? msg : "?");
+        send_log(w, line, 1);
+        wire_msg m = {.type = WIRE_DONE, .run = w->run.run, .code = 2};
+        send_msg(w, &m);
+        return;
+    }
+    w->lg_ready = 1;
+    wire_msg m = {.type = WIRE_HAVE, .run = w->run.run, .hash = w->run.hash, .version = w->run.version};
+    send_msg(w, &m);
+}
+
+static void on_message(void *ud, const char *msg) { send_log(ud, msg, 1); }
+
+static void on_hook_done(void *ud, const char *json)
+{
+    worker *w = ud;
+    wire_msg m = {.type = WIRE_SETUP, .run = w->run.run, .setup = (char *)json, .code = 0};
+    send_msg(w, &m);
+}
+
+static void on_run_done(void *ud)
+{
+    worker *w = ud;
+    w->running = 0;
+    wire_msg m = {.type = WIRE_DONE, .run = w->run.run, .seq = w->seq, .code = 0};
+    send_msg(w, &m);
+}
+
+static const char **list_of(char **v, size_t n)
+{
+    const char **l = calloc(n + 1, sizeof *l);
+    if (!l) abort();
+    for (size_t i = 0; i < n; i++) l[i] = v[i];
+    return l;
+}
+
+/* Start the load threads on the bundle now at hand (they report on_ready). */
+static void start_loadgen(worker *w)
+{
+    wire_msg *r = &w->run;
+    w->env = list_of(r->env, r->nenv);
+    w->headers = list_of(r->headers, r->nheaders);
+    w->resolve = list_of(r->resolve, r->nresolve);
+    w->dump_left = (int)r->dump;
+    loadgen_plan plan = {
+        .script = r->script ? w->script : NULL,
+        .overrides = {.url = r->url, .method = r->method, .body = r->body, .headers = w->headers,
+                      .vus = (int)r->vus, .rate = r->rate, .duration = r->duration,
+                      .iterations = (long)r->iterations, .insecure = r->insecure},
+        .env = w->env,
+        .threads = w->threads,
+        .http = {.insecure = r->insecure, .proxy = r->proxy, .resolve = w->resolve, .sources = w->o->sources,
+                 .dump_left = &w->dump_left},
+        .slot = (int)r->slot,
+        .nslots = (int)r->nslots,
+    };
+    loadgen_events ev = {.on_ready = on_ready, .on_snapshot = on_snapshot, .on_message = on_message,
+                         .on_hook_done = on_hook_done, .on_run_done = on_run_done, .ud = w};
+    char err[512];
+    w->lg = loadgen_start(w->loop, &plan, &ev, err, sizeof err);
+    if (!w->lg) send_log(w, err, 1);
+}
+
+/* The bundle of the current run is in the cache at `dir`: point the script there. */
+static void bundle_ready(worker *w, const char *dir)
+{
+    snprintf(w->bundle_dir, sizeof w->bundle_dir, "%s", dir);
+    snprintf(w->script, sizeof w->script, "%s/%s", dir, w->run.script);
+    start_loadgen(w);
+}
+
+static void on_prepare(worker *w, wire_msg *m)
+{
+    free_run(w);
+    w->run = *m; /* take ownership of the strings */
+    memset(m, 0, sizeof *m);
+    w->have_run = 1;
+    w->seq = 0;
+    w->bundle_tries = 0;
+    say(w, "run %llu: slots %lld-%lld of %lld", (unsigned long long)w->run.run, (long long)w->run.slot,
+        (long long)(w->run.slot + w->threads - 1), (long long)w->run.nslots);
+    if (!w->run.hash) { /* --url: nothing to fetch */
+        start_loadgen(w);
+        return;
+    }
+    char dir[4096];
+    if (bundle_cache_get(w->run.hash, dir, sizeof dir)) {
+        bundle_ready(w, dir);
+        return;
+    }
+    wire_msg get = {.type = WIRE_BUNDLE_GET, .hash = w->run.hash, .run = w->run.run};
+    send_msg(w, &get);
+}
+
+static void on_bundle(worker *w, wire_msg *m)
+{
+    if (!w->have_run || !w->run.hash || !m->hash || strcmp(m->hash, w->run.hash)) return;
+    bundle b;
+    char err[512], dir[4096];
+    if (bundle_decode(&b, m->data, m->data_len, w->run.hash, err, sizeof err) != 0 ||
+        bundle_cache_put(&b, dir, sizeof dir, err, sizeof err) != 0) {
+        char line[700];
+        snprintf(line, sizeof line, "bundle %.12s refused: %s", w->run.hash, err);
+        send_log(w, line, 1);
+        if (++w->bundle_tries < 3) {
+            wire_msg get = {.type = WIRE_BUNDLE_GET, .hash = w->run.hash, .run = w->run.run};
+            send_msg(w, &get);
+        }
+        return;
+    }
+    bundle_free(&b);
+    bundle_ready(w, dir);
+}
+
+static void on_run(worker *w, wire_msg *m)
+{
+    if (m->code == RUN_PREPARE) {
+        on_prepare(w, m);
+        return;
+    }
+    if (!w->have_run || m->run != w->run.run || !w->lg || !w->lg_ready) return;
+    switch (m->code) {
+    case RUN_SETUP: loadgen_hook(w->lg, "setup", NULL); break;
+    case RUN_START:
+        if (m->slot != w->run.slot || m->nslots != w->run.nslots) {
+            w->run.slot = m->slot;
+            w->run.nslots = m->nslots;
+            loadgen_set_share(w->lg, (int)m->slot, (int)m->nslots);
+        }
+        w->running = 1;
+        loadgen_run(w->lg, m->elapsed, m->setup);
+        break;
+    case RUN_TEARDOWN: loadgen_hook(w->lg, "teardown", m->setup); break;
     }
 }
 
-/* The run is over: threads quit (they free their VUs and states), the owner joins them. */
-static void finish(worker *w)
+static void handbrake(worker *w)
 {
-    if (w->phase == PH_QUIT) return;
-    w->phase = PH_QUIT;
-    broadcast(w, CMD_QUIT, 0, NULL);
-    for (int i = 0; i < w->nthreads; i++) uv_thread_join(&w->threads[i].tid);
-    w->joined = 1;
+    if (w->lg) loadgen_stop(w->lg, 1);
+    free_run(w);
+    drop_unacked(w, 0, UINT64_MAX);
 }
 
-static void owner_event(worker *w, msg *m)
+/* A frame from the queen. */
+static void on_frame(zsock *z, const char *peer, size_t peerlen, const char *buf, size_t len, void *ud)
 {
-    switch (m->type) {
-    case EV_READY:
-        if (++w->ready == w->nthreads && !w->failed) {
-            if (w->stopping) finish(w);
-            else {
-                w->phase = PH_SETUP;
-                mailbox_post(&w->threads[0].inbox, CMD_SETUP, 0, 0, NULL, 0);
+    (void)z, (void)peer, (void)peerlen;
+    worker *w = ud;
+    wire_msg m;
+    char err[256];
+    if (wire_decode(buf, len, &m, err, sizeof err) != 0) {
+        static int warned;
+        if (!warned++) say(w, "dropped a malformed message from the queen: %s", err);
+        return;
+    }
+    w->last_heard_ms = now_ms();
+    switch (m.type) {
+    case WIRE_WELCOME:
+        if (w->epoch && m.epoch != w->epoch) {
+            say(w, "the queen restarted (new epoch): dropping the old run");
+            handbrake(w);
+        } else if (w->epoch == m.epoch) {
+            for (pending *p = w->unacked; p; p = p->next) send_stats(w, p); /* same queen: re-send */
+        }
+        if (!w->welcomed) say(w, "joined the queen at %s", w->o->queen);
+        w->epoch = m.epoch;
+        w->welcomed = 1;
+        break;
+    case WIRE_REHELLO:
+        w->welcomed = 0;
+        send_hello(w);
+        break;
+    case WIRE_HEARTBEAT:
+        if (w->epoch && m.epoch && m.epoch != w->epoch) { /* a new queen that never welcomed us */
+            w->welcomed = 0;
+            send_hello(w);
+        }
+        break;
+    case WIRE_RUN: on_run(w, &m); break;
+    case WIRE_BUNDLE: on_bundle(w, &m); break;
+    case WIRE_SET_LOAD:
+        if (w->have_run && m.run == w->run.run && w->lg) {
+            w->run.slot = m.slot;
+            w->run.nslots = m.nslots;
+            loadgen_set_share(w->lg, (int)m.slot, (int)m.nslots);
+            say(w, "share changed: slots %lld-%lld of %lld", (long long)m.slot,
+                (long long)(m.slot + w->threads - 1), (long long)m.nslots);
+        }
+        break;
+    case WIRE_STOP:
+        if (w->have_run && m.run == w->run.run) {
+            if (w->running && w->lg) loadgen_stop(w->lg, m.code == 1);
+            else if (m.code == 2) { /* the run is over: free the threads */
+                free_run(w);
+                w->runs_done++;
+                if (w->o->once) uv_stop(w->loop);
             }
         }
         break;
-    case EV_FAILED:
-        if (!w->failed && w->ev.on_message) w->ev.on_message(w->ev.ud, m->data);
-        w->failed = 1;
-        if (++w->ready == w->nthreads) finish(w);
+    case WIRE_HANDBRAKE:
+        say(w, "handbrake: all load stopped");
+        handbrake(w);
         break;
-    case EV_SETUP_DONE: {
-        free(w->setup_json);
-        w->setup_json = m->data;
-        m->data = NULL;
-        if (w->stopping) {
-            finish(w);
-            break;
-        }
-        w->phase = PH_RUN;
-        double t0 = (double)uv_hrtime() / 1e9 + 0.01;
-        if (w->ev.on_started) w->ev.on_started(w->ev.ud, t0);
-        broadcast(w, CMD_START, t0, w->setup_json);
-        break;
+    case WIRE_ACK: drop_unacked(w, m.run, m.seq); break;
+    case WIRE_RELOAD:
+    case WIRE_PAUSE:
+    case WIRE_RESUME: send_log(w, "this worker does not support RELOAD, PAUSE or RESUME yet", 0); break;
+    default: break;
     }
-    case EV_SNAPSHOT:
-        if (w->ev.on_snapshot) w->ev.on_snapshot(w->ev.ud, m->thread, m->data, m->len);
-        break;
-    case EV_RUN_DONE:
-        if (++w->run_done == w->nthreads) {
-            w->phase = PH_TEARDOWN;
-            mailbox_post(&w->threads[0].inbox, CMD_TEARDOWN, 0, 0, w->setup_json,
-                         w->setup_json ? strlen(w->setup_json) : 0);
-        }
-        break;
-    case EV_TEARDOWN_DONE: finish(w); break;
-    case EV_SCRIPT_ERROR: script_error(w, m->data); break;
-    }
+    wire_msg_free(&m);
 }
 
-static void owner_inbox(uv_async_t *a)
+static void on_beat(uv_timer_t *h)
 {
-    worker *w = a->data;
-    msg *m;
-    while ((m = mailbox_take_all(&w->inbox))) {
-        while (m) {
-            msg *next = m->next;
-            owner_event(w, m);
-            msg_free(m);
-            m = next;
-        }
+    worker *w = h->data;
+    if (!w->welcomed) {
+        send_hello(w);
+        return;
     }
-    if (w->joined == 1) { /* snapshots the threads sent before quitting were handled above */
-        w->joined = 2;
-        uv_close((uv_handle_t *)&w->inbox.async, close_cb);
-        if (w->ev.on_done) w->ev.on_done(w->ev.ud, w->failed);
+    if (now_ms() - w->last_heard_ms > QUEEN_SILENT_MS) {
+        say(w, "the queen is silent: stopping the load and waiting for it");
+        handbrake(w);
+        w->welcomed = 0;
+        send_hello(w);
+        return;
     }
+    send_simple(w, WIRE_HEARTBEAT);
 }
 
-worker *worker_start(uv_loop_t *owner, const worker_plan *plan, const worker_events *ev, char *err, size_t errlen)
+static void shutdown_worker(worker *w)
 {
-    worker *w = calloc(1, sizeof *w);
-    if (!w) {
+    if (w->quitting++) return;
+    send_simple(w, WIRE_BYE);
+    handbrake(w);
+    uv_stop(w->loop);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    shutdown_worker(h->data);
+}
+
+static void on_quit(uv_async_t *a) { shutdown_worker(a->data); }
+
+static void close_cb(uv_handle_t *h) { (void)h; }
+
+/* A handshake line from the monitor thread: stderr is safe to write from there. */
+static void on_handshake(void *ud, const char *line, int ok)
+{
+    worker *w = ud;
+    if (!ok || !w->o->quiet) fprintf(stderr, "parrot worker %s: %s\n", w->id, line);
+}
+
+/* CURVE: this worker's pair, pinning the queen's key. 0 or -1 with a message printed. */
+static int secure(worker *w)
+{
+    char err[512], qkey[CURVE_KEY_LEN + 1];
+    curve_keys k;
+    if (curve_load(w->o->keys_dir, &k, err, sizeof err) != 0 ||
+        curve_read_public(w->o->queen_key, qkey, err, sizeof err) != 0) {
+        fprintf(stderr, "parrot worker: %s\n", err);
+        return -1;
+    }
+    if (curve_client(w->sock, &k, qkey) != 0) {
+        fprintf(stderr, "parrot worker: cannot enable CURVE: %s\n", zmq_strerror(errno));
+        return -1;
+    }
+    w->mon = curve_monitor_start(w->zctx, w->sock, 0, on_handshake, w);
+    return 0;
+}
+
+/* Set up the socket and handles of `w` on `loop`; 0 or -1 with a message printed. */
+static int worker_open(worker *w, uv_loop_t *loop)
+{
+    w->loop = loop;
+    w->threads = w->o->threads > 0 ? w->o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (w->threads < 1) w->threads = 1;
+    char host[64] = "worker";
+    gethostname(host, sizeof host - 1);
+    if (w->o->name) snprintf(w->id, sizeof w->id, "%s", w->o->name);
+    else snprintf(w->id, sizeof w->id, "%s-%d", host, (int)getpid());
+    w->sock = zmq_socket(w->zctx, ZMQ_DEALER);
+    char rid[160];
+    snprintf(rid, sizeof rid, "%s#%08lx", w->id, (unsigned long)(uv_hrtime() ^ (uint64_t)getpid() << 20));
+    zmq_setsockopt(w->sock, ZMQ_ROUTING_ID, rid, strlen(rid));
+    int linger = 500, ivl = 200, ivlmax = 5000;
+    zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL_MAX, &ivlmax, sizeof ivlmax);
+    if (w->o->keys_dir && secure(w) != 0) {
+        zmq_close(w->sock);
+        return -1;
+    }
+    if (zmq_connect(w->sock, w->o->queen) != 0) {
+        fprintf(stderr, "parrot worker: cannot connect to %s: %s\n", w->o->queen, zmq_strerror(errno));
+        zmq_close(w->sock);
+        return -1;
+    }
+    w->z = zsock_attach(loop, w->sock, 0, on_frame, w);
+    uv_timer_init(loop, &w->beat);
+    w->beat.data = w;
+    uv_timer_start(&w->beat, on_beat, HEARTBEAT_MS, HEARTBEAT_MS);
+    send_hello(w);
+    return 0;
+}
+
+static void worker_close(worker *w)
+{
+    free_run(w);
+    drop_unacked(w, 0, UINT64_MAX);
+    uv_close((uv_handle_t *)&w->beat, close_cb);
+    zsock_detach(w->z);
+    uv_run(w->loop, UV_RUN_NOWAIT);
+    if (w->mon) curve_monitor_stop(w->mon);
+    zmq_close(w->sock);
+}
+
+int worker_main(const worker_options *o)
+{
+    worker w;
+    memset(&w, 0, sizeof w);
+    w.o = o;
+    w.zctx = zmq_ctx_new();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    if (worker_open(&w, &loop) != 0) return 2;
+    uv_signal_init(&loop, &w.sigint);
+    uv_signal_init(&loop, &w.sigterm);
+    w.sigint.data = w.sigterm.data = &w;
+    uv_signal_start(&w.sigint, on_signal, SIGINT);
+    uv_signal_start(&w.sigterm, on_signal, SIGTERM);
+    say(&w, "%d load threads, connecting to %s", w.threads, o->queen);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&w.sigint, close_cb);
+    uv_close((uv_handle_t *)&w.sigterm, close_cb);
+    worker_close(&w);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    zmq_ctx_term(w.zctx);
+    return 0;
+}
+
+struct worker_thread {
+    worker w;
+    worker_options o;
+    uv_thread_t tid;
+    uv_loop_t loop;
+    int started;
+};
+
+static void thread_main(void *arg)
+{
+    worker_thread *t = arg;
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&t->w.quit, close_cb);
+    worker_close(&t->w);
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&t->loop);
+}
+
+worker_thread *worker_thread_start(void *zctx, const worker_options *o, char *err, size_t errlen)
+{
+    worker_thread *t = calloc(1, sizeof *t);
+    if (!t) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    w->owner = owner;
-    w->plan = *plan;
-    w->ev = *ev;
-    w->nthreads = plan->threads > 0 ? plan->threads : 1;
-    w->threads = calloc((size_t)w->nthreads, sizeof *w->threads);
-    uv_mutex_init(&w->inbox.mu);
-    uv_async_init(owner, &w->inbox.async, owner_inbox);
-    w->inbox.async.data = w;
-    for (int i = 0; i < w->nthreads; i++) {
-        lthread *t = &w->threads[i];
-        t->w = w;
-        t->index = i;
-        t->scenario_ref = LUA_NOREF;
+    t->o = *o;
+    t->w.o = &t->o;
+    t->w.zctx = zctx;
+    uv_loop_init(&t->loop);
+    if (worker_open(&t->w, &t->loop) != 0) {
+        snprintf(err, errlen, "cannot connect the embedded worker to %s", o->queen);
+        uv_loop_close(&t->loop);
+        free(t);
+        return NULL;
     }
-    /* each thread inits its own mailbox async before any command can be posted to it: commands
-     * are only posted after READY, which the thread sends after that */
-    for (int i = 0; i < w->nthreads; i++) {
-        if (uv_thread_create(&w->threads[i].tid, thread_main, &w->threads[i]) != 0) {
-            snprintf(err, errlen, "cannot start load thread %d", i);
-            abort(); /* partial starts are not recoverable here */
-        }
-    }
-    return w;
+    uv_async_init(&t->loop, &t->w.quit, on_quit);
+    t->w.quit.data = &t->w;
+    if (uv_thread_create(&t->tid, thread_main, t) != 0) abort();
+    return t;
 }
 
-void worker_stop(worker *w, int hard)
+void worker_thread_stop(worker_thread *t)
 {
-    if (w->phase == PH_QUIT) return;
-    if (!w->stopping) w->stopping = 1;
-    if (w->phase == PH_RUN || w->phase == PH_SETUP || w->phase == PH_TEARDOWN)
-        broadcast(w, hard ? CMD_KILL : CMD_STOP, 0, NULL);
-}
-
-void worker_free(worker *w)
-{
-    if (!w) return;
-    for (seen *s = w->seen_errors; s;) {
-        seen *n = s->next;
-        free(s);
-        s = n;
-    }
-    for (int i = 0; i < w->nthreads; i++) uv_mutex_destroy(&w->threads[i].inbox.mu);
-    uv_mutex_destroy(&w->inbox.mu);
-    free(w->threads);
-    free(w->setup_json);
-    free(w);
+    if (!t) return;
+    uv_async_send(&t->w.quit);
+    uv_thread_join(&t->tid);
+    free(t);
 }

@@ -117,10 +117,10 @@ local function closed(ctx)
     local mine = my_count(vus)
     iterations_left = math.floor(l.iterations * (before + mine) / vus) - math.floor(l.iterations * before / vus)
   end
-  local function spawn(id)
+  local function spawn(k, id)
     local vu = new_vu(id, ctx)
     local s = pick()
-    vus[id] = vu
+    vus[k] = vu
     core.spawn(function()
       core.vus(1)
       start_session(vu, s)
@@ -132,7 +132,7 @@ local function closed(ctx)
         iterate(vu, s)
       end
       core.vus(-1)
-      vus[id] = nil
+      if vus[k] == vu then vus[k] = nil end
     end)
   end
   local function id_of(k) return ctx.thread + (k - 1) * ctx.threads + 1 end
@@ -155,9 +155,9 @@ local function closed(ctx)
     if t >= total or core.stopping() then break end
     if iterations_left and iterations_left <= 0 and core.live() <= 1 then break end
     local want = my_count(math.min(target_at(t), l.vus or math.huge))
-    while started < want do started = started + 1; spawn(id_of(started)) end
-    while started > want do -- ramp down: the newest VUs finish their iteration and leave
-      local vu = vus[id_of(started)]
+    while started < want do started = started + 1; spawn(started, id_of(started)) end
+    while started > want do -- ramp down (or a smaller share): the newest VUs finish their iteration and leave
+      local vu = vus[started]
       if vu then vu.stop = true end
       started = started - 1
     end
@@ -177,10 +177,10 @@ local function open(ctx)
   local t0 = ctx.t0
   local phase_start = t0
   for _, p in ipairs(l.phases) do
-    local rate = p.rate / ctx.threads
     local phase_end = phase_start + p.duration
     local next_at = phase_start
     local function gap()
+      local rate = p.rate / ctx.threads -- the share can change while the phase runs
       if rate <= 0 then return math.huge end
       if p.dist == "uniform" then return 1 / rate end
       return -math.log(1 - math.random()) / rate
@@ -229,7 +229,6 @@ local function rate(ctx)
   local l, sc = ctx.scenario.load, ctx.scenario
   local pick = picker(sc.sessions)
   local nvus = math.floor(l.vus * (ctx.thread + 1) / ctx.threads) - math.floor(l.vus * ctx.thread / ctx.threads)
-  local r = l.rate / ctx.threads
   local free, vus = {}, {}
   ctx.parked = 0
   for k = 1, nvus do
@@ -257,9 +256,14 @@ local function rate(ctx)
     end
   end
   local t0, total = ctx.t0, l.duration
-  local k = 0
+  local k, base, base_t = 0, 0, t0 -- iterations since base_t at the current per-thread rate
+  local r = l.rate / ctx.threads
   while r > 0 do
-    local intended = t0 + k / r
+    local nr = l.rate / ctx.threads
+    if nr ~= r then -- the share changed: keep the schedule continuous from here
+      base_t, base, r = base_t + (k - base) / r, k, nr
+    end
+    local intended = base_t + (k - base) / r
     if intended - t0 >= total or core.stopping() then break end
     local t = now()
     if t < intended then
@@ -281,10 +285,17 @@ end
 ------------------------------------------------------------------------------------------------
 
 local models = { closed = closed, open = open, rate = rate }
+local current -- this thread's running context
+
+-- runner.share(slot, nslots): the cluster's slots changed while the load runs.
+function runner.share(thread, threads)
+  if current then current.thread, current.threads = thread, threads end
+end
 
 -- runner.start(scenario, {thread, threads, t0, setup}): spawn the driver of this thread's share.
 function runner.start(sc, ctx)
   ctx.scenario = sc
+  current = ctx
   http.defaults.target = sc.target
   http.defaults.headers = sc.headers or {}
   http.defaults.insecure = sc.insecure
