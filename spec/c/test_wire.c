@@ -24,13 +24,13 @@ static int msg_eq(const wire_msg *a, const wire_msg *b)
     return a->type == b->type && str_eq(a->id, b->id) && a->threads == b->threads &&
            list_eq(a->hashes, a->nhashes, b->hashes, b->nhashes) && a->epoch == b->epoch &&
            a->run == b->run && a->seq == b->seq && str_eq(a->hash, b->hash) &&
-           str_eq(a->version, b->version) && str_eq(a->script, b->script) &&
-           a->data_len == b->data_len && (!a->data) == (!b->data) &&
-           (!a->data || !memcmp(a->data, b->data, a->data_len)) && a->slot == b->slot &&
-           a->nslots == b->nslots && a->elapsed == b->elapsed && a->heartbeat == b->heartbeat &&
-           str_eq(a->setup, b->setup) && str_eq(a->text, b->text) && a->code == b->code &&
-           str_eq(a->url, b->url) && str_eq(a->method, b->method) && str_eq(a->body, b->body) &&
-           str_eq(a->proxy, b->proxy) && list_eq(a->env, a->nenv, b->env, b->nenv) &&
+           str_eq(a->version, b->version) && str_eq(a->script, b->script) && a->data_len == b->data_len &&
+           (!a->data) == (!b->data) && (!a->data || !memcmp(a->data, b->data, a->data_len)) &&
+           a->slot == b->slot && a->nslots == b->nslots && a->elapsed == b->elapsed &&
+           a->heartbeat == b->heartbeat && str_eq(a->setup, b->setup) && str_eq(a->text, b->text) &&
+           a->code == b->code && str_eq(a->url, b->url) && str_eq(a->method, b->method) &&
+           str_eq(a->body, b->body) && str_eq(a->proxy, b->proxy) &&
+           list_eq(a->env, a->nenv, b->env, b->nenv) &&
            list_eq(a->headers, a->nheaders, b->headers, b->nheaders) &&
            list_eq(a->resolve, a->nresolve, b->resolve, b->nresolve) && a->vus == b->vus &&
            a->iterations == b->iterations && a->dump == b->dump && a->rate == b->rate &&
@@ -70,7 +70,11 @@ static void test_round_trips(void)
     static const char snap[] = {'\x96', 0, 1, 0, 0, '\xff', 'a', 0, '\x00', 'z'};
     static const char bundle[] = "PBUNDLE\0\0\x01main.lua\0return 1\0";
     wire_msg ms[] = {
-        {.type = WIRE_HELLO, .id = "worker-1.example", .threads = 8, .hashes = hashes, .nhashes = 2,
+        {.type = WIRE_HELLO,
+         .id = "worker-1.example",
+         .threads = 8,
+         .hashes = hashes,
+         .nhashes = 2,
          .epoch = 1717000000123ull},
         {.type = WIRE_HELLO, .id = "fresh", .threads = 1, .hashes = empty_list, .nhashes = 0},
         {.type = WIRE_WELCOME, .epoch = 1717000000123ull, .heartbeat = 1.5},
@@ -79,11 +83,30 @@ static void test_round_trips(void)
         {.type = WIRE_BUNDLE_GET, .hash = hashes[0]},
         {.type = WIRE_BUNDLE, .hash = hashes[0], .data = (char *)bundle, .data_len = sizeof bundle},
         {.type = WIRE_HAVE, .hash = hashes[1]},
-        {.type = WIRE_RUN, .epoch = 7, .run = 3, .hash = hashes[0], .version = "a1b2c3",
-         .script = "shop.lua", .slot = 16, .nslots = 64, .elapsed = 12.25, .url = "https://shop.test/",
-         .method = "POST", .body = "{\"sku\": 12}", .proxy = "http://127.0.0.1:3128", .env = env,
-         .nenv = 2, .headers = headers, .nheaders = 3, .resolve = resolve, .nresolve = 1,
-         .vus = 200, .iterations = 100000, .dump = 5, .rate = 1250.5, .duration = 600,
+        {.type = WIRE_RUN,
+         .epoch = 7,
+         .run = 3,
+         .hash = hashes[0],
+         .version = "a1b2c3",
+         .script = "shop.lua",
+         .slot = 16,
+         .nslots = 64,
+         .elapsed = 12.25,
+         .url = "https://shop.test/",
+         .method = "POST",
+         .body = "{\"sku\": 12}",
+         .proxy = "http://127.0.0.1:3128",
+         .env = env,
+         .nenv = 2,
+         .headers = headers,
+         .nheaders = 3,
+         .resolve = resolve,
+         .nresolve = 1,
+         .vus = 200,
+         .iterations = 100000,
+         .dump = 5,
+         .rate = 1250.5,
+         .duration = 600,
          .insecure = 1},
         {.type = WIRE_RELOAD, .run = 3, .hash = hashes[1], .version = "d4e5f6", .script = "shop.lua"},
         {.type = WIRE_SET_LOAD, .run = 3, .slot = 0, .nslots = 48},
@@ -99,7 +122,11 @@ static void test_round_trips(void)
         {.type = WIRE_DONE, .run = 3, .seq = 79, .code = -2},
         {.type = WIRE_LOG, .text = "shop.lua:12: checkout failed: \xc3\xa9t\xc3\xa9", .code = 1},
         {.type = WIRE_LOG, .text = ""},
-        {.type = WIRE_RUN, .slot = -5, .nslots = INT64_MAX, .threads = INT64_MIN, .elapsed = -0.5,
+        {.type = WIRE_RUN,
+         .slot = -5,
+         .nslots = INT64_MAX,
+         .threads = INT64_MIN,
+         .elapsed = -0.5,
          .rate = 1e-300},
     };
     int covered[WIRE_TYPES] = {0};
@@ -108,14 +135,16 @@ static void test_round_trips(void)
         covered[ms[i].type] = 1;
     }
     int all = 1;
-    for (int t = 1; t < WIRE_TYPES; t++) all &= covered[t];
+    for (int t = 1; t < WIRE_TYPES; t++)
+        all &= covered[t];
     CHECK(all, "every message type was round-tripped");
 }
 
 static void test_type_names(void)
 {
     int ok = 1;
-    for (int t = 1; t < WIRE_TYPES; t++) ok &= strcmp(wire_type_name(t), "?") != 0;
+    for (int t = 1; t < WIRE_TYPES; t++)
+        ok &= strcmp(wire_type_name(t), "?") != 0;
     CHECK(ok, "every type has a name");
     CHECK(!strcmp(wire_type_name(WIRE_HELLO), "HELLO") && !strcmp(wire_type_name(WIRE_LOG), "LOG") &&
               !strcmp(wire_type_name(WIRE_BUNDLE_GET), "BUNDLE_GET"),
@@ -134,7 +163,8 @@ static void test_encode_refuses(void)
     m.type = WIRE_TYPES;
     CHECK(wire_encode(&m, &buf, &len) == -1, "an unknown type is not encoded");
     char **big = calloc(WIRE_MAX_LIST + 2, sizeof *big);
-    for (int i = 0; i <= WIRE_MAX_LIST; i++) big[i] = "h";
+    for (int i = 0; i <= WIRE_MAX_LIST; i++)
+        big[i] = "h";
     m = (wire_msg){.type = WIRE_HELLO, .hashes = big, .nhashes = WIRE_MAX_LIST + 1};
     CHECK(wire_encode(&m, &buf, &len) == -1, "a list over WIRE_MAX_LIST is not encoded");
     m.nhashes = WIRE_MAX_LIST;
@@ -219,7 +249,8 @@ static void test_version_and_type(void)
     msgpack_sbuffer_init(&f.sb);
     msgpack_packer_init(&f.pk, &f.sb, msgpack_sbuffer_write);
     msgpack_pack_array(&f.pk, 5);
-    for (int i = 0; i < 5; i++) msgpack_pack_int(&f.pk, 2);
+    for (int i = 0; i < 5; i++)
+        msgpack_pack_int(&f.pk, 2);
     refused(&f, "unknown protocol version 2", "a version-2 frame of another shape");
 }
 
@@ -317,8 +348,7 @@ static void test_lenient_numbers(void)
     key(&f, "nslots");
     msgpack_pack_uint8(&f.pk, 200);
     int r = frame_decode(&f, &m, err, sizeof err);
-    CHECK(r == 0 && m.rate == 50 && m.duration == -3 && m.elapsed == 0.25 && m.slot == -7 &&
-              m.nslots == 200,
+    CHECK(r == 0 && m.rate == 50 && m.duration == -3 && m.elapsed == 0.25 && m.slot == -7 && m.nslots == 200,
           "floats accept integers and float32, integers accept either sign (%s)", r ? err : "ok");
     wire_msg_free(&m);
 
@@ -390,7 +420,8 @@ static void test_list_sizes(void)
         frame_init(&f, WIRE_VERSION, WIRE_RUN, 1);
         key(&f, "resolve");
         msgpack_pack_array(&f.pk, n);
-        for (int i = 0; i < n; i++) str(&f, "h:80:127.0.0.1", 14);
+        for (int i = 0; i < n; i++)
+            str(&f, "h:80:127.0.0.1", 14);
         int r = frame_decode(&f, &m, err, sizeof err);
         if (n == WIRE_MAX_LIST)
             CHECK(r == 0 && m.nresolve == (size_t)n && !m.resolve[n], "a list of %d entries decodes", n);
@@ -411,7 +442,9 @@ static void test_hostile_sizes(void)
         {"\xdd\xff\xff\xff\xff", 5, "an array promising 4G items"},
         {"\x93\x01\x01\xdf\xff\xff\xff\xff", 8, "a body map promising 4G pairs"},
         {"\x93\x01\x01\x81\xa6hashes\xdd\x7f\xff\xff\xff", 15, "a list promising 2G entries"},
-        {"\x93\x01\x01\x81\xa4" "data\xc6\xff\xff\xff\xf0", 11, "a bin promising 4 GB"},
+        {"\x93\x01\x01\x81\xa4"
+         "data\xc6\xff\xff\xff\xf0",
+         11, "a bin promising 4 GB"},
         {"\x93\x01\x01\x81\xa2id\xdb\x00\x01\x00\x00", 10, "a str promising 64 KB"},
         {"\xc1", 1, "the never-used byte 0xc1"},
         {"", 0, "an empty buffer"},
@@ -449,10 +482,23 @@ static void test_hostile_sizes(void)
 
 static wire_msg sample_run(void)
 {
-    return (wire_msg){.type = WIRE_RUN, .epoch = 9, .run = 2, .hash = hashes[0], .version = "v1",
-                      .script = "s.lua", .slot = 3, .nslots = 12, .elapsed = 0.5,
-                      .data = "\0\1\2", .data_len = 3, .env = env, .nenv = 2,
-                      .headers = headers, .nheaders = 3, .vus = 10, .rate = 2.5,
+    return (wire_msg){.type = WIRE_RUN,
+                      .epoch = 9,
+                      .run = 2,
+                      .hash = hashes[0],
+                      .version = "v1",
+                      .script = "s.lua",
+                      .slot = 3,
+                      .nslots = 12,
+                      .elapsed = 0.5,
+                      .data = "\0\1\2",
+                      .data_len = 3,
+                      .env = env,
+                      .nenv = 2,
+                      .headers = headers,
+                      .nheaders = 3,
+                      .vus = 10,
+                      .rate = 2.5,
                       .insecure = 1};
 }
 
@@ -502,11 +548,14 @@ static void test_random_bytes(void)
     int ok = 1;
     for (int i = 0; i < 20000; i++) {
         size_t len = rnd() % sizeof buf;
-        for (size_t k = 0; k < len; k++) buf[k] = (unsigned char)rnd();
+        for (size_t k = 0; k < len; k++)
+            buf[k] = (unsigned char)rnd();
         if (i % 2) buf[0] = 0x93; /* half of them start like a frame, to get further in */
         int r = wire_decode((char *)buf, len, &m, err, sizeof err);
-        if (r == 0) wire_msg_free(&m);
-        else ok &= is_zero(&m);
+        if (r == 0)
+            wire_msg_free(&m);
+        else
+            ok &= is_zero(&m);
     }
     CHECK(ok, "20,000 random buffers decode or are refused, never crash");
 
@@ -519,10 +568,13 @@ static void test_random_bytes(void)
     for (int i = 0; i < 20000; i++) {
         char *copy = malloc(len);
         memcpy(copy, enc, len);
-        for (int k = 0, n = 1 + (int)(rnd() % 4); k < n; k++) copy[rnd() % len] = (char)rnd();
+        for (int k = 0, n = 1 + (int)(rnd() % 4); k < n; k++)
+            copy[rnd() % len] = (char)rnd();
         int r = wire_decode(copy, len, &m, err, sizeof err);
-        if (r == 0) decoded++;
-        else ok &= is_zero(&m);
+        if (r == 0)
+            decoded++;
+        else
+            ok &= is_zero(&m);
         wire_msg_free(&m);
         free(copy);
     }
