@@ -33,12 +33,12 @@ LLHTTP_OBJS := $(BUILD)/llhttp_llhttp.o $(BUILD)/llhttp_api.o $(BUILD)/llhttp_ht
 LUA_SRCS := $(sort $(wildcard lua/parrot/*.lua))
 C_TESTS := $(patsubst spec/c/%.c,$(BUILD)/spec/%,$(wildcard spec/c/test_*.c))
 
-.PHONY: all deps deps-test deps-bench test demo bench fmt lint clean help fuzz soak
+.PHONY: all deps deps-test deps-bench test demo bench fmt lint clean help fuzz
 
 all: deps-quiet parrot
 
 help:
-	@echo "make deps | make | make test | make demo | make bench | make fmt | make lint | make clean | make SAN=1 test"
+	@echo "make deps | make | make test | make demo | make bench | make fuzz | make fmt | make lint | make clean | make SAN=1 test"
 
 # Install what is missing (quiet and quick when everything is there).
 define install_missing
@@ -91,8 +91,9 @@ demo: deps parrot
 bench: deps-bench parrot
 	@bash tools/bench.sh
 
-fuzz soak:
-	@echo "make $@: nothing yet"
+# libFuzzer targets under spec/fuzz/ (FUZZ_SECONDS each, default 60); make test replays their corpora.
+fuzz: deps
+	@bash tools/fuzz.sh
 
 fmt:
 	clang-format -i src/*.c src/*.h spec/c/*.c spec/c/*.h
