@@ -165,7 +165,8 @@ static int limit_error(builder *bd, const char *shown, size_t total)
 {
     char a[32], b[32];
     set_err(bd->err, bd->errlen,
-            "bundle over %s: %s makes it %s; move large files out or raise --bundle-limit",
+            "bundle over %s: %s makes it %s (the bundle is the scenario's whole directory: keep the "
+            "scenario in a directory of its own, without large files)",
             fmt_size(a, sizeof a, bd->limit, 0), shown, fmt_size(b, sizeof b, total, 1));
     return -1;
 }

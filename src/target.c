@@ -841,6 +841,7 @@ static void h_delay(conn *c, const req *q)
     c->delay_ms = ms > 3600000 ? 3600000 : (unsigned)ms;
     c->delayed = 1;
     c->delay_t0 = uv_hrtime();
+    uv_update_time(c->timer.loop); /* the loop's cached clock may lag: never fire early */
     uv_timer_start(&c->timer, on_delay, c->delay_ms, 0);
 }
 
@@ -849,6 +850,10 @@ static void on_delay(uv_timer_t *t)
     conn *c = t->data;
     worker *w = c->w;
     unsigned long long us = (uv_hrtime() - c->delay_t0) / 1000;
+    if (us < (unsigned long long)c->delay_ms * 1000) { /* woke early (ms timer resolution): wait the rest */
+        uv_timer_start(&c->timer, on_delay, (c->delay_ms * 1000ULL - us + 999) / 1000, 0);
+        return;
+    }
     w->hx.len = w->sb.len = 0;
     buf_addf(&w->hx, "X-Delay-Us: %llu\r\n", us);
     buf_addf(&w->sb, "{\"delay_ms\":%u,\"waited_us\":%llu}\n", c->delay_ms, us);

@@ -5,8 +5,12 @@ local core = require "parrot.core"
 local T = os.getenv("PARROT_TARGET") or "http://127.0.0.1:8080"
 
 -- Write `text` to a fresh temporary .lua file and return its path.
+-- Each scenario in a directory of its own: the whole directory travels as the scenario's bundle.
 local function scenario_file(text)
-  local path = os.tmpname() .. ".lua"
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. dir) == 0)
+  local path = dir .. "/scenario.lua"
   local f = assert(io.open(path, "w"))
   f:write(text)
   f:close()
@@ -200,7 +204,7 @@ describe("parrot.load reads a scenario file", function()
     assert.equal(1, sc.load.vus)
     assert.equal(10, sc._duration)
     assert.equal("default", sc.sessions[1].name)
-    assert.matches("^lua_", sc.name)
+    assert.equal("scenario", sc.name)
   end)
 
   it("applies the command line's --vus and --duration", function()
