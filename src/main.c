@@ -104,6 +104,8 @@ static const char *usage_queen =
     "  --keys DIR         the queen's CURVE key pair (parrot keygen DIR)\n"
     "  --allow FILE       worker public keys admitted with --keys, one per line\n"
     "  --insecure         allow binding a non-loopback address without keys\n"
+    "  --serve            stay up between runs: Enter on the queen's terminal runs the test again\n"
+    "                     (Enter also starts a run before --expect workers joined)\n"
     "  -k, --insecure-tls do not verify TLS certificates (what --insecure means for parrot run)\n"
     "  every option of parrot run (--vus, --duration, --rate, --out, -e, -H, ...) works too\n";
 
@@ -279,6 +281,8 @@ static int cmd_run(int argc, char **argv, int queen)
         } else if (queen && !strcmp(a, "--expect")) {
             NEEDV;
             if ((o.expect = atoi(v)) < 1) return bad_option(cmd, "--expect needs a worker count, not", v);
+        } else if (queen && !strcmp(a, "--serve")) {
+            o.serve = 1;
         } else if (queen && !strcmp(a, "--keys")) {
             NEEDV;
             o.keys_dir = v;

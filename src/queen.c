@@ -73,6 +73,8 @@ typedef struct queen {
     char version[65];
     char script_name[1024];
     char *setup_json;
+    char **files; /* the scenario's `files = {...}`: extra bundle members (owned) */
+    int nfiles;
     worker_thread *embedded;
     thresholds th;
     char name[256];
@@ -87,6 +89,8 @@ typedef struct queen {
     int signals, interrupted, aborted, failed, started;
     int tty;
     uint64_t malformed;
+    uv_tty_t in;    /* the queen's terminal, when stdin is one (cluster mode) */
+    int stdin_on, quit, last_code;
 } queen;
 
 static double now_s(void) { return (double)uv_hrtime() / 1e9; }
@@ -255,15 +259,45 @@ static void close_interval(queen *q, double interval_s)
 static void stop_run(queen *q, int hard);
 static void on_tick(uv_timer_t *h);
 
+static int summarize(queen *q);
+static void begin_run(queen *q);
+
+/* --serve: forget the last run (its workers stay) and wait for the terminal's word. */
+static void reset_for_next(queen *q)
+{
+    stats_free(q->total);
+    stats_free(q->interval);
+    q->total = stats_new();
+    q->interval = stats_new();
+    q->nrows = 0;
+    q->vus_peak = 0;
+    q->took_part = q->lost = 0;
+    q->started = q->aborted = q->interrupted = q->failed = q->signals = 0;
+    q->stop_at = 0;
+    free(q->setup_json);
+    q->setup_json = NULL;
+    for (int i = 0; i < q->nworkers; i++) {
+        qworker *w = &q->workers[i];
+        w->in_run = 0;
+        if (w->state != W_LOST) w->state = W_IDLE;
+    }
+    q->phase = Q_WAITING;
+    say(q, "press Enter to run %s again, or q and Enter to quit", q->name);
+}
+
 static void finish(queen *q)
 {
-    if (q->phase == Q_DONE) return;
+    if (q->phase == Q_DONE || q->phase == Q_WAITING) {
+        if (q->phase == Q_WAITING) uv_stop(&q->loop);
+        return;
+    }
     q->phase = Q_DONE;
     q->t_end = now_s();
     for (int i = 0; i < q->nworkers; i++) {
         qworker *w = &q->workers[i];
         if (w->in_run && w->state != W_LOST) {
-            wire_msg m = {.type = WIRE_STOP, .run = q->run_id, .code = 2};
+            /* a worker still busy (a cut run) gets the handbrake: all load stops, nothing queued stays */
+            wire_msg m = {.type = w->state == W_RUNNING ? WIRE_HANDBRAKE : WIRE_STOP, .run = q->run_id, .code = 2};
             send_to(q, w, &m);
         }
     }
@@ -273,7 +307,39 @@ static void finish(queen *q)
             close_interval(q, last > 0.05 ? last : 1.0);
         if (!q->o->quiet && q->tty) fputs("\n", stderr);
     }
+    if (q->stdin_on && q->o->serve && !q->quit) {
+        q->last_code = q->failed && !q->started ? 2 : summarize(q);
+        reset_for_next(q);
+        return;
+    }
     uv_stop(&q->loop);
+}
+
+/* A line from the queen's terminal: Enter starts (or restarts) with the workers at hand. */
+static void on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    queen *q = s->data;
+    if (n < 0) {
+        uv_read_stop(s);
+        q->stdin_on = 0;
+    } else if (n > 0 && (buf->base[0] == 'q' || buf->base[0] == 'Q')) {
+        q->quit = 1;
+        if (q->phase == Q_WAITING) uv_stop(&q->loop);
+        else stop_run(q, 0);
+    } else if (n > 0 && q->phase == Q_WAITING) {
+        int known = 0;
+        for (int i = 0; i < q->nworkers; i++) known += q->workers[i].state != W_LOST;
+        if (known) begin_run(q);
+        else say(q, "no worker has joined yet");
+    }
+    free(buf->base);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)h;
+    buf->base = malloc(hint);
+    buf->len = buf->base ? hint : 0;
 }
 
 static qworker *first_in_run(queen *q)
@@ -303,6 +369,12 @@ static void begin_run(queen *q)
 
 static void start_load(queen *q)
 {
+    if (!q->o->quiet) {
+        int nw = 0;
+        for (int i = 0; i < q->nworkers; i++) nw += q->workers[i].in_run && q->workers[i].state != W_LOST;
+        say(q, "running %s for %.0fs on %d worker%s (%d load threads)", q->name, q->planned_s, nw, nw > 1 ? "s" : "",
+            total_slots(q));
+    }
     q->phase = Q_RUN;
     q->t0 = now_s();
     q->started = 1;
@@ -592,6 +664,18 @@ static int read_plan(queen *q, lua_State *L, long *planned_vus)
     *planned_vus = (long)(lua_isnumber(L, -3) ? lua_tonumber(L, -3) : lua_tonumber(L, -2));
     q->graceful_s = lua_tonumber(L, -1);
     lua_pop(L, 4);
+    lua_getfield(L, -1, "files");
+    if (lua_istable(L, -1)) {
+        int nf = (int)lua_objlen(L, -1);
+        q->files = calloc((size_t)nf + 1, sizeof *q->files);
+        if (!q->files) abort();
+        for (int i = 1; i <= nf; i++) {
+            lua_rawgeti(L, -1, i);
+            if (lua_isstring(L, -1)) q->files[q->nfiles++] = strdup(lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
     lua_getfield(L, -1, "_thresholds");
     int n = (int)lua_objlen(L, -1);
     for (int i = 1; i <= n; i++) {
@@ -651,7 +735,7 @@ static int build_bundle(queen *q)
 {
     char err[1024];
     if (!q->o->script) return 0;
-    if (bundle_build(&q->b, q->o->script, NULL, 0, err, sizeof err) != 0) {
+    if (bundle_build(&q->b, q->o->script, (const char *const *)q->files, 0, err, sizeof err) != 0) {
         fprintf(stderr, "parrot: %s\n", err);
         return 2;
     }
@@ -804,18 +888,26 @@ int queen_run(const queen_options *o)
         } else {
             say(q, "queen listening on %s; waiting for %d worker%s", endpoint, o->expect > 0 ? o->expect : 1,
                 o->expect > 1 ? "s" : "");
+            if (isatty(0) && uv_tty_init(&q->loop, &q->in, 0, 1) == 0) {
+                q->in.data = q;
+                uv_read_start((uv_stream_t *)&q->in, on_alloc, on_stdin);
+                q->stdin_on = 1;
+                say(q, "press Enter to start with the workers connected so far");
+            } else if (o->serve) {
+                say(q, "--serve needs a terminal to be told when to run again: this queen runs once");
+            }
         }
         if (!code) {
-            if (!o->quiet)
-                say(q, "running %s for %.0fs", q->name, q->planned_s);
             uv_run(&q->loop, UV_RUN_DEFAULT);
-            if (q->failed && !q->started) code = 2;
+            if (q->phase == Q_WAITING && q->o->serve && q->stdin_on) code = q->last_code; /* quit between runs */
+            else if (q->failed && !q->started) code = 2;
             else code = summarize(q);
         }
         uv_close((uv_handle_t *)&q->tick, close_cb);
         uv_close((uv_handle_t *)&q->beat, close_cb);
         uv_close((uv_handle_t *)&q->sigint, close_cb);
         uv_close((uv_handle_t *)&q->sigterm, close_cb);
+        if (q->stdin_on || q->in.type == UV_TTY) uv_close((uv_handle_t *)&q->in, close_cb);
     }
     /* let the last STOPs leave before the embedded worker and the socket go */
     for (int i = 0; i < 5; i++) uv_run(&q->loop, UV_RUN_NOWAIT);
@@ -833,6 +925,8 @@ out_early:
     if (q->have_bundle) bundle_free(&q->b);
     free(q->bundle_buf);
     free(q->setup_json);
+    for (int i = 0; i < q->nfiles; i++) free(q->files[i]);
+    free(q->files);
     free(q->rows);
     free(q->workers);
     free(q);

@@ -22,6 +22,7 @@ typedef struct queen_options {
     const char *keys_dir;     /* --keys DIR: the queen's CURVE pair */
     const char *allow_file;   /* --allow FILE: admitted worker public keys */
     int insecure_bind;        /* --insecure: allow a non-loopback bind without keys */
+    int serve;                /* --serve: stay up between runs (the terminal starts the next) */
 } queen_options;
 
 /* Run to the end; returns the exit code: 0 ok, 99 thresholds crossed, 2 bad scenario or usage,

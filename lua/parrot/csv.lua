@@ -87,6 +87,9 @@ function M.open(file, opts, dir)
   local path = file
   if not file:find("^/") and dir then path = dir .. "/" .. file end
   local f, err = io.open(path, "rb")
+  if not f and dir then -- named in `files = {...}` from outside the directory: it travels under its base name
+    f = io.open(dir .. "/" .. (file:match("([^/]+)$") or file), "rb")
+  end
   if not f then error("parrot.csv: cannot read " .. file .. ": " .. tostring(err), 3) end
   local text = f:read("*a")
   f:close()
