@@ -463,7 +463,10 @@ static int worker_open(worker *w, uv_loop_t *loop)
     char rid[160];
     snprintf(rid, sizeof rid, "%s#%08lx", w->id, (unsigned long)(uv_hrtime() ^ (uint64_t)getpid() << 20));
     zmq_setsockopt(w->sock, ZMQ_ROUTING_ID, rid, strlen(rid));
-    int linger = 500, ivl = 200, ivlmax = 5000;
+    int linger = 500, ivl = 200, ivlmax = 5000, immediate = 1;
+    /* queue nothing for a queen that is not there: heartbeats would pile up, and snapshots are
+     * kept (and re-sent) by us until acknowledged anyway */
+    zmq_setsockopt(w->sock, ZMQ_IMMEDIATE, &immediate, sizeof immediate);
     zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL_MAX, &ivlmax, sizeof ivlmax);
