@@ -185,7 +185,9 @@ function parrot.load(path, ov)
   if ov.url then
     sc = parrot.url_scenario(ov)
   else
-    local chunk, err = loadfile(path)
+    local chunk, err
+    if path:lower():match("%.xml$") then chunk, err = parrot.tsung_chunk(path)
+    else chunk, err = loadfile(path) end
     if not chunk then error(err, 0) end
     local ok, res = xpcall(chunk, function(e) return debug.traceback(tostring(e), 2) end)
     if not ok then error(res, 0) end
@@ -212,6 +214,23 @@ function parrot.load(path, ov)
     sc.headers[n] = v
   end
   return sc
+end
+
+-- A Tsung XML configuration, translated to Lua (parrot import tsung shows the same text).
+-- --server HOST:PORT and --skip-unsupported arrive as TSUNG_SERVER and TSUNG_SKIP_UNSUPPORTED.
+function parrot.tsung_chunk(path)
+  local ext = require "parrot.ext"
+  if not ext.tsung_import then return nil, path .. ": this parrot cannot read Tsung files" end
+  local ok, src, notes = pcall(ext.tsung_import, path, {
+    server = rawget(parrot.env, "TSUNG_SERVER") or os.getenv("TSUNG_SERVER"),
+    skip_unsupported = (rawget(parrot.env, "TSUNG_SKIP_UNSUPPORTED") or "") ~= "" })
+  if not ok then return nil, tostring(src) end
+  -- notes once, from the queen's state (load threads have the real core with `spawn`)
+  if notes and notes ~= "" and rawget(require("parrot.core"), "spawn") == nil then
+    io.stderr:write((notes:gsub("[^\n]+", "parrot: note: %0")))
+    if not notes:find("\n$") then io.stderr:write("\n") end
+  end
+  return loadstring(src, "@" .. path)
 end
 
 -- The scenario `parrot run --url URL` runs: one GET per iteration, from a Lua coroutine as always.
