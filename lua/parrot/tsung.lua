@@ -1,0 +1,780 @@
+-- parrot.tsung: the runtime of Tsung configurations. `parrot import tsung` (src/tsung.c) writes Lua
+-- that calls this module (the shape is the comment in src/tsung.h); here each call does what Tsung
+-- 1.7 does: per-user dynamic variables and %%_var%% substitution, the Host header and sticky hosts of
+-- absolute URLs, no redirects, dyn_variable extraction, <match> actions, thinktimes, control flow.
+local parrot = require "parrot"
+local http = require "parrot.http"
+local ext = require "parrot.ext"
+local cjson = require "cjson"
+
+local ts = {}
+
+-- parrot.core is the real VU core only on load threads; take it when a session runs.
+local function core() return require "parrot.core" end
+
+local function counter(name, n) core().counter(name, n or 1) end
+
+------------------------------------------------------------------------------------------------
+-- control flow: <match do=abort|restart|abort_test> and <abort> end a session by throwing one of
+-- these; T:session catches them. Anything else thrown is a real script error and goes on up.
+
+local Control = {}
+Control.__index = Control
+Control.__tostring = function(c) return "tsung " .. c.kind .. (c.why and (": " .. c.why) or "") end
+
+local function throw(kind, why) error(setmetatable({ kind = kind, why = why }, Control), 0) end
+local function is_control(e) return getmetatable(e) == Control end
+
+-- Warnings a user should see once per thread, not once per user.
+local warned = {}
+local function warn_once(key, msg)
+  if warned[key] then return end
+  warned[key] = true
+  io.stderr:write("parrot: tsung: " .. msg .. "\n")
+end
+
+------------------------------------------------------------------------------------------------
+-- substitution: %%_name%% (a user's variable; "undefined" when it has none, as in Tsung),
+-- %%_list[N]%% (element N, 1-based, of a list variable) and %%module:function%% built-ins
+
+local unique = 0
+-- A counter unique across this worker's threads (thread + k * threads), as get_unique_id is.
+local function next_unique()
+  local thread, threads = 0, 1
+  local ok, t, n = pcall(function() return core().thread() end)
+  if ok and t then thread, threads = t, n end
+  unique = unique + 1
+  return tostring(thread + (unique - 1) * threads + 1)
+end
+
+local builtins = {
+  ["ts_user_server:get_unique_id"] = function() return next_unique() end,
+  ["ts_user_server:get_really_unique_id"] = function() return next_unique() end,
+  ["ts_user_server:get_id"] = function() return next_unique() end,
+}
+
+local S = {} -- the methods of a user's state
+S.__index = S
+
+-- The value of variable `name` ("x" or "x[N]"), or nil when the user has none.
+function S:lookup(name)
+  local base, idx = name:match("^(.-)%[(%d+)%]$")
+  if base then
+    local l = self.lists[base]
+    if l then return l[tonumber(idx)] end
+    if tonumber(idx) == 1 then return self.vars[base] end
+    return nil
+  end
+  return self.vars[name]
+end
+
+function S:subst(str)
+  if type(str) ~= "string" or not str:find("%%", 1, true) then return str end
+  return (str:gsub("%%%%([^%%]*)%%%%", function(inner)
+    if inner:sub(1, 1) == "_" then
+      local v = self:lookup(inner:sub(2))
+      if v == nil then return "undefined" end
+      return tostring(v)
+    end
+    if inner:find(":", 1, true) then
+      local fn = builtins[inner]
+      if fn then return fn(self) end
+      warn_once("builtin:" .. inner, "%%" .. inner .. "%% is Erlang code that cannot run here; it becomes an empty string")
+      return ""
+    end
+    return nil -- not a substitution: left as it is
+  end))
+end
+
+------------------------------------------------------------------------------------------------
+-- config
+
+local Config = {}
+Config.__index = Config
+
+local function bool(v) return v == true or v == "true" end
+
+-- ts.config{servers, user_agents, thinktime, file_servers, use_server_as_proxy, connect_timeout,
+-- idle_timeout, max_retries} -> T, whose T:session(fn) makes a session's run(vu) function.
+function ts.config(t)
+  t = t or {}
+  local c = setmetatable({ file = t.file or "tsung", servers = {}, user_agents = t.user_agents,
+                           thinktime = t.thinktime, file_servers = t.file_servers or {},
+                           idle_timeout = t.idle_timeout, max_retries = t.max_retries or 3,
+                           use_server_as_proxy = bool(t.use_server_as_proxy) }, Config)
+  for i, s in ipairs(t.servers or {}) do
+    if not s.host then error(c.file .. ": server " .. i .. " has no host", 2) end
+    local kind = (s.type or "tcp"):lower()
+    local tls = kind == "ssl" or kind == "tls" or kind == "ssl6"
+    c.servers[i] = { host = s.host, port = tonumber(s.port) or (tls and 443 or 80),
+                     scheme = tls and "https" or "http", weight = tonumber(s.weight) or 1 }
+  end
+  if #c.servers == 0 then error(c.file .. ": no <server> to send requests to", 2) end
+  if c.user_agents and #c.user_agents > 0 then
+    local sum = 0
+    for _, ua in ipairs(c.user_agents) do sum = sum + (tonumber(ua.probability) or 0) end
+    if math.abs(sum - 100) > 0.05 then
+      error(string.format("%s: user_agent probabilities must sum to 100 (they sum to %g)", c.file, sum), 2)
+    end
+  else
+    c.user_agents = nil
+  end
+  if c.use_server_as_proxy then warn_once("proxy", "http_use_server_as_proxy is not supported; requests go to their URLs' hosts") end
+  return c
+end
+
+local function pick_weighted(list, key)
+  local total = 0
+  for _, x in ipairs(list) do total = total + (tonumber(x[key]) or 0) end
+  local r = math.random() * total
+  for _, x in ipairs(list) do
+    r = r - (tonumber(x[key]) or 0)
+    if r < 0 then return x end
+  end
+  return list[#list]
+end
+
+local function origin(scheme, host, port)
+  local h = host:find(":", 1, true) and ("[" .. host .. "]") or host
+  return scheme .. "://" .. h .. ":" .. port
+end
+
+-- A user's state: its variables, its server, its current host (sticky after an absolute URL),
+-- its user agent (Tsung's own name when the configuration gives none).
+local function new_state(T, vu)
+  local srv = #T.servers == 1 and T.servers[1] or pick_weighted(T.servers, "weight")
+  local s = setmetatable({ T = T, vu = vu, vars = { tsung_userid = tostring(vu.id or 1) }, lists = {},
+                           server = srv, scheme = srv.scheme, host = srv.host, port = srv.port,
+                           ua = T.user_agents and pick_weighted(T.user_agents, "probability").value or "Tsung",
+                           restarts = 0 }, S)
+  s.base = origin(s.scheme, s.host, s.port)
+  return s
+end
+
+-- T:session(fn) -> run(vu): runs fn(s) once for the user; a match do=restart runs it again from
+-- the start (the user keeps its variables and cookies, as in Tsung); abort ends it quietly.
+function Config:session(fn)
+  local T = self
+  return function(vu)
+    local s = new_state(T, vu or {})
+    local t0 = core().now()
+    local err
+    while true do
+      local ok, e = xpcall(fn, function(x)
+        if is_control(x) then return x end
+        return debug.traceback(tostring(x), 2)
+      end, s)
+      if ok then break end
+      if not is_control(e) then err = e; break end
+      if e.kind == "abort_test" then
+        warn_once("abort_test", "abort_test" .. (e.why and (" (" .. e.why .. ")") or "") ..
+          ": this user's session ends; parrot cannot stop the whole run from a session yet (stop it with Ctrl-C or the queen)")
+        break
+      elseif e.kind ~= "restart" then
+        break
+      end
+    end
+    s:page_end()
+    core().trend("session", (core().now() - t0) * 1000)
+    if err then error(err, 0) end
+  end
+end
+
+------------------------------------------------------------------------------------------------
+-- pages and transactions
+
+-- Requests not separated by a thinktime form one page (Tsung's `page` statistic).
+function S:page_end()
+  if self.page_t0 then
+    core().trend("page", (core().now() - self.page_t0) * 1000)
+    self.page_t0 = nil
+  end
+end
+
+-- s:transaction(name, fn): Tsung's tr_NAME, timed including thinktimes inside; a session that
+-- ends inside it (abort, restart) closes it, as Tsung closes unfinished transactions.
+function S:transaction(name, fn)
+  local c = core()
+  local t0 = c.now()
+  local ok, e = pcall(fn)
+  c.transaction("tr_" .. name, c.now() - t0, not ok and not is_control(e))
+  if not ok then error(e, 0) end
+end
+
+------------------------------------------------------------------------------------------------
+-- thinktime
+
+-- s:thinktime{value | min, max | random}: a fixed value; random = true is exponential with that
+-- mean; min/max is uniform; none takes the configuration's default (5 s when there is none); the
+-- configuration's override = true replaces every thinktime. "%%_var%%" values are substituted.
+function S:thinktime(t)
+  local def = self.T.thinktime
+  if def and bool(def.override) then
+    t = def
+  elseif not t or (t.value == nil and t.min == nil) then
+    local random = t and t.random
+    t = def or { value = 5 }
+    if random ~= nil then t = { value = t.value, min = t.min, max = t.max, random = random } end
+  end
+  local secs
+  local min, max = tonumber(self:subst(t.min)), tonumber(self:subst(t.max))
+  if min and max then
+    secs = min + math.random() * (max - min)
+  else
+    local v = self:subst(t.value)
+    secs = tonumber(v)
+    if not secs then
+      warn_once("think:" .. tostring(v), "thinktime value '" .. tostring(v) .. "' is not a number of seconds; no pause")
+      secs = 0
+    end
+    if bool(t.random) then secs = -secs * math.log(1 - math.random()) end
+  end
+  self:page_end()
+  core().sleep(secs)
+end
+
+------------------------------------------------------------------------------------------------
+-- requests
+
+local BODY_METHODS = { POST = true, PUT = true, PATCH = true, DELETE = true }
+local REASONS = { [200] = "OK", [201] = "Created", [204] = "No Content", [301] = "Moved Permanently",
+                  [302] = "Found", [303] = "See Other", [304] = "Not Modified", [307] = "Temporary Redirect",
+                  [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
+                  [500] = "Internal Server Error", [502] = "Bad Gateway", [503] = "Service Unavailable" }
+
+local file_cache = {}
+-- A file of the bundle: absolute paths are tried as they are, then under the bundle's directory
+-- (files named outside it travel there under their base name).
+local function bundle_path(name)
+  local dir = parrot._dir or "."
+  local tries = {}
+  if name:sub(1, 1) == "/" then tries[#tries + 1] = name else tries[#tries + 1] = dir .. "/" .. name end
+  tries[#tries + 1] = dir .. "/" .. (name:match("([^/]+)$") or name)
+  for _, p in ipairs(tries) do
+    local f = io.open(p, "rb")
+    if f then f:close(); return p end
+  end
+  return nil
+end
+
+local function read_file(name, what)
+  if file_cache[name] then return file_cache[name] end
+  local p = bundle_path(name)
+  local f = p and io.open(p, "rb")
+  if not f then error(what .. ": cannot read " .. name .. " (it must be in the scenario's bundle)", 0) end
+  local text = f:read("*a")
+  f:close()
+  file_cache[name] = text
+  return text
+end
+
+-- A header list as the contract gives it ({ {name, value}, ... }) or a map.
+local function each_header(h)
+  local out = {}
+  if not h then return out end
+  if #h > 0 then
+    for _, p in ipairs(h) do out[#out + 1] = { p[1] or p.name, p[2] or p.value } end
+  else
+    for n, v in pairs(h) do out[#out + 1] = { n, v } end
+  end
+  return out
+end
+
+-- Authorization: Digest as Tsung 1.7 writes it (RFC 2617; qop quoted as Tsung quotes it).
+local function digest_header(a, method, uri)
+  local realm, nonce = a.realm or "", a.nonce or ""
+  local ha1 = ext.md5_hex(a.userid .. ":" .. realm .. ":" .. a.passwd)
+  local ha2 = ext.md5_hex(method .. ":" .. uri)
+  local h = string.format('Digest username="%s", realm="%s", nonce="%s", uri="%s"', a.userid, realm, nonce, uri)
+  local resp
+  if a.qop and a.qop ~= "" then
+    local nc = a.nc or "00000001"
+    local cnonce = a.cnonce or ext.md5_hex(tostring(math.random()) .. tostring(os.time())):sub(1, 16)
+    resp = ext.md5_hex(table.concat({ ha1, nonce, nc, cnonce, a.qop, ha2 }, ":"))
+    h = h .. string.format(', response="%s"', resp)
+    if a.opaque then h = h .. string.format(', opaque="%s"', a.opaque) end
+    h = h .. string.format(', qop="%s", nc=%s, cnonce="%s"', a.qop, nc, cnonce)
+  else
+    resp = ext.md5_hex(ha1 .. ":" .. nonce .. ":" .. ha2)
+    h = h .. string.format(', response="%s"', resp)
+    if a.opaque then h = h .. string.format(', opaque="%s"', a.opaque) end
+  end
+  return h
+end
+
+-- Turn the request's url into an absolute one; an absolute URL moves this user's later relative
+-- URLs to its host. Returns the absolute URL and the request target (path and query).
+function S:resolve(u)
+  local scheme, hostport, rest = u:match("^(https?)://([^/?#]*)(.*)$")
+  if scheme then
+    local host, port = hostport:match("^%[(.-)%]:?(%d*)$")
+    if not host then host, port = hostport:match("^([^:]*):?(%d*)$") end
+    self.scheme, self.host = scheme, host
+    self.port = tonumber(port) or (scheme == "https" and 443 or 80)
+    self.base = origin(self.scheme, self.host, self.port)
+    if rest == "" then rest = "/" end
+    return self.base .. rest, rest
+  end
+  if u:sub(1, 1) ~= "/" then u = "/" .. u end
+  return self.base .. u, u
+end
+
+-- The http.request spec of one <request>: url, method, headers, body, as Tsung sends them.
+function S:build(q)
+  local fields = q.subst == true or q.subst == "true" or q.subst == "all_except_body"
+  local body_too = q.subst == true or q.subst == "true"
+  local sub = function(v) if fields then return self:subst(v) end return v end
+  local u = q.url or "/"
+  if fields then u = self:subst(u):gsub(" ", "%%20") end
+  local full, target = self:resolve(u)
+  local method = (q.method or "GET"):upper()
+  local headers, names = {}, {}
+  local function set(n, v)
+    local low = n:lower()
+    if names[low] then headers[names[low]] = nil end
+    names[low] = n
+    headers[n] = v
+  end
+  set("User-Agent", self.ua)
+  local body
+  if BODY_METHODS[method] then
+    if q.contents_from_file then body = read_file(q.contents_from_file, "contents_from_file")
+    else body = q.contents or "" end
+    if body_too then body = self:subst(body) end
+    set("Content-Type", sub(q.content_type) or "application/x-www-form-urlencoded")
+  elseif q.if_modified_since then
+    set("If-Modified-Since", q.if_modified_since)
+  end
+  local a = q.auth
+  if a and a.userid and a.passwd then
+    local auth = {}
+    for k, v in pairs(a) do auth[k] = sub(v) end
+    if (auth.type or "basic") == "digest" then
+      set("Authorization", digest_header(auth, method, target))
+    else
+      set("Authorization", "Basic " .. ext.base64_encode(auth.userid .. ":" .. auth.passwd))
+    end
+  end
+  if q.soap_action then set("SOAPAction", '"' .. q.soap_action .. '"') end
+  if q.cookies and #q.cookies > 0 then
+    local parts = {}
+    for _, c in ipairs(q.cookies) do parts[#parts + 1] = c.key .. "=" .. tostring(sub(c.value) or "") end
+    set("Cookie", table.concat(parts, "; "))
+  end
+  for _, h in ipairs(each_header(q.headers)) do
+    local v = sub(h[2]) or ""
+    if h[3] == "base64" or q.encoding == "base64" then v = ext.base64_encode(v) end
+    set(h[1], v)
+  end
+  local name = q.tag
+  if not name or name == "" then name = target:match("^([^?#]*)") end
+  if name == "" then name = "/" end
+  local spec = { method = method, url = full, headers = headers, body = body, name = name,
+                 redirects = false, version = q.version == "1.0" and "1.0" or nil }
+  if self.T.idle_timeout then spec.timeout = tonumber(self.T.idle_timeout) / 1000 end
+  return spec
+end
+
+-- The response as Tsung's regexes see it: status line, headers, blank line, body. The client
+-- keeps header names in lowercase only; they come back in the usual case (Content-Type), which
+-- is how nearly every server writes them.
+local function canonical(n) return (n:gsub("(%w)(%w*)", function(a, b) return a:upper() .. b end)) end
+local function raw_response(r)
+  local parts = { string.format("%s %d %s\r\n", r.proto or "HTTP/1.1", r.status, REASONS[r.status] or "") }
+  for n, v in pairs(r.headers or {}) do parts[#parts + 1] = canonical(n) .. ": " .. v .. "\r\n" end
+  parts[#parts + 1] = "\r\n"
+  parts[#parts + 1] = r.body or ""
+  return table.concat(parts)
+end
+
+------------------------------------------------------------------------------------------------
+-- jsonpath: Tsung's subset — a.b[0].c, an optional "$." prefix, * and [?key=val], 0-based
+
+local function jp_steps(expr)
+  expr = expr:gsub("^%$%.?", "")
+  local steps = {}
+  for seg in expr:gmatch("[^%.]+") do
+    local key, rest = seg:match("^([^%[]*)(.*)$")
+    if key ~= "" then steps[#steps + 1] = { key = key } end
+    for inner in rest:gmatch("%[(.-)%]") do
+      local fk, fv = inner:match("^%?%(?@?%.?([^=!<>]+)==?'?\"?(.-)\"?'?%)?$")
+      if fk then steps[#steps + 1] = { filter = fk, value = fv }
+      elseif inner == "*" then steps[#steps + 1] = { key = "*" }
+      else steps[#steps + 1] = { index = tonumber(inner) } end
+    end
+  end
+  return steps
+end
+
+local function jsonpath(doc, expr)
+  local cur = { doc }
+  for _, st in ipairs(jp_steps(expr)) do
+    local nxt = {}
+    for _, v in ipairs(cur) do
+      if type(v) == "table" then
+        if st.key == "*" then
+          if #v > 0 then for _, x in ipairs(v) do nxt[#nxt + 1] = x end
+          else for _, x in pairs(v) do nxt[#nxt + 1] = x end end
+        elseif st.key then
+          if v[st.key] ~= nil then nxt[#nxt + 1] = v[st.key] end
+        elseif st.index then
+          if v[st.index + 1] ~= nil then nxt[#nxt + 1] = v[st.index + 1] end
+        elseif st.filter then
+          for _, x in ipairs(v) do
+            if type(x) == "table" and x[st.filter] ~= nil and tostring(x[st.filter]) == st.value then nxt[#nxt + 1] = x end
+          end
+        end
+      end
+    end
+    cur = nxt
+  end
+  local out = {}
+  for i, v in ipairs(cur) do
+    if type(v) == "table" then out[i] = cjson.encode(v)
+    elseif v == cjson.null then out[i] = "null"
+    elseif type(v) == "number" and v == math.floor(v) and math.abs(v) < 2^53 then out[i] = string.format("%d", v)
+    else out[i] = tostring(v) end
+  end
+  return out
+end
+ts.jsonpath = jsonpath
+
+------------------------------------------------------------------------------------------------
+-- dyn_variable
+
+-- The value of a hidden form field <input name="NAME" value="...">, attributes in any order.
+local function form_field(body, name)
+  for _, tag in ipairs(ext.re_gmatch_all(body, "(?i)<input[^>]*>")) do
+    local n = tag:match("[Nn][Aa][Mm][Ee]%s*=%s*[\"']([^\"']*)[\"']") or tag:match("[Nn][Aa][Mm][Ee]%s*=%s*([^%s>]+)")
+    if n == name then
+      return tag:match("[Vv][Aa][Ll][Uu][Ee]%s*=%s*\"([^\"]*)\"") or tag:match("[Vv][Aa][Ll][Uu][Ee]%s*=%s*'([^']*)'")
+          or tag:match("[Vv][Aa][Ll][Uu][Ee]%s*=%s*([^%s>]+)")
+    end
+  end
+  return nil
+end
+
+-- "www-authenticate/nonce": the field nonce="..." (or nonce=...) of that header.
+local function header_field(r, spec)
+  local hname, field = spec:match("^([^/]+)/(.+)$")
+  local v = r:header(hname or spec)
+  if not v or not field then return v end
+  local low = v:lower()
+  local pos = 1
+  while true do
+    local a, b = low:find(field:lower() .. "%s*=%s*", pos)
+    if not a then return nil end
+    local prev = a > 1 and v:sub(a - 1, a - 1) or " "
+    if prev:match("[%s,]") then
+      local rest = v:sub(b + 1)
+      return rest:match('^"([^"]*)"') or rest:match("^([^,%s]*)")
+    end
+    pos = b + 1
+  end
+end
+
+-- Set the variables of q.dyn from response r (Tsung: a re that does not match gives "").
+function S:extract(dyn, r, raw)
+  for _, d in ipairs(dyn or {}) do
+    local value, list
+    if d.re or d.regexp then
+      value = ext.re_match(raw(), d.re or d.regexp) or ""
+    elseif d.xpath then
+      local ct = (r:header("content-type") or ""):lower()
+      local html = not (ct:find("xml", 1, true) and not ct:find("html", 1, true))
+      local ok, res = pcall(ext.xpath, r.body or "", d.xpath, html)
+      list = ok and res or {}
+      if not ok then warn_once("xpath:" .. d.xpath, "xpath '" .. d.xpath .. "': " .. tostring(res)) end
+    elseif d.jsonpath then
+      local ok, doc = pcall(cjson.decode, r.body or "")
+      if ok then list = jsonpath(doc, d.jsonpath) else counter("error_json_unparsable"); list = {} end
+    elseif d.header then
+      value = header_field(r, d.header)
+      if value == nil then value = self.vars[d.name] or "" end -- Tsung keeps the old value
+    else
+      value = form_field(r.body or "", d.name) or ""
+    end
+    if list then
+      if d.decode == "html_entities" then for i, v in ipairs(list) do list[i] = ext.html_unescape(v) end end
+      self.lists[d.name] = list
+      self.vars[d.name] = list[1] or ""
+    else
+      if d.decode == "html_entities" then value = ext.html_unescape(value) end
+      self.lists[d.name] = nil
+      self.vars[d.name] = value
+    end
+  end
+end
+
+------------------------------------------------------------------------------------------------
+-- match
+
+local logged = {}
+local function log_once(key, line)
+  if logged[key] then return end
+  logged[key] = true
+  io.stderr:write(line .. "\n")
+end
+
+-- Run q.matches in order on response r; returns "loop" when the request must be sent again.
+-- `loops` counts this request's re-sends so far.
+function S:check_matches(matches, r, raw, url, loops)
+  for _, m in ipairs(matches or {}) do
+    local regex = m.regex or ""
+    if bool(m.subst) then regex = self:subst(regex) end
+    local subject = m.skip_headers == "http" and (r.body or "") or raw()
+    local ok, res = pcall(ext.re_match, subject, regex)
+    if not ok then
+      warn_once("badre:" .. regex, "match: bad regular expression '" .. regex .. "': " .. tostring(res))
+      counter("badregexp")
+    else
+      local found = res ~= nil
+      counter(found and "match" or "nomatch")
+      local when = m.when or "match"
+      local fire = (when == "match") == found
+      local act = m["do"] or "continue"
+      local label = m.name or regex
+      if act == "continue" then
+        check(found, label)
+      elseif not fire then
+        if act == "restart" then self.restarts = 0 end
+      elseif act == "log" then
+        log_once("log:" .. label .. url, string.format("parrot: tsung match (%s) %s on %s (user %s)", when, label, url, self.vars.tsung_userid))
+      elseif act == "dump" then
+        log_once("dump:" .. label .. url, string.format("parrot: tsung match (%s) %s on %s; the response:\n%s", when, label, url, raw()))
+      elseif act == "abort" then
+        counter("match_stop")
+        throw("abort", label)
+      elseif act == "abort_test" then
+        counter("match_stop")
+        throw("abort_test", "match " .. label .. " on " .. url)
+      elseif act == "restart" then
+        if self.restarts >= (tonumber(m.max_restart) or 3) then
+          counter("match_restart_abort")
+          throw("abort", "max_restart")
+        end
+        self.restarts = self.restarts + 1
+        counter("match_restart")
+        throw("restart", label)
+      elseif act == "loop" then
+        if loops < (tonumber(m.max_loop) or 20) then
+          counter("match_loop")
+          if (tonumber(m.loop_back) or 0) > 0 then
+            warn_once("loop_back", "match loop_back is not supported; the same request is sent again")
+          end
+          core().sleep(tonumber(m.sleep_loop) or 5)
+          return "loop"
+        end
+      end
+    end
+  end
+end
+
+-- s:request{...}: one <request>: built, sent (no redirects), then dyn variables, then matches.
+-- A transport error ends the user's session, as it does in Tsung.
+function S:request(q)
+  local loops = 0
+  while true do
+    local spec = self:build(q)
+    if not self.page_t0 then self.page_t0 = core().now() end
+    local r = http.request(spec)
+    if r.status == 0 then throw("abort", r.error) end
+    local raw_text
+    local function raw()
+      if not raw_text then raw_text = raw_response(r) end
+      return raw_text
+    end
+    self:extract(q.dyn, r, raw)
+    if self:check_matches(q.matches, r, raw, spec.url, loops) ~= "loop" then return r end
+    loops = loops + 1
+  end
+end
+
+------------------------------------------------------------------------------------------------
+-- setdynvars
+
+local files = {} -- path -> { lines, pos, step }: one position per file for all users of this thread
+
+local function file_source(T, fileid)
+  local name = T.file_servers[fileid or "default"]
+  if not name then error("setdynvars: no file_server with id '" .. tostring(fileid or "default") .. "'", 0) end
+  local p = bundle_path(name)
+  if not p then error("setdynvars: cannot read " .. name .. " (file_server " .. tostring(fileid) .. ")", 0) end
+  local f = files[p]
+  if f then return f end
+  local fh = io.open(p, "rb")
+  local text = fh:read("*a")
+  fh:close()
+  local lines = {}
+  for line in text:gmatch("[^\n]+") do
+    line = line:gsub("\r$", "")
+    if line ~= "" then lines[#lines + 1] = line end
+  end
+  -- threads interleave (thread k takes lines k, k + threads, ...) so a pass covers each line once
+  local thread, threads = 0, 1
+  local ok, t, n = pcall(function() return core().thread() end)
+  if ok and t then thread, threads = t, n end
+  if #lines < threads then thread, threads = 0, 1 end
+  f = { lines = lines, first = thread + 1, pos = thread + 1, step = threads, name = name }
+  files[p] = f
+  return f
+end
+
+local function split_plain(line, d)
+  local out, i = {}, 1
+  while true do
+    local a, b = line:find(d, i, true)
+    if not a then out[#out + 1] = line:sub(i); return out end
+    out[#out + 1] = line:sub(i, a - 1)
+    i = b + 1
+  end
+end
+
+local function random_lower(n)
+  local t = {}
+  for i = 1, n do t[i] = string.char(96 + math.random(26)) end
+  return table.concat(t)
+end
+
+-- s:setdynvars{sourcetype = ..., vars = {...}, ...}
+function S:setdynvars(o)
+  local vars, kind = o.vars or {}, o.sourcetype
+  if kind == "random_number" then
+    local a, b = tonumber(self:subst(o.start)) or 1, tonumber(self:subst(o["end"])) or 10
+    for _, v in ipairs(vars) do self.vars[v] = tostring(math.random(math.min(a, b), math.max(a, b))) end
+  elseif kind == "random_string" then
+    for _, v in ipairs(vars) do self.vars[v] = random_lower(tonumber(o.length) or 20) end
+  elseif kind == "urandom_string" then
+    for _, v in ipairs(vars) do self.vars[v] = ext.random_string(tonumber(o.length) or 20) end
+  elseif kind == "value" then
+    for _, v in ipairs(vars) do self.vars[v] = self:subst(tostring(o.value or "")) end
+  elseif kind == "server" then
+    if vars[1] then self.vars[vars[1]] = self.host end
+    if vars[2] then self.vars[vars[2]] = tostring(self.port) end
+  elseif kind == "jsonpath" then
+    local ok, doc = pcall(cjson.decode, self.vars[o.from] or "")
+    local list = ok and jsonpath(doc, o.jsonpath or "") or {}
+    if not ok then counter("error_json_unparsable") end
+    for _, v in ipairs(vars) do self.vars[v] = list[1] or ""; self.lists[v] = list end
+  elseif kind == "file" then
+    local f = file_source(self.T, o.fileid)
+    local n = #f.lines
+    if n == 0 then error("setdynvars: " .. f.name .. " has no lines", 0) end
+    local line
+    if o.order == "random" then
+      line = f.lines[math.random(n)]
+    else
+      if f.pos > n then f.pos = f.first end
+      line = f.lines[f.pos]
+      f.pos = f.pos + f.step
+    end
+    local fields = split_plain(line, o.delimiter or ";")
+    for i, v in ipairs(vars) do if fields[i] ~= nil then self.vars[v] = fields[i] end end
+  elseif kind == "erlang" and builtins[o.callback or ""] then
+    for _, v in ipairs(vars) do self.vars[v] = builtins[o.callback](self) end
+  else
+    error("setdynvars: sourcetype '" .. tostring(kind) .. "' cannot run here", 0)
+  end
+end
+
+------------------------------------------------------------------------------------------------
+-- control flow: for, repeat, if, foreach, abort
+
+-- Tsung's comparisons: eq/neq compare strings, the others numbers (strings when either is not a
+-- number). Tsung 1.7.0's parser turns gte into gt and lte into lt; we do the same, so a
+-- configuration behaves here as it does under Tsung.
+local function compare(a, op, b)
+  if op == "eq" then return a == b end
+  if op == "neq" then return a ~= b end
+  local x, y = tonumber(a), tonumber(b)
+  if not x or not y then x, y = tostring(a), tostring(b) end
+  if op == "gt" or op == "gte" then return x > y end -- gte as gt: Tsung 1.7.0's quirk
+  if op == "lt" or op == "lte" then return x < y end -- lte as lt: Tsung 1.7.0's quirk
+  error("unknown comparison '" .. tostring(op) .. "' (eq, neq, gt, gte, lt, lte)", 0)
+end
+
+-- s:test(var, op, value) for <if>: an undefined variable counts error_if_undef and the body runs,
+-- as Tsung does.
+function S:test(var, op, value)
+  local v = self:lookup(var)
+  if v == nil then
+    counter("error_if_undef")
+    return true
+  end
+  return compare(tostring(v), op, self:subst(tostring(value or "")))
+end
+
+-- for _ in s:for_loop(var, from, to, incr): inclusive; the body runs at least once (Tsung tests
+-- at the end); the next value is the variable's current value plus incr.
+function S:for_loop(var, from, to, incr)
+  local first = true
+  local step = tonumber(self:subst(tostring(incr or 1))) or 1
+  local last = tonumber(self:subst(tostring(to)))
+  if not last then error("for: 'to' is not a number: " .. tostring(to), 0) end
+  return function()
+    local i
+    if first then
+      first = false
+      i = tonumber(self:subst(tostring(from)))
+      if not i then error("for: 'from' is not a number: " .. tostring(from), 0) end
+    else
+      i = (tonumber(self.vars[var]) or 0) + step
+      if i > last then return nil end
+    end
+    self.vars[var] = tostring(i)
+    return i
+  end
+end
+
+-- s:repeat_loop({name, max_repeat}, body, {kind = while|until, var, op, value}): do-while; after
+-- max_repeat runs (default 20) it stops and counts max_repeat.
+function S:repeat_loop(opts, body, cond)
+  local max = tonumber(opts and opts.max_repeat) or 20
+  local n = 0
+  while true do
+    body()
+    n = n + 1
+    if not cond then return end
+    local v = self:lookup(cond.var)
+    local holds = compare(v == nil and "" or tostring(v), cond.op, self:subst(tostring(cond.value or "")))
+    local again
+    if cond.kind == "until" then again = not holds else again = holds end
+    if not again then return end
+    if n >= max then
+      counter("max_repeat")
+      return
+    end
+  end
+end
+
+-- for _ in s:foreach(name, listvar, {include, exclude}): each element of a list variable (an
+-- xpath or jsonpath result), those matching include and not exclude, in vars[name].
+function S:foreach(name, listvar, o)
+  o = o or {}
+  local list = self.lists[listvar] or (self.vars[listvar] and { self.vars[listvar] }) or {}
+  local i = 0
+  return function()
+    while true do
+      i = i + 1
+      local v = list[i]
+      if v == nil then return nil end
+      local keep = (not o.include or ext.re_match(v, o.include) ~= nil) and
+                   (not o.exclude or ext.re_match(v, o.exclude) == nil)
+      if keep then
+        self.vars[name] = v
+        return v
+      end
+    end
+  end
+end
+
+-- s:abort("session" | "all")
+function S:abort(kind)
+  if kind == "all" then throw("abort_test", "<abort type=\"all\"/>") end
+  throw("abort", "<abort/>")
+end
+
+ts.State = S
+ts.is_control = is_control
+
+return ts
