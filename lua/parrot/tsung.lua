@@ -146,7 +146,7 @@ local function new_state(T, vu)
   local s = setmetatable({ T = T, vu = vu, vars = { tsung_userid = tostring(vu.id or 1) }, lists = {},
                            server = srv, scheme = srv.scheme, host = srv.host, port = srv.port,
                            ua = T.user_agents and pick_weighted(T.user_agents, "probability").value or "Tsung",
-                           restarts = 0 }, S)
+                           restarts = 0, cookie_names = {} }, S)
   s.base = origin(s.scheme, s.host, s.port)
   return s
 end
@@ -273,7 +273,7 @@ local function each_header(h)
   local out = {}
   if not h then return out end
   if #h > 0 then
-    for _, p in ipairs(h) do out[#out + 1] = { p[1] or p.name, p[2] or p.value } end
+    for _, p in ipairs(h) do out[#out + 1] = { p[1] or p.name, p[2] or p.value, p[3] or p.encoding } end
   else
     for n, v in pairs(h) do out[#out + 1] = { n, v } end
   end
@@ -357,13 +357,19 @@ function S:build(q)
   end
   if q.soap_action then set("SOAPAction", '"' .. q.soap_action .. '"') end
   if q.cookies and #q.cookies > 0 then
+    -- a Cookie header of ours replaces the jar's, so the jar's cookies for this URL go first
     local parts = {}
+    for name in pairs(self.cookie_names) do
+      local v = http.cookies.get(name, full)
+      if v then parts[#parts + 1] = name .. "=" .. v end
+    end
+    table.sort(parts)
     for _, c in ipairs(q.cookies) do parts[#parts + 1] = c.key .. "=" .. tostring(sub(c.value) or "") end
     set("Cookie", table.concat(parts, "; "))
   end
   for _, h in ipairs(each_header(q.headers)) do
     local v = sub(h[2]) or ""
-    if h[3] == "base64" or q.encoding == "base64" then v = ext.base64_encode(v) end
+    if h[3] == "base64" then v = ext.base64_encode(v) end
     set(h[1], v)
   end
   local name = q.tag
@@ -490,7 +496,9 @@ function S:extract(dyn, r, raw)
       if ok then list = jsonpath(doc, d.jsonpath) else counter("error_json_unparsable"); list = {} end
     elseif d.header then
       value = header_field(r, d.header)
-      if value == nil then value = self.vars[d.name] or "" end -- Tsung keeps the old value
+      if value == nil then -- "name/field" that is not there keeps the old value, as in Tsung
+        value = d.header:find("/", 1, true) and self.vars[d.name] or ""
+      end
     else
       value = form_field(r.body or "", d.name) or ""
     end
@@ -509,6 +517,9 @@ end
 ------------------------------------------------------------------------------------------------
 -- match
 
+-- apply_to_content functions Tsung ships that have a twin here
+local content_funs = { ["ts_digest:md5hex"] = function(x) return ext.md5_hex(x) end }
+
 local logged = {}
 local function log_once(key, line)
   if logged[key] then return end
@@ -523,6 +534,11 @@ function S:check_matches(matches, r, raw, url, loops)
     local regex = m.regex or ""
     if bool(m.subst) then regex = self:subst(regex) end
     local subject = m.skip_headers == "http" and (r.body or "") or raw()
+    if m.apply_to_content then
+      local fn = content_funs[m.apply_to_content]
+      if fn then subject = fn(subject)
+      else warn_once("apply:" .. m.apply_to_content, "match apply_to_content=" .. m.apply_to_content .. " is Erlang code that cannot run here; the match sees the response as it is") end
+    end
     local ok, res = pcall(ext.re_match, subject, regex)
     if not ok then
       warn_once("badre:" .. regex, "match: bad regular expression '" .. regex .. "': " .. tostring(res))
@@ -579,6 +595,11 @@ function S:request(q)
     if not self.page_t0 then self.page_t0 = core().now() end
     local r = http.request(spec)
     if r.status == 0 then throw("abort", r.error) end
+    if r:header("set-cookie") then -- the names the jar may hold, for add_cookie to send them too
+      for _, n in ipairs(ext.re_gmatch_all(r.headers["set-cookie"], "(?:^|,)\\s*([^=;,\\s]+)=")) do
+        self.cookie_names[n] = true
+      end
+    end
     local raw_text
     local function raw()
       if not raw_text then raw_text = raw_response(r) end

@@ -117,6 +117,16 @@ describe("tsung requests", function()
     assert.is_nil(second.headers.cookie)
   end)
 
+  it("cookies the server set are kept and sent along with add_cookie ones", function()
+    local e
+    run(function(s)
+      s:request { url = "/cookie/set?session=xyz" }
+      e = echo(s:request { url = "/echo", cookies = { { key = "a", value = "1" } } })
+    end)
+    http.cookies.clear() -- the specs share one virtual user; Tsung's users each have their own jar
+    assert.equal("session=xyz; a=1", e.headers.cookie)
+  end)
+
   it("www_authenticate basic sends Authorization: Basic base64(user:pass)", function()
     local e
     run(function(s) e = echo(s:request { url = "/echo", auth = { type = "basic", userid = "alice", passwd = "s3cret" } }) end)
@@ -291,12 +301,23 @@ describe("tsung dyn_variable", function()
 end)
 
 describe("tsung match", function()
-  it("counts matches with a check and goes on (do=continue)", function()
-    local st = run(function(s)
-      s:request { url = "/status/404", matches = { { regex = "HTTP/1.1 404", ["do"] = "continue", when = "match" } } }
-      s:request { url = "/echo" }
+  it("do=continue counts the match as a check (named by name, or by the regex) and goes on", function()
+    local real, checks = check, {}
+    check = function(v, name) checks[#checks + 1] = name .. "=" .. tostring(v); return real(v, name) end
+    local n
+    local ok, err = pcall(function()
+      n = counting(function()
+        run(function(s)
+          s:request { url = "/status/404", matches = { { regex = "HTTP/1.1 404", ["do"] = "continue", when = "match" },
+                                                       { regex = "Welcome", ["do"] = "continue", name = "welcome" } } }
+          s:request { url = "/echo" }
+        end)
+      end)
     end)
-    assert.not_nil(st)
+    check = real
+    assert.truthy(ok, err)
+    assert.same({ "HTTP/1.1 404=true", "welcome=false" }, checks)
+    assert.equal(2, n)
   end)
 
   it("do=loop sends the same request again after sleep_loop, at most max_loop times", function()
