@@ -119,7 +119,9 @@ function ts.config(t)
   else
     c.user_agents = nil
   end
-  if c.use_server_as_proxy then warn_once("proxy", "http_use_server_as_proxy is not supported; requests go to their URLs' hosts") end
+  if c.use_server_as_proxy then
+    warn_once("proxy", "http_use_server_as_proxy is not supported; requests go to their URLs' hosts")
+  end
   return c
 end
 
@@ -527,60 +529,77 @@ local function log_once(key, line)
   io.stderr:write(line .. "\n")
 end
 
--- Run q.matches in order on response r; returns "loop" when the request must be sent again.
--- `loops` counts this request's re-sends so far.
+-- What a match's regex runs on: the raw response, or the body alone with skip_headers="http",
+-- through apply_to_content when it names a function we have.
+local function match_subject(m, r, raw)
+  local subject = m.skip_headers == "http" and (r.body or "") or raw()
+  if m.apply_to_content then
+    local fn = content_funs[m.apply_to_content]
+    if fn then return fn(subject) end
+    warn_once("apply:" .. m.apply_to_content, "match apply_to_content=" .. m.apply_to_content ..
+      " is Erlang code that cannot run here; the match sees the response as it is")
+  end
+  return subject
+end
+
+-- Do what a match that fired says. Returns "loop" to send the request again; abort, abort_test
+-- and restart throw.
+function S:match_fired(m, act, label, raw, url, loops)
+  if act == "log" then
+    log_once("log:" .. label .. url, string.format("parrot: tsung match (%s) %s on %s (user %s)",
+      m.when or "match", label, url, self.vars.tsung_userid))
+  elseif act == "dump" then
+    log_once("dump:" .. label .. url, string.format("parrot: tsung match (%s) %s on %s; the response:\n%s",
+      m.when or "match", label, url, raw()))
+  elseif act == "abort" then
+    counter("match_stop")
+    throw("abort", label)
+  elseif act == "abort_test" then
+    counter("match_stop")
+    throw("abort_test", "match " .. label .. " on " .. url)
+  elseif act == "restart" then
+    if self.restarts >= (tonumber(m.max_restart) or 3) then
+      counter("match_restart_abort")
+      throw("abort", "max_restart")
+    end
+    self.restarts = self.restarts + 1
+    counter("match_restart")
+    throw("restart", label)
+  elseif act == "loop" and loops < (tonumber(m.max_loop) or 20) then
+    counter("match_loop")
+    if (tonumber(m.loop_back) or 0) > 0 then
+      warn_once("loop_back", "match loop_back is not supported; the same request is sent again")
+    end
+    core().sleep(tonumber(m.sleep_loop) or 5)
+    return "loop"
+  end
+end
+
+-- Run q.matches in order on response r, as Tsung does: each counts match or nomatch; continue,
+-- log and dump go on to the next one, the other actions end the list. Returns "loop" when the
+-- request must be sent again; `loops` counts its re-sends so far.
 function S:check_matches(matches, r, raw, url, loops)
   for _, m in ipairs(matches or {}) do
     local regex = m.regex or ""
     if bool(m.subst) then regex = self:subst(regex) end
-    local subject = m.skip_headers == "http" and (r.body or "") or raw()
-    if m.apply_to_content then
-      local fn = content_funs[m.apply_to_content]
-      if fn then subject = fn(subject)
-      else warn_once("apply:" .. m.apply_to_content, "match apply_to_content=" .. m.apply_to_content .. " is Erlang code that cannot run here; the match sees the response as it is") end
-    end
-    local ok, res = pcall(ext.re_match, subject, regex)
+    local ok, res = pcall(ext.re_match, match_subject(m, r, raw), regex)
     if not ok then
       warn_once("badre:" .. regex, "match: bad regular expression '" .. regex .. "': " .. tostring(res))
       counter("badregexp")
     else
       local found = res ~= nil
       counter(found and "match" or "nomatch")
-      local when = m.when or "match"
-      local fire = (when == "match") == found
+      local fire = ((m.when or "match") == "match") == found
       local act = m["do"] or "continue"
       local label = m.name or regex
       if act == "continue" then
         check(found, label)
       elseif not fire then
-        if act == "restart" then self.restarts = 0 end
-      elseif act == "log" then
-        log_once("log:" .. label .. url, string.format("parrot: tsung match (%s) %s on %s (user %s)", when, label, url, self.vars.tsung_userid))
-      elseif act == "dump" then
-        log_once("dump:" .. label .. url, string.format("parrot: tsung match (%s) %s on %s; the response:\n%s", when, label, url, raw()))
-      elseif act == "abort" then
-        counter("match_stop")
-        throw("abort", label)
-      elseif act == "abort_test" then
-        counter("match_stop")
-        throw("abort_test", "match " .. label .. " on " .. url)
-      elseif act == "restart" then
-        if self.restarts >= (tonumber(m.max_restart) or 3) then
-          counter("match_restart_abort")
-          throw("abort", "max_restart")
-        end
-        self.restarts = self.restarts + 1
-        counter("match_restart")
-        throw("restart", label)
-      elseif act == "loop" then
-        if loops < (tonumber(m.max_loop) or 20) then
-          counter("match_loop")
-          if (tonumber(m.loop_back) or 0) > 0 then
-            warn_once("loop_back", "match loop_back is not supported; the same request is sent again")
-          end
-          core().sleep(tonumber(m.sleep_loop) or 5)
-          return "loop"
-        end
+        if act == "restart" then self.restarts = 0 end -- Tsung counts restarts in a row
+      elseif self:match_fired(m, act, label, raw, url, loops) == "loop" then
+        return "loop"
+      elseif act ~= "log" and act ~= "dump" then
+        return nil
       end
     end
   end

@@ -65,6 +65,14 @@ describe("tsung requests", function()
     assert.equal(a, b)
   end)
 
+  it("a server of type ssl is reached over https; each user picks a server by weight", function()
+    local T = ts.config { servers = { { host = "a.example", port = 80, type = "tcp", weight = 0 },
+                                      { host = "b.example", port = 8443, type = "ssl", weight = 1 } } }
+    for id = 1, 5 do
+      run(function(s) assert.equal("https://b.example:8443/x?y", s:build { url = "/x?y" }.url) end, T, { id = id })
+    end
+  end)
+
   it("user agent probabilities must sum to 100", function()
     assert.has_error(function() config { user_agents = { { probability = 30, value = "a" } } } end, "sum to 100")
   end)
@@ -98,13 +106,15 @@ describe("tsung requests", function()
     assert.equal("Fri, 14 Dec 2001 12:00:00 GMT", e.headers["if-modified-since"])
   end)
 
-  it("http_header adds headers; one named User-Agent replaces the default", function()
+  it("http_header adds headers; one named User-Agent or Host replaces the default", function()
     local e
     run(function(s)
-      e = echo(s:request { url = "/echo", headers = { { "Accept", "text/html" }, { "User-Agent", "mine" } } })
+      e = echo(s:request { url = "/echo", headers = { { "Accept", "text/html" }, { "User-Agent", "mine" },
+                                                      { "Host", "www.example.com" } } })
     end)
     assert.equal("text/html", e.headers.accept)
     assert.equal("mine", e.headers["user-agent"])
+    assert.equal("www.example.com", e.headers.host)
   end)
 
   it("add_cookie sends cookies with this request only", function()
@@ -350,6 +360,22 @@ describe("tsung match", function()
       end)
     end)
     assert.equal(3, n)
+  end)
+
+  it("do=log writes one line per match and URL (not one per user) and goes on", function()
+    local real, lines = io.stderr, {}
+    io.stderr = { write = function(_, x) lines[#lines + 1] = x end }
+    local ok, err = pcall(function()
+      for id = 1, 3 do
+        run(function(s)
+          s:request { url = "/status/404", matches = { { regex = "404", ["do"] = "log", name = "missing page" } } }
+        end, nil, { id = id })
+      end
+    end)
+    io.stderr = real
+    assert.truthy(ok, err)
+    assert.equal(1, #lines)
+    assert.matches("missing page on .*/status/404", lines[1])
   end)
 
   it("do=restart runs the session again from the start, at most max_restart times", function()
