@@ -63,4 +63,16 @@ int tsung_import(const char *path, const tsung_options *o, char **lua_out, char 
  *   }
  */
 
+/* The same from a buffer: `name` is the file name used in messages, and its directory is where
+ * relative file_server/contents_from_file paths start (the fuzz target and tests use it). */
+int tsung_import_buffer(const char *buf, size_t len, const char *name, const tsung_options *o,
+                        char **lua_out, char **notes, char *err, size_t errlen);
+
+/* Lua binding (registered as parrot.ext.tsung_import by the integrator):
+ *   tsung_import(path [, { skip_unsupported = bool, server = "HOST:PORT" }]) -> lua_source, notes
+ * notes is a string of lines, or nil when there are none; a refused file raises its one-line
+ * message (no position prefix). */
+struct lua_State;
+int tsung_lua_import(struct lua_State *L);
+
 #endif
