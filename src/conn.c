@@ -160,26 +160,48 @@ static void on_write(uv_write_t *req, int status)
     if (notify) c->ev->sent(c, c->ud, 0);
 }
 
-/* Queue bytes: `o` (a reference is taken) or `raw` (ownership passes). */
+/* Send bytes: `o` (a reference is taken while queued) or `raw` (ownership passes). The common
+ * case, a socket with room and nothing queued, is one write(2) and no request object; only what
+ * the kernel did not take goes through uv_write. */
 static int raw_write(conn *c, conn_out *o, char *raw, size_t rawlen, int notify)
 {
-    wreq *w = calloc(1, sizeof *w);
-    if (!w) {
-        free(raw);
-        return UV_ENOMEM;
-    }
     uv_buf_t bufs[2];
     unsigned n = 0;
     if (o) {
         bufs[n++] = uv_buf_init(o->data, (unsigned)o->head_len);
         if (o->len > o->head_len)
             bufs[n++] = uv_buf_init(o->data + o->head_len, (unsigned)(o->len - o->head_len));
-        o->refs++;
         c->bytes_out += o->len;
     } else {
         bufs[n++] = uv_buf_init(raw, (unsigned)rawlen);
         c->bytes_out += rawlen;
     }
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++) total += bufs[i].len;
+    int done = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+    if (done == (int)total) {
+        free(raw);
+        if (notify) c->ev->sent(c, c->ud, 0); /* only notes the time: safe from inside the call */
+        return 0;
+    }
+    if (done > 0) { /* skip what went out */
+        size_t skip = (size_t)done;
+        unsigned k = 0;
+        while (k < n && skip >= bufs[k].len) skip -= bufs[k++].len;
+        for (unsigned i = k; i < n; i++) bufs[i - k] = bufs[i];
+        n -= k;
+        bufs[0].base += skip;
+        bufs[0].len -= skip;
+    } else if (done != UV_EAGAIN && done != UV_ENOSYS) {
+        free(raw);
+        return done;
+    }
+    wreq *w = calloc(1, sizeof *w);
+    if (!w) {
+        free(raw);
+        return UV_ENOMEM;
+    }
+    if (o) o->refs++;
     w->c = c, w->o = o, w->raw = raw, w->notify = notify;
     int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, n, on_write);
     if (rc < 0) {
