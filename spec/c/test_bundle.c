@@ -196,7 +196,7 @@ static void spec_limit(void)
     CHECK(
         !strcmp(
             err,
-            "bundle over 1 MB: ./data/big.csv makes it 1.5 MB; move large files out or raise --bundle-limit"),
+            "bundle over 1 MB: ./data/big.csv makes it 1.5 MB (the bundle is the scenario's whole directory: keep the scenario in a directory of its own, without large files)"),
         "the error names the file and the total: %s", err);
     CHECK(strchr(err, '\n') == NULL, "the error is one line");
     CHECK(bundle_build(&b, at("lim/main.lua"), NULL, 0, err, sizeof err) == 0 && b.total == sizeof big + 9,
