@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "luaext.h"
+#include "tsung.h"
 #include "url.h"
 #include "vu.h"
 
@@ -45,6 +46,8 @@ static int open_ext(lua_State *L)
     luaext_open(L);
     lua_pushcfunction(L, l_url_resolve);
     lua_setfield(L, -2, "url_resolve");
+    lua_pushcfunction(L, tsung_lua_import);
+    lua_setfield(L, -2, "tsung_import");
     return 1;
 }
 

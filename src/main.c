@@ -1,5 +1,8 @@
 /* main: the `parrot` command line — subcommands and their options. */
 #include <ctype.h>
+#include <execinfo.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +12,7 @@
 #include "queen.h"
 #include "worker.h"
 #include "target.h"
+#include "tsung.h"
 
 #define PARROT_VERSION "0.1.0"
 
@@ -62,13 +66,14 @@ static const char *usage_main =
     "  worker --queen URL      one machine's load for a queen\n"
     "  target                  a small fast HTTP server with test endpoints\n"
     "  test SPEC.lua...        run Lua specs inside parrot (they may make real requests)\n"
+    "  import tsung FILE.xml   the Lua scenario equivalent to a Tsung configuration\n"
     "  keygen DIR              a CURVE key pair for the cluster (DIR/parrot.key, DIR/parrot.secret)\n"
     "  help COMMAND            the options of one command\n"
     "\n"
     "parrot --version prints the version.\n";
 
 static const char *usage_run =
-    "usage: parrot run FILE.lua [options]\n"
+    "usage: parrot run FILE.lua|FILE.xml [options]      (FILE.xml: a Tsung configuration)\n"
     "       parrot run --url URL [-H 'Name: value']... [options]\n"
     "\n"
     "  --vus N            virtual users (closed and rate models)\n"
@@ -87,6 +92,8 @@ static const char *usage_run =
     "  --source A[,B...]  spread connections over these local source addresses\n"
     "  --dump N           print the first N request/response pairs to stderr\n"
     "  --quiet            no live progress\n"
+    "  --server HOST:PORT Tsung files: send to this server instead of the file's <server>\n"
+    "  --skip-unsupported Tsung files: run the HTTP sessions alone, leaving out what cannot run\n"
     "\n"
     "exit codes: 0 ok, 99 a threshold was crossed, 2 bad scenario or options, 1 failure\n";
 
@@ -116,8 +123,55 @@ static const char *usage_worker =
     "  joins the queen, sends a heartbeat every second, reconnects forever while the queen is away,\n"
     "  and runs the share of each test it is given.\n";
 
+static int bad_option(const char *cmd, const char *what, const char *arg);
+
+static const char *usage_import =
+    "usage: parrot import tsung FILE.xml [--server HOST:PORT] [--skip-unsupported] > scenario.lua\n"
+    "\n"
+    "  writes the Lua scenario equivalent to a Tsung configuration, with the XML line of each part\n"
+    "  in a comment; parrot run FILE.xml runs the same translation directly.\n";
+
+/* `parrot import tsung FILE.xml`: the translation on stdout, notes on stderr. */
+static int cmd_import(int argc, char **argv)
+{
+    tsung_options o = {0};
+    const char *file = NULL;
+    if (argc < 1 || strcmp(argv[0], "tsung")) {
+        fputs(usage_import, stderr);
+        return 2;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--skip-unsupported")) o.skip_unsupported = 1;
+        else if (!strcmp(argv[i], "--server") && i + 1 < argc) o.server = argv[++i];
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage_import, stdout);
+            return 0;
+        } else if (argv[i][0] != '-' && !file) file = argv[i];
+        else return bad_option("import", "unknown option", argv[i]);
+    }
+    if (!file) {
+        fputs(usage_import, stderr);
+        return 2;
+    }
+    char *lua = NULL, *notes = NULL, err[2048];
+    if (tsung_import(file, &o, &lua, &notes, err, sizeof err) != 0) {
+        fprintf(stderr, "parrot import: %s\n", err);
+        free(notes);
+        return 2;
+    }
+    if (notes && *notes) fprintf(stderr, "%s%s", notes, notes[strlen(notes) - 1] == '\n' ? "" : "\n");
+    fputs(lua, stdout);
+    free(lua);
+    free(notes);
+    return 0;
+}
+
 static int help(const char *cmd)
 {
+    if (cmd && !strcmp(cmd, "import")) {
+        fputs(usage_import, stdout);
+        return 0;
+    }
     if (cmd && !strcmp(cmd, "queen")) fputs(usage_queen, stdout);
     else if (cmd && !strcmp(cmd, "worker")) fputs(usage_worker, stdout);
     else if (cmd && !strcmp(cmd, "run")) fputs(usage_run, stdout);
@@ -222,6 +276,7 @@ static int cmd_run(int argc, char **argv, int queen)
 {
     static int dump_left;
     const char *cmd = queen ? "queen" : "run";
+    static char server_env[300];
     queen_options o = {0};
     strlist env = {0}, outs = {0}, headers = {0}, resolve = {0}, sources = {0};
     char *source_copy = NULL;
@@ -305,6 +360,13 @@ static int cmd_run(int argc, char **argv, int queen)
             dump_left = atoi(v);
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
             o.quiet = 1;
+        } else if (!strcmp(a, "--server")) { /* Tsung files: point every <server> at HOST:PORT */
+            NEEDV;
+            if (!strchr(v, ':')) return bad_option(cmd, "--server needs HOST:PORT, not", v);
+            snprintf(server_env, sizeof server_env, "TSUNG_SERVER=%s", v);
+            strlist_add(&env, server_env);
+        } else if (!strcmp(a, "--skip-unsupported")) {
+            strlist_add(&env, "TSUNG_SKIP_UNSUPPORTED=1");
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             return help(cmd);
         } else if (a[0] == '-') {
@@ -338,8 +400,26 @@ static int cmd_run(int argc, char **argv, int queen)
     return rc;
 }
 
+/* An internal error must not be silent: say so and where, then die as the signal says. */
+static void on_fatal(int sig)
+{
+    static const char msg[] = "parrot: internal error (signal); backtrace:\n";
+    if (write(2, msg, sizeof msg - 1) < 0) {}
+    void *frames[64];
+    int n = backtrace(frames, 64);
+    backtrace_symbols_fd(frames, n, 2);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 int main(int argc, char **argv)
 {
+#ifndef __SANITIZE_ADDRESS__ /* the sanitizers report these themselves */
+    signal(SIGABRT, on_fatal);
+    signal(SIGSEGV, on_fatal);
+    signal(SIGBUS, on_fatal);
+#endif
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         fputs(usage_main, stderr);
         return 2;
@@ -348,6 +428,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2, 0);
     if (!strcmp(cmd, "queen")) return cmd_run(argc - 2, argv + 2, 1);
     if (!strcmp(cmd, "worker")) return cmd_worker(argc - 2, argv + 2);
+    if (!strcmp(cmd, "import")) return cmd_import(argc - 2, argv + 2);
     if (!strcmp(cmd, "target")) return cmd_target(argc - 2, argv + 2);
     if (!strcmp(cmd, "test")) return luart_test_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "keygen")) return cmd_keygen(argc - 2, argv + 2);
