@@ -5,7 +5,7 @@ SHELL := /bin/bash
 DEB_PKGS := build-essential pkg-config libluajit-5.1-dev luajit libuv1-dev node-llhttp \
 	libmbedtls-dev libzmq3-dev libmsgpack-dev lua-cjson libpcre2-dev libexpat1-dev \
 	libxml2-dev zlib1g-dev libedit-dev lua-busted
-TEST_PKGS := nginx-light openssl python3 curl
+TEST_PKGS := nginx-light openssl python3 curl iproute2 tsung
 BENCH_PKGS := wrk nghttp2-client
 
 CC ?= cc
@@ -46,7 +46,7 @@ define install_missing
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 endef
 
