@@ -1051,7 +1051,8 @@ static void emit_request(ctx *c, node *req)
             sb_printf(&lists, "%s = { ", oauth ? "oauth" : "auth");
             if (!oauth) field(&lists, &f, "type", attr(k, "type") ? attr(k, "type") : "basic", 0);
             for (char **a = k->attr; a && a[0]; a += 2)
-                if (oauth || strcmp(a[0], "type")) field(&lists, &f, a[0], a[1], 0);
+                if ((oauth || strcmp(a[0], "type")) && has_word(spec_of(k->name)->attrs, a[0]))
+                    field(&lists, &f, a[0], a[1], 0);
             sb_puts(&lists, " },\n");
             if (oauth) note(c, k->line, "<oauth> is passed on as request.oauth; the runtime does not sign requests yet");
         }
