@@ -2,6 +2,7 @@
  * open-addressing index, global counters, and a versioned msgpack encoding whose decoder trusts
  * nothing. */
 #include "stats.h"
+#include "mpguard.h"
 
 #include <math.h>
 #include <msgpack.h>
@@ -749,49 +750,6 @@ static int decode_root(stats *s, const msgpack_object *root)
     return 0;
 }
 
-/* libmsgpack-c allocates an array's or map's objects from the count in its header before it
- * reads them, so five hostile bytes can ask for 100 GB. This walk over the item headers refuses
- * a buffer where any container promises more items than bytes remain (each takes at least one)
- * or where anything runs past the end; it decodes nothing. */
-static int sizes_plausible(const unsigned char *p, size_t len)
-{
-    enum { SCALAR, RAW, ARRAY, MAP };
-    static const struct { unsigned char lenbytes, fixed, what; } fmt[0xe0 - 0xc4] = {
-        [0x00] = {1, 0, RAW},   [0x01] = {2, 0, RAW},   [0x02] = {4, 0, RAW},   /* bin */
-        [0x03] = {1, 1, RAW},   [0x04] = {2, 1, RAW},   [0x05] = {4, 1, RAW},   /* ext */
-        [0x06] = {0, 4, SCALAR}, [0x07] = {0, 8, SCALAR},                         /* float */
-        [0x08] = {0, 1, SCALAR}, [0x09] = {0, 2, SCALAR}, [0x0a] = {0, 4, SCALAR}, [0x0b] = {0, 8, SCALAR},
-        [0x0c] = {0, 1, SCALAR}, [0x0d] = {0, 2, SCALAR}, [0x0e] = {0, 4, SCALAR}, [0x0f] = {0, 8, SCALAR},
-        [0x10] = {0, 2, SCALAR}, [0x11] = {0, 3, SCALAR}, [0x12] = {0, 5, SCALAR}, [0x13] = {0, 9, SCALAR},
-        [0x14] = {0, 17, SCALAR},                                                 /* fixext */
-        [0x15] = {1, 0, RAW},   [0x16] = {2, 0, RAW},   [0x17] = {4, 0, RAW},   /* str */
-        [0x18] = {2, 0, ARRAY}, [0x19] = {4, 0, ARRAY}, [0x1a] = {2, 0, MAP},   [0x1b] = {4, 0, MAP},
-    };
-    size_t pos = 0, pending = 1;
-    while (pending--) {
-        if (pos >= len) return 0;
-        unsigned b = p[pos++];
-        uint64_t items = 0, skip = 0;
-        if (b >= 0x80 && b <= 0x8f) items = 2 * (b & 0x0f);
-        else if (b >= 0x90 && b <= 0x9f) items = b & 0x0f;
-        else if (b >= 0xa0 && b <= 0xbf) skip = b & 0x1f;
-        else if (b >= 0xc4 && b < 0xe0) {
-            unsigned n = fmt[b - 0xc4].lenbytes, what = fmt[b - 0xc4].what;
-            uint64_t v = 0;
-            if (len - pos < n) return 0;
-            for (unsigned i = 0; i < n; i++) v = v << 8 | p[pos++];
-            if (what == ARRAY) items = v;
-            else if (what == MAP) items = 2 * v;
-            else skip = v + fmt[b - 0xc4].fixed;
-        }
-        if (skip > len - pos) return 0;
-        pos += skip;
-        if (pending + items > len - pos) return 0;
-        pending += items;
-    }
-    return pos == len;
-}
-
 /* Decodes into a private stats first, so a malformed buffer leaves `dst` untouched. */
 int stats_decode_merge(stats *dst, const char *buf, size_t len)
 {
@@ -800,7 +758,7 @@ int stats_decode_merge(stats *dst, const char *buf, size_t len)
     msgpack_unpacked_init(&msg);
     size_t off = 0;
     int r = -1;
-    if (sizes_plausible((const unsigned char *)buf, len) &&
+    if (!mpguard_check((const unsigned char *)buf, len, SIZE_MAX) &&
         msgpack_unpack_next(&msg, buf, len, &off) == MSGPACK_UNPACK_SUCCESS && off == len) {
         stats *tmp = stats_new();
         tmp->max_names = SIZE_MAX; /* folding happens in dst */

@@ -1,6 +1,7 @@
 /* fuzz_wire: libFuzzer target for wire_decode. Every input must decode or be refused with an
  * empty message; a decoded message is re-encoded and must decode again (tools/fuzz.sh builds and
  * runs it over spec/fuzz/corpus/wire/). */
+/* fuzz-sources: src/wire.c src/mpguard.c */
 #include "wire.h"
 
 #include <stdint.h>
