@@ -34,7 +34,8 @@ static void sb_add(sbuf *b, const char *p, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         char *s = realloc(b->s, cap);
         if (!s) abort();
         b->s = s;
@@ -71,11 +72,11 @@ __attribute__((format(printf, 2, 3))) static void sb_printf(sbuf *b, const char 
 /* the element tree */
 
 typedef struct node {
-    char *name;          /* owned */
-    char **attr;         /* owned: name, value, ..., NULL */
-    sbuf text;           /* character data directly inside */
+    char *name;  /* owned */
+    char **attr; /* owned: name, value, ..., NULL */
+    sbuf text;   /* character data directly inside */
     int line, col;
-    struct node **kids;  /* owned */
+    struct node **kids; /* owned */
     int nkids, kcap;
     struct node *parent; /* borrowed */
     int drop;            /* left out (--skip-unsupported) */
@@ -84,8 +85,10 @@ typedef struct node {
 static void node_free(node *n)
 {
     if (!n) return;
-    for (int i = 0; i < n->nkids; i++) node_free(n->kids[i]);
-    for (char **a = n->attr; a && *a; a++) free(*a);
+    for (int i = 0; i < n->nkids; i++)
+        node_free(n->kids[i]);
+    for (char **a = n->attr; a && *a; a++)
+        free(*a);
     free(n->attr);
     free(n->kids);
     free(n->text.s);
@@ -106,8 +109,10 @@ static const char *text_trim(node *n, size_t *len)
 {
     const char *s = n->text.s ? n->text.s : "";
     size_t l = n->text.len;
-    while (l && strchr(" \t\r\n", *s)) s++, l--;
-    while (l && strchr(" \t\r\n", s[l - 1])) l--;
+    while (l && strchr(" \t\r\n", *s))
+        s++, l--;
+    while (l && strchr(" \t\r\n", s[l - 1]))
+        l--;
     *len = l;
     return s;
 }
@@ -118,15 +123,15 @@ static const char *text_trim(node *n, size_t *len)
 typedef struct unsup_item {
     char *label; /* owned: "<jabber>" */
     sbuf lines;  /* "33, 40" */
-    int count;
+    int count, last;
 } unsup_item;
 
 typedef struct ctx {
-    const char *file;        /* as given, for messages */
-    char dir[PATH_MAX];      /* the XML's directory (realpath when it exists) */
+    const char *file;   /* as given, for messages */
+    char dir[PATH_MAX]; /* the XML's directory (realpath when it exists) */
     const tsung_options *o;
     XML_Parser xp;
-    node *root, *cur;        /* tree (owned) and the parser's position */
+    node *root, *cur; /* tree (owned) and the parser's position */
     int depth, nnodes;
     size_t ntext;
     sbuf out, notes;
@@ -134,8 +139,9 @@ typedef struct ctx {
     int nunsup, unsup_kinds; /* kinds: 1 not HTTP, 2 Erlang code */
     char **files;            /* owned: absolute paths for the bundle */
     int nfiles;
-    sbuf file_servers;       /* Lua "id = name, " pairs */
+    sbuf file_servers; /* Lua "id = name, " pairs */
     int indent, failed, dropped_sessions;
+    int loops; /* for/foreach nested in the current Lua function (4 locals each) */
     char *err;
     size_t errlen;
 } ctx;
@@ -187,8 +193,12 @@ static void unsupported(ctx *c, node *n, const char *label, int kind)
         it->label = strdup(label);
         if (!it->label) abort();
     }
-    if (it->count < TS_MAX_UNSUP_LINES) sb_printf(&it->lines, "%s%d", it->count ? ", " : "", n->line);
-    else if (it->count == TS_MAX_UNSUP_LINES) sb_puts(&it->lines, ", ...");
+    if (it->count && it->last == n->line) return;
+    it->last = n->line;
+    if (it->count < TS_MAX_UNSUP_LINES)
+        sb_printf(&it->lines, "%s%d", it->count ? ", " : "", n->line);
+    else if (it->count == TS_MAX_UNSUP_LINES)
+        sb_puts(&it->lines, ", ...");
     it->count++;
 }
 
@@ -200,7 +210,8 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
     ctx *c = ud;
     int line = (int)XML_GetCurrentLineNumber(c->xp);
     if (c->depth >= TS_MAX_DEPTH || c->nnodes >= TS_MAX_NODES) {
-        fail(c, line, "%s", c->depth >= TS_MAX_DEPTH ? "elements nested deeper than 64" : "more than 100000 elements");
+        fail(c, line, "%s",
+             c->depth >= TS_MAX_DEPTH ? "elements nested deeper than 64" : "more than 100000 elements");
         XML_StopParser(c->xp, XML_FALSE);
         return;
     }
@@ -216,7 +227,8 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
     n->line = line;
     n->col = (int)XML_GetCurrentColumnNumber(c->xp) + 1;
     int na = 0;
-    while (atts[na]) na++;
+    while (atts[na])
+        na++;
     n->attr = calloc((size_t)na + 1, sizeof *n->attr);
     if (!n->name || !n->attr) abort();
     for (int i = 0; i < na; i++)
@@ -261,13 +273,14 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
 }
 
 /* Entities declared in the document can multiply its size; Tsung files never need them. */
-static void XMLCALL on_entity(void *ud, const XML_Char *name, int is_param, const XML_Char *value,
-                              int vlen, const XML_Char *base, const XML_Char *sys, const XML_Char *pub,
+static void XMLCALL on_entity(void *ud, const XML_Char *name, int is_param, const XML_Char *value, int vlen,
+                              const XML_Char *base, const XML_Char *sys, const XML_Char *pub,
                               const XML_Char *notation)
 {
     ctx *c = ud;
     (void)is_param, (void)value, (void)vlen, (void)base, (void)sys, (void)pub, (void)notation;
-    fail(c, (int)XML_GetCurrentLineNumber(c->xp), "entity declarations (<!ENTITY %s ...>) are not supported", name);
+    fail(c, (int)XML_GetCurrentLineNumber(c->xp), "entity declarations (<!ENTITY %s ...>) are not supported",
+         name);
     XML_StopParser(c->xp, XML_FALSE);
 }
 
@@ -297,7 +310,9 @@ static int parse_xml(ctx *c, const char *buf, size_t len)
 /* ------------------------------------------------------------------------------------------ */
 /* what the DTD allows (children in any order) */
 
-#define FLOW "request thinktime transaction setdynvars for repeat if change_type foreach interaction abort set_option while until"
+#define FLOW                                                                                                 \
+    "request thinktime transaction setdynvars for repeat if change_type foreach interaction abort "          \
+    "set_option while until"
 #define NONHTTP "jabber raw pgsql ldap mysql fs shell job websocket amqp mqtt"
 #define COMPARE "var eq neq gt gte lt lte"
 
@@ -307,14 +322,19 @@ typedef struct elem_spec {
 } elem_spec;
 
 static const elem_spec specs[] = {
-    {"tsung", "dumptraffic backend loglevel version", "", "information clients servers monitoring load options sessions", 0},
+    {"tsung", "dumptraffic backend loglevel version", "",
+     "information clients servers monitoring load options sessions", 0},
     {"information", "", "", "name description username organisation", 0},
-    {"name", "", "", "", 0}, {"description", "", "", "", 0}, {"username", "", "", "", 0}, {"organisation", "", "", "", 0},
+    {"name", "", "", "", 0},
+    {"description", "", "", "", 0},
+    {"username", "", "", "", 0},
+    {"organisation", "", "", "", 0},
     {"servers", "", "", "server", 0},
     {"server", "host port weight type", "host port type", "", 0},
     {"clients", "", "", "client", 0},
     {"client", "cpu type host batch scan_intf maxusers use_controller_vm weight", "", "ip iprange", 0},
-    {"ip", "value scan", "value", "", 0}, {"iprange", "value version", "value", "", 0},
+    {"ip", "value scan", "value", "", 0},
+    {"iprange", "value version", "value", "", 0},
     {"monitoring", "", "", "monitor", 0},
     {"monitor", "host batch type", "host", "snmp munin mysqladmin", 0},
     {"mysqladmin", "port username password", "", "", 0},
@@ -322,7 +342,8 @@ static const elem_spec specs[] = {
     {"oid", "value name type eval", "value name", "", 0},
     {"munin", "port", "", "", 0},
     {"load", "duration unit loop", "", "arrivalphase user", 0},
-    {"arrivalphase", "duration phase wait_all_sessions_end unit", "duration phase unit", "users session_setup", 0},
+    {"arrivalphase", "duration phase wait_all_sessions_end unit", "duration phase unit",
+     "users session_setup", 0},
     {"users", "interarrival arrivalrate unit maxnumber", "unit", "", 0},
     {"user", "start_time unit session", "session", "", 0},
     {"session_setup", "name probability weight", "name", "", 0},
@@ -335,9 +356,11 @@ static const elem_spec specs[] = {
     {"session", "name bidi persistent probability weight type", "name type", FLOW, 0},
     {"abort", "type", "", "", 0},
     {"interaction", "action id", "action id", "", 0},
-    {"change_type", "new_type host port server_type store restore bidi", "new_type host port server_type", "", 0},
+    {"change_type", "new_type host port server_type store restore bidi", "new_type host port server_type", "",
+     0},
     {"request", "subst tag", "", "match dyn_variable http " NONHTTP, 0},
-    {"match", "do when subst loop_back name max_loop max_restart sleep_loop apply_to_content skip_headers", "", "", 0},
+    {"match", "do when subst loop_back name max_loop max_restart sleep_loop apply_to_content skip_headers",
+     "", "", 0},
     {"thinktime", "random value min max", "", "", 0},
     {"transaction", "name", "name", FLOW, 0},
     {"http", "contents contents_from_file content_type if_modified_since method url version", "url",
@@ -347,8 +370,10 @@ static const elem_spec specs[] = {
     {"http_header", "name encoding value", "name", "", 0},
     {"add_cookie", "key domain path value", "key value", "", 0},
     {"www_authenticate", "passwd userid nonce opaque cnonce nc realm qop type", "passwd userid", "", 0},
-    {"oauth", "consumer_key consumer_secret access_token access_token_secret method", "consumer_key consumer_secret", "", 0},
-    {"setdynvars", "sourcetype callback code fileid order delimiter length start end from jsonpath value", "sourcetype", "var", 0},
+    {"oauth", "consumer_key consumer_secret access_token access_token_secret method",
+     "consumer_key consumer_secret", "", 0},
+    {"setdynvars", "sourcetype callback code fileid order delimiter length start end from jsonpath value",
+     "sourcetype", "var", 0},
     {"var", "name", "name", "", 0},
     {"for", "var from to incr", "var from to", FLOW, 0},
     {"foreach", "name in include exclude", "name in", FLOW, 0},
@@ -357,12 +382,21 @@ static const elem_spec specs[] = {
     {"while", COMPARE, "var", "", 0},
     {"until", COMPARE, "var", "", 0},
     /* not HTTP: accepted by the check, refused (or left out) afterwards */
-    {"jabber", NULL, "", "xmpp_authenticate", 1}, {"xmpp_authenticate", NULL, "", "", 1},
-    {"raw", NULL, "", "", 1}, {"pgsql", NULL, "", "", 1}, {"mysql", NULL, "", "", 1},
-    {"ldap", NULL, "", "attr modification", 1}, {"modification", NULL, "", "attr", 1},
-    {"attr", NULL, "", "value", 1}, {"value", NULL, "", "", 1},
-    {"fs", NULL, "", "", 1}, {"shell", NULL, "", "", 1}, {"job", NULL, "", "", 1},
-    {"websocket", NULL, "", "", 1}, {"amqp", NULL, "", "", 1}, {"mqtt", NULL, "", "", 1},
+    {"jabber", NULL, "", "xmpp_authenticate", 1},
+    {"xmpp_authenticate", NULL, "", "", 1},
+    {"raw", NULL, "", "", 1},
+    {"pgsql", NULL, "", "", 1},
+    {"mysql", NULL, "", "", 1},
+    {"ldap", NULL, "", "attr modification", 1},
+    {"modification", NULL, "", "attr", 1},
+    {"attr", NULL, "", "value", 1},
+    {"value", NULL, "", "", 1},
+    {"fs", NULL, "", "", 1},
+    {"shell", NULL, "", "", 1},
+    {"job", NULL, "", "", 1},
+    {"websocket", NULL, "", "", 1},
+    {"amqp", NULL, "", "", 1},
+    {"mqtt", NULL, "", "", 1},
 };
 
 /* Is `w` one of the space-separated words of `list`? */
@@ -401,9 +435,11 @@ static void check_tree(ctx *c, node *n, const elem_spec *parent)
             p += l + (p[l] == ' ');
         }
         for (char **a = n->attr; a && a[0]; a += 2)
-            if (!has_word(s->attrs, a[0])) note(c, n->line, "<%s %s=...>: unknown attribute, ignored", n->name, a[0]);
+            if (!has_word(s->attrs, a[0]))
+                note(c, n->line, "<%s %s=...>: unknown attribute, ignored", n->name, a[0]);
     }
-    for (int i = 0; i < n->nkids && !c->failed; i++) check_tree(c, n->kids[i], s);
+    for (int i = 0; i < n->nkids && !c->failed; i++)
+        check_tree(c, n->kids[i], s);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -455,14 +491,16 @@ static void scan_request(ctx *c, node *req)
             unsupported(c, req, label, 1);
         } else if (!strcmp(k->name, "http") && on) {
             scan_attrs(c, k, strcmp(subst, "true") ? "contents" : NULL);
-            for (int j = 0; j < k->nkids; j++) scan_attrs(c, k->kids[j], NULL);
+            for (int j = 0; j < k->nkids; j++)
+                scan_attrs(c, k->kids[j], NULL);
         } else if (!strcmp(k->name, "match") && is_true(attr(k, "subst"))) {
             scan_calls(c, k, k->text.s);
         }
         if (!strcmp(k->name, "match")) {
             const char *f = attr(k, "apply_to_content");
             if (f && strcmp(f, "undefined") && strcmp(f, "ts_digest:md5hex"))
-                note(c, k->line, "match apply_to_content=%s is Erlang code: the match sees the response as it is", f);
+                note(c, k->line,
+                     "match apply_to_content=%s is Erlang code: the match sees the response as it is", f);
         }
     }
 }
@@ -486,13 +524,14 @@ static void scan_flow(ctx *c, node *n)
             const char *cb = attr(k, "callback");
             if (!strcmp(t, "eval") || (!strcmp(t, "erlang") && (!cb || !builtin_known(cb, strlen(cb))))) {
                 char label[140];
-                snprintf(label, sizeof label, "<setdynvars sourcetype=%s%s%.80s>", t, cb ? " callback=" : "", cb ? cb : "");
+                snprintf(label, sizeof label, "<setdynvars sourcetype=%s%s%.80s>", t, cb ? " callback=" : "",
+                         cb ? cb : "");
                 unsupported(c, k, label, 2);
             } else {
                 scan_attrs(c, k, NULL);
             }
-        } else if (!strcmp(nm, "thinktime") || !strcmp(nm, "for") || !strcmp(nm, "if") || !strcmp(nm, "while") ||
-                   !strcmp(nm, "until")) {
+        } else if (!strcmp(nm, "thinktime") || !strcmp(nm, "for") || !strcmp(nm, "if") ||
+                   !strcmp(nm, "while") || !strcmp(nm, "until")) {
             scan_attrs(c, k, NULL);
         }
         if (k->nkids && strcmp(nm, "request")) scan_flow(c, k);
@@ -535,8 +574,10 @@ static void scan_unsupported(ctx *c)
                 snprintf(label, sizeof label, "<server type=%.60s>", t);
                 unsupported(c, k, label, 1);
             } else if (!strcmp(k->name, "option") &&
-                       ((t && strcmp(t, "ts_http")) || !strncmp(nm, "bosh_", 5) || !strncmp(nm, "websocket_", 10))) {
-                snprintf(label, sizeof label, "<option %s%.40s%sname=%.40s>", t ? "type=" : "", t ? t : "", t ? " " : "", nm);
+                       ((t && strcmp(t, "ts_http")) || !strncmp(nm, "bosh_", 5) ||
+                        !strncmp(nm, "websocket_", 10))) {
+                snprintf(label, sizeof label, "<option %s%.40s%sname=%.40s>", t ? "type=" : "", t ? t : "",
+                         t ? " " : "", nm);
                 unsupported(c, k, label, 1);
             } else if (!strcmp(k->name, "session")) {
                 if (strcmp(t, "ts_http")) {
@@ -552,7 +593,9 @@ static void scan_unsupported(ctx *c)
     }
     if (!c->nunsup) return;
     sbuf m = {0};
-    sb_puts(&m, c->unsup_kinds == 1 ? "not HTTP" : c->unsup_kinds == 2 ? "Erlang code" : "not HTTP or Erlang code");
+    sb_puts(&m, c->unsup_kinds == 1   ? "not HTTP"
+                : c->unsup_kinds == 2 ? "Erlang code"
+                                      : "not HTTP or Erlang code");
     sb_puts(&m, ", cannot run here: ");
     for (int i = 0; i < c->nunsup; i++)
         sb_printf(&m, "%s%s line%s %s", i ? ", " : "", c->unsup[i].label, c->unsup[i].count > 1 ? "s" : "",
@@ -570,8 +613,10 @@ static void lua_str(sbuf *b, const char *s, size_t n)
     int nl = 0, plain = 1;
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
-        if (ch == '\n') nl = 1;
-        else if ((ch < 32 && ch != '\t') || ch == 127) plain = 0;
+        if (ch == '\n')
+            nl = 1;
+        else if ((ch < 32 && ch != '\t') || ch == 127)
+            plain = 0;
     }
     if (nl && plain && n > 60) { /* a long bracket reads better for bodies */
         int level = 0;
@@ -586,7 +631,8 @@ static void lua_str(sbuf *b, const char *s, size_t n)
         }
         if (level <= 60) {
             sb_puts(b, "[");
-            for (int i = 0; i < level; i++) sb_puts(b, "=");
+            for (int i = 0; i < level; i++)
+                sb_puts(b, "=");
             sb_puts(b, "[\n"); /* the first newline after the bracket is not part of the string */
             sb_add(b, s, n);
             sb_puts(b, close);
@@ -596,11 +642,16 @@ static void lua_str(sbuf *b, const char *s, size_t n)
     sb_puts(b, "\"");
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\') sb_printf(b, "\\%c", ch);
-        else if (ch == '\n') sb_puts(b, "\\n");
-        else if (ch == '\t') sb_puts(b, "\\t");
-        else if (ch < 32 || ch == 127) sb_printf(b, "\\%03d", ch);
-        else sb_add(b, (const char *)&ch, 1);
+        if (ch == '"' || ch == '\\')
+            sb_printf(b, "\\%c", ch);
+        else if (ch == '\n')
+            sb_puts(b, "\\n");
+        else if (ch == '\t')
+            sb_puts(b, "\\t");
+        else if (ch < 32 || ch == 127)
+            sb_printf(b, "\\%03d", ch);
+        else
+            sb_add(b, (const char *)&ch, 1);
     }
     sb_puts(b, "\"");
 }
@@ -638,16 +689,21 @@ static int field(sbuf *b, int *first, const char *key, const char *v, int numeri
     double d;
     sb_puts(b, *first ? "" : ", ");
     *first = 0;
-    if (!strcmp(key, "do") || !strcmp(key, "end")) sb_printf(b, "[\"%s\"] = ", key);
-    else sb_printf(b, "%s = ", key);
-    if (numeric && num_of(v, &d)) lua_num(b, d);
-    else lua_cstr(b, v);
+    if (!strcmp(key, "do") || !strcmp(key, "end"))
+        sb_printf(b, "[\"%s\"] = ", key);
+    else
+        sb_printf(b, "%s = ", key);
+    if (numeric && num_of(v, &d))
+        lua_num(b, d);
+    else
+        lua_cstr(b, v);
     return 1;
 }
 
 static void ind(ctx *c)
 {
-    for (int i = 0; i < c->indent; i++) sb_puts(&c->out, "  ");
+    for (int i = 0; i < c->indent; i++)
+        sb_puts(&c->out, "  ");
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -658,13 +714,16 @@ static char *path_clean(char *p)
 {
     char *out = p, *r = p;
     while (*r) {
-        while (*r == '/') r++;
+        while (*r == '/')
+            r++;
         char *seg = r;
-        while (*r && *r != '/') r++;
+        while (*r && *r != '/')
+            r++;
         size_t l = (size_t)(r - seg);
         if (l == 0 || (l == 1 && seg[0] == '.')) continue;
         if (l == 2 && seg[0] == '.' && seg[1] == '.') {
-            while (out > p && *--out != '/') {}
+            while (out > p && *--out != '/') {
+            }
             continue;
         }
         *out++ = '/';
@@ -681,10 +740,13 @@ static char *path_clean(char *p)
 static void bundle_name(ctx *c, node *n, const char *path, sbuf *name)
 {
     char joined[PATH_MAX * 2], real[PATH_MAX];
-    if (path[0] == '/') snprintf(joined, sizeof joined, "%s", path);
-    else snprintf(joined, sizeof joined, "%s/%s", c->dir, path);
+    if (path[0] == '/')
+        snprintf(joined, sizeof joined, "%s", path);
+    else
+        snprintf(joined, sizeof joined, "%s/%s", c->dir, path);
     const char *abs = realpath(joined, real) ? real : joined[0] == '/' ? path_clean(joined) : joined;
-    if (access(abs, R_OK) != 0) note(c, n->line, "%s: cannot read it (%s); the run needs it", path, strerror(errno));
+    if (access(abs, R_OK) != 0)
+        note(c, n->line, "%s: cannot read it (%s); the run needs it", path, strerror(errno));
     size_t dl = strlen(c->dir);
     const char *base = strrchr(abs, '/');
     if (!strncmp(abs, c->dir, dl) && abs[dl] == '/')
@@ -725,7 +787,8 @@ static double positive(ctx *c, node *n, const char *a, int zero_ok)
     double d = 0;
     const char *v = attr(n, a);
     if (!num_of(v, &d) || d < 0 || (!zero_ok && d == 0))
-        fail(c, n->line, "<%s %s=\"%s\">: expected a %s number", n->name, a, v ? v : "", zero_ok ? "non-negative" : "positive");
+        fail(c, n->line, "<%s %s=\"%s\">: expected a %s number", n->name, a, v ? v : "",
+             zero_ok ? "non-negative" : "positive");
     return d;
 }
 
@@ -737,15 +800,19 @@ static void emit_servers(ctx *c)
     int port = 0, tls = 0;
     if (c->o->server) {
         const char *s = c->o->server;
-        if (!strncmp(s, "https://", 8)) s += 8, tls = 1;
-        else if (!strncmp(s, "http://", 7)) s += 7;
+        if (!strncmp(s, "https://", 8))
+            s += 8, tls = 1;
+        else if (!strncmp(s, "http://", 7))
+            s += 7;
         const char *colon = strrchr(s, ':');
         char *end;
         long p = colon ? strtol(colon + 1, &end, 10) : 0;
         if (!colon || colon == s || *end || p <= 0 || p > 65535 || colon - s >= (long)sizeof host)
             return fail(c, 0, "--server %s: expected HOST:PORT", c->o->server);
-        if (*s == '[' && colon[-1] == ']') snprintf(host, sizeof host, "%.*s", (int)(colon - s - 2), s + 1);
-        else snprintf(host, sizeof host, "%.*s", (int)(colon - s), s);
+        if (*s == '[' && colon[-1] == ']')
+            snprintf(host, sizeof host, "%.*s", (int)(colon - s - 2), s + 1);
+        else
+            snprintf(host, sizeof host, "%.*s", (int)(colon - s), s);
         port = (int)p;
         note(c, srv ? srv->line : 0, "every <server> is now %s:%d (%s)", host, port, tls ? "ssl" : "tcp");
     }
@@ -763,7 +830,8 @@ static void emit_servers(ctx *c)
             return fail(c, k->line, "<server weight=\"%s\">: not a number", attr(k, "weight"));
         sb_puts(b, "    { host = ");
         lua_cstr(b, port ? host : attr(k, "host"));
-        sb_printf(b, ", port = %d, type = \"%s\", weight = ", port ? port : (int)p, (port ? tls : ssl) ? "ssl" : "tcp");
+        sb_printf(b, ", port = %d, type = \"%s\", weight = ", port ? port : (int)p,
+                  (port ? tls : ssl) ? "ssl" : "tcp");
         lua_num(b, w);
         sb_printf(b, " }, -- line %d\n", k->line);
         n++;
@@ -774,11 +842,26 @@ static void emit_servers(ctx *c)
 
 static void emit_option(ctx *c, node *k, sbuf *extra)
 {
-    static const char *const no_effect[] = {
-        "hibernate", "ports_range", "tcp_rcv_buffer", "tcp_snd_buffer", "udp_rcv_buffer", "udp_snd_buffer",
-        "tcp_reuseaddr", "tcp_reuseport", "ip_transparent", "ssl_ciphers", "ssl_versions", "ssl_reuse_sessions",
-        "max_ssh_startup_per_core", "job_notify_port", "seed", "rate_limit", "retry_timeout", "global_ack_timeout",
-        "certificate", NULL};
+    static const char *const no_effect[] = {"hibernate",
+                                            "ports_range",
+                                            "tcp_rcv_buffer",
+                                            "tcp_snd_buffer",
+                                            "udp_rcv_buffer",
+                                            "udp_snd_buffer",
+                                            "tcp_reuseaddr",
+                                            "tcp_reuseport",
+                                            "ip_transparent",
+                                            "ssl_ciphers",
+                                            "ssl_versions",
+                                            "ssl_reuse_sessions",
+                                            "max_ssh_startup_per_core",
+                                            "job_notify_port",
+                                            "seed",
+                                            "rate_limit",
+                                            "retry_timeout",
+                                            "global_ack_timeout",
+                                            "certificate",
+                                            NULL};
     const char *nm = attr(k, "name"), *v = attr(k, "value");
     int first = 1;
     if (!strcmp(nm, "user_agent")) {
@@ -789,7 +872,8 @@ static void emit_option(ctx *c, node *k, sbuf *extra)
             const char *t = text_trim(ua, &l);
             double p;
             if (!num_of(attr(ua, "probability"), &p) || p < 0)
-                return fail(c, ua->line, "<user_agent probability=\"%s\">: not a number", attr(ua, "probability"));
+                return fail(c, ua->line, "<user_agent probability=\"%s\">: not a number",
+                            attr(ua, "probability"));
             sb_puts(extra, "    { probability = ");
             lua_num(extra, p);
             sb_puts(extra, ", value = ");
@@ -800,10 +884,14 @@ static void emit_option(ctx *c, node *k, sbuf *extra)
     } else if (!strcmp(nm, "thinktime")) {
         sb_puts(extra, "  thinktime = { ");
         field(extra, &first, "value", v, 1);
-        if (attr(k, "random")) sb_printf(extra, "%srandom = %s", first ? "" : ", ", is_true(attr(k, "random")) ? "true" : "false"), first = 0;
+        if (attr(k, "random"))
+            sb_printf(extra, "%srandom = %s", first ? "" : ", ",
+                      is_true(attr(k, "random")) ? "true" : "false"),
+                first = 0;
         field(extra, &first, "min", attr(k, "min"), 1);
         field(extra, &first, "max", attr(k, "max"), 1);
-        sb_printf(extra, "%soverride = %s }, -- line %d\n", first ? "" : ", ", is_true(attr(k, "override")) ? "true" : "false", k->line);
+        sb_printf(extra, "%soverride = %s }, -- line %d\n", first ? "" : ", ",
+                  is_true(attr(k, "override")) ? "true" : "false", k->line);
     } else if (!strcmp(nm, "file_server")) {
         const char *id = attr(k, "id") ? attr(k, "id") : "default";
         if (!v) return fail(c, k->line, "<option name=\"file_server\"> needs value (the file's path)");
@@ -881,8 +969,10 @@ static void read_phase(ctx *c, node *ap, phase *ph)
     const char *ar = attr(u, "arrivalrate"), *ia = attr(u, "interarrival");
     if (!!ar == !!ia) return fail(c, u->line, "<users> needs one of arrivalrate and interarrival");
     double us = unit_secs(c, u, attr(u, "unit"));
-    if (ar) ph->rate = positive(c, u, "arrivalrate", 0) / us;
-    else ph->inter = positive(c, u, "interarrival", 0) * us;
+    if (ar)
+        ph->rate = positive(c, u, "arrivalrate", 0) / us;
+    else
+        ph->inter = positive(c, u, "interarrival", 0) * us;
     if (attr(u, "maxnumber")) ph->max = positive(c, u, "maxnumber", 1), ph->has_max = 1;
 }
 
@@ -896,7 +986,8 @@ static void emit_load(ctx *c)
     for (int i = 0; i < load->nkids && !c->failed; i++) {
         node *k = load->kids[i];
         if (!strcmp(k->name, "user"))
-            note(c, k->line, "<user session=\"%s\"> (one user at a set time) is not supported yet; left out", attr(k, "session"));
+            note(c, k->line, "<user session=\"%s\"> (one user at a set time) is not supported yet; left out",
+                 attr(k, "session"));
         else
             read_phase(c, k, &ph[n++]);
     }
@@ -906,8 +997,10 @@ static void emit_load(ctx *c)
     if (!n && !c->failed) fail(c, load->line, "<load> has no <arrivalphase>: nothing to run");
     double loop = 0, limit = 0;
     if (attr(load, "loop")) loop = floor(positive(c, load, "loop", 1));
-    if (attr(load, "duration")) limit = positive(c, load, "duration", 0) * unit_secs(c, load, attr(load, "unit"));
-    if ((loop + 1) * n > TS_MAX_PHASES) fail(c, load->line, "loop=%g makes more than %d phases", loop, TS_MAX_PHASES);
+    if (attr(load, "duration"))
+        limit = positive(c, load, "duration", 0) * unit_secs(c, load, attr(load, "unit"));
+    if ((loop + 1) * n > TS_MAX_PHASES)
+        fail(c, load->line, "loop=%g makes more than %d phases", loop, TS_MAX_PHASES);
     if (c->failed) return free(ph);
     sb_printf(b, "  load = parrot.open { phases = { -- <load> line %d\n", load->line);
     double at = 0;
@@ -919,8 +1012,10 @@ static void emit_load(ctx *c)
             if (d <= 0) break;
             at += d;
             sb_puts(b, "    { ");
-            if (ph[i].inter > 0) sb_puts(b, "interarrival = "), lua_num(b, ph[i].inter);
-            else sb_puts(b, "rate = "), lua_num(b, ph[i].rate);
+            if (ph[i].inter > 0)
+                sb_puts(b, "interarrival = "), lua_num(b, ph[i].inter);
+            else
+                sb_puts(b, "rate = "), lua_num(b, ph[i].rate);
             sb_puts(b, ", duration = ");
             lua_num(b, d);
             if (ph[i].has_max) sb_puts(b, ", max = "), lua_num(b, ph[i].max);
@@ -929,7 +1024,9 @@ static void emit_load(ctx *c)
     }
     sb_puts(b, "  } },\n");
     if (limit > 0)
-        note(c, load->line, "<load duration>: arrivals stop after %g s; users still running then finish (Tsung stops them)", limit);
+        note(c, load->line,
+             "<load duration>: arrivals stop after %g s; users still running then finish (Tsung stops them)",
+             limit);
     free(ph);
 }
 
@@ -947,19 +1044,22 @@ static void emit_item(ctx *c, sbuf *b, int pass, node *k)
         if (attr(k, "encoding")) sb_puts(b, ", "), lua_cstr(b, attr(k, "encoding"));
     } else if (pass == 1) {
         static const char *const a[] = {"key", "value", "domain", "path"};
-        for (int j = 0; j < 4; j++) field(b, &f, a[j], attr(k, a[j]), 0);
+        for (int j = 0; j < 4; j++)
+            field(b, &f, a[j], attr(k, a[j]), 0);
     } else if (pass == 2) {
         static const char *const a[] = {"name", "re", "xpath", "jsonpath", "header", "decode"};
         for (int j = 0; j < 6; j++)
-            if (j != 5 || strcmp(attr(k, "decode") ? attr(k, "decode") : "false", "false")) field(b, &f, a[j], attr(k, a[j]), 0);
+            if (j != 5 || strcmp(attr(k, "decode") ? attr(k, "decode") : "false", "false"))
+                field(b, &f, a[j], attr(k, a[j]), 0);
         if (attr(k, "regexp") && !attr(k, "re")) {
             field(b, &f, "re", attr(k, "regexp"), 0);
             note(c, k->line, "dyn_variable regexp= is read as re= (Tsung 1.7 ignores regexp=)");
         }
         if (attr(k, "pgsql_expr")) note(c, k->line, "dyn_variable pgsql_expr= is for PostgreSQL; ignored");
     } else {
-        static const char *const a[] = {"do", "when", "max_loop", "sleep_loop", "loop_back", "max_restart",
-                                        "skip_headers", "name", "apply_to_content"};
+        static const char *const a[] = {"do",           "when",      "max_loop",
+                                        "sleep_loop",   "loop_back", "max_restart",
+                                        "skip_headers", "name",      "apply_to_content"};
         size_t l;
         const char *t = text_trim(k, &l);
         sb_puts(b, "regex = ");
@@ -967,7 +1067,8 @@ static void emit_item(ctx *c, sbuf *b, int pass, node *k)
         f = 0;
         for (int j = 0; j < 9; j++) {
             const char *v = attr(k, a[j]);
-            if (v && !((j == 6 && !strcmp(v, "no")) || (j == 7 && !strcmp(v, "-")) || (j == 8 && !strcmp(v, "undefined"))))
+            if (v && !((j == 6 && !strcmp(v, "no")) || (j == 7 && !strcmp(v, "-")) ||
+                       (j == 8 && !strcmp(v, "undefined"))))
                 field(b, &f, a[j], v, j >= 2 && j <= 5);
         }
         if (is_true(attr(k, "subst"))) sb_puts(b, ", subst = true");
@@ -989,7 +1090,8 @@ static void emit_request(ctx *c, node *req)
     if (c->o->server && (!strncmp(url, "http://", 7) || !strncmp(url, "https://", 8))) {
         const char *rest = strchr(strstr(url, "://") + 3, '/');
         sb_printf(&u, "%s://%s%s", strncmp(c->o->server, "https://", 8) ? "http" : "https",
-                  c->o->server + (strstr(c->o->server, "://") ? strstr(c->o->server, "://") - c->o->server + 3 : 0),
+                  c->o->server +
+                      (strstr(c->o->server, "://") ? strstr(c->o->server, "://") - c->o->server + 3 : 0),
                   rest ? rest : "/");
         note(c, h->line, "%s now goes to %s (--server)", url, u.s);
         url = u.s;
@@ -1000,9 +1102,12 @@ static void emit_request(ctx *c, node *req)
     field(b, &first, "url", url, 0);
     field(b, &first, "version", attr(h, "version") ? attr(h, "version") : "1.1", 0);
     free(u.s);
-    if (subst && !strcmp(subst, "true")) sb_puts(b, ", subst = true");
-    else if (subst && !strcmp(subst, "all_except_body")) field(b, &first, "subst", subst, 0);
-    if (attr(req, "tag") && strcmp(attr(req, "tag"), "undefined")) field(b, &first, "tag", attr(req, "tag"), 0);
+    if (subst && !strcmp(subst, "true"))
+        sb_puts(b, ", subst = true");
+    else if (subst && !strcmp(subst, "all_except_body"))
+        field(b, &first, "subst", subst, 0);
+    if (attr(req, "tag") && strcmp(attr(req, "tag"), "undefined"))
+        field(b, &first, "tag", attr(req, "tag"), 0);
     field(b, &first, "contents", attr(h, "contents"), 0);
     if (attr(h, "contents_from_file")) {
         sbuf bn = {0};
@@ -1023,19 +1128,23 @@ static void emit_request(ctx *c, node *req)
             if (strcmp(src->kids[i]->name, names[pass])) continue;
             if (n++) {
                 sb_puts(&items, ",\n");
-                for (int s = 0; s <= c->indent + 1; s++) sb_puts(&items, "  ");
+                for (int s = 0; s <= c->indent + 1; s++)
+                    sb_puts(&items, "  ");
             }
             emit_item(c, &items, pass, src->kids[i]);
         }
         if (!n) continue;
-        for (int s = 0; s <= c->indent; s++) sb_puts(&lists, "  ");
+        for (int s = 0; s <= c->indent; s++)
+            sb_puts(&lists, "  ");
         if (n == 1) {
             sb_printf(&lists, "%s = { %s },\n", keys[pass], items.s);
         } else {
             sb_printf(&lists, "%s = {\n", keys[pass]);
-            for (int s = 0; s <= c->indent + 1; s++) sb_puts(&lists, "  ");
+            for (int s = 0; s <= c->indent + 1; s++)
+                sb_puts(&lists, "  ");
             sb_printf(&lists, "%s,\n", items.s);
-            for (int s = 0; s <= c->indent; s++) sb_puts(&lists, "  ");
+            for (int s = 0; s <= c->indent; s++)
+                sb_puts(&lists, "  ");
             sb_puts(&lists, "},\n");
         }
         free(items.s);
@@ -1047,14 +1156,17 @@ static void emit_request(ctx *c, node *req)
             field(b, &first, "soap_action", attr(k, "action"), 0);
         } else if (!strcmp(k->name, "www_authenticate") || !strcmp(k->name, "oauth")) {
             int oauth = k->name[0] == 'o';
-            for (int s = 0; s <= c->indent; s++) sb_puts(&lists, "  ");
+            for (int s = 0; s <= c->indent; s++)
+                sb_puts(&lists, "  ");
             sb_printf(&lists, "%s = { ", oauth ? "oauth" : "auth");
             if (!oauth) field(&lists, &f, "type", attr(k, "type") ? attr(k, "type") : "basic", 0);
             for (char **a = k->attr; a && a[0]; a += 2)
                 if ((oauth || strcmp(a[0], "type")) && has_word(spec_of(k->name)->attrs, a[0]))
                     field(&lists, &f, a[0], a[1], 0);
             sb_puts(&lists, " },\n");
-            if (oauth) note(c, k->line, "<oauth> is passed on as request.oauth; the runtime does not sign requests yet");
+            if (oauth)
+                note(c, k->line,
+                     "<oauth> is passed on as request.oauth; the runtime does not sign requests yet");
         }
     }
     if (lists.s) {
@@ -1074,8 +1186,10 @@ static const char *compare_of(ctx *c, node *n, const char **value)
     const char *op = NULL;
     for (int i = 0; i < 6; i++)
         if (attr(n, ops[i])) {
-            if (op) note(c, n->line, "<%s> has both %s and %s: %s is used", n->name, op, ops[i], op);
-            else op = ops[i], *value = attr(n, ops[i]);
+            if (op)
+                note(c, n->line, "<%s> has both %s and %s: %s is used", n->name, op, ops[i], op);
+            else
+                op = ops[i], *value = attr(n, ops[i]);
         }
     if (!op) fail(c, n->line, "<%s> needs one of eq, neq, gt, gte, lt, lte", n->name);
     return op;
@@ -1101,7 +1215,8 @@ static void emit_thinktime(ctx *c, node *k)
 
 static void emit_setdynvars(ctx *c, node *k)
 {
-    static const char *const a[] = {"callback", "fileid", "order", "delimiter", "length", "start", "end", "from", "jsonpath", "value"};
+    static const char *const a[] = {"callback", "fileid", "order", "delimiter", "length",
+                                    "start",    "end",    "from",  "jsonpath",  "value"};
     sbuf *b = &c->out;
     int first = 1;
     const char *t = attr(k, "sourcetype");
@@ -1113,15 +1228,37 @@ static void emit_setdynvars(ctx *c, node *k)
         sb_puts(&want, "] = ");
         int found = c->file_servers.s && strstr(c->file_servers.s, want.s);
         free(want.s);
-        if (!found) return fail(c, k->line, "<setdynvars fileid=\"%s\">: no <option name=\"file_server\" id=\"%s\">", id, id);
+        if (!found)
+            return fail(c, k->line, "<setdynvars fileid=\"%s\">: no <option name=\"file_server\" id=\"%s\">",
+                        id, id);
     }
     ind(c), sb_puts(b, "s:setdynvars { ");
     field(b, &first, "sourcetype", t, 0);
-    for (int i = 0; i < 10; i++) field(b, &first, a[i], attr(k, a[i]), i >= 4 && i <= 6);
+    for (int i = 0; i < 10; i++)
+        field(b, &first, a[i], attr(k, a[i]), i >= 4 && i <= 6);
     sb_puts(b, ", vars = { ");
     for (int i = 0, n = 0; i < k->nkids; i++)
-        if (!strcmp(k->kids[i]->name, "var")) sb_puts(b, n++ ? ", " : ""), lua_cstr(b, attr(k->kids[i], "name"));
+        if (!strcmp(k->kids[i]->name, "var"))
+            sb_puts(b, n++ ? ", " : ""), lua_cstr(b, attr(k->kids[i], "name"));
     sb_printf(b, " } } -- line %d\n", k->line);
+}
+
+/* The body of a Lua function (transaction, repeat), whose loops count afresh. */
+static void emit_function_body(ctx *c, node *k)
+{
+    int loops = c->loops;
+    c->loops = 0;
+    c->indent++, emit_block(c, k), c->indent--;
+    c->loops = loops;
+}
+
+/* The body of a for/foreach loop and its end: each costs the function 4 of its 200 locals. */
+static void emit_loop_body(ctx *c, node *k)
+{
+    if (++c->loops > 40) return fail(c, k->line, "more than 40 <for>/<foreach> loops inside one another");
+    c->indent++, emit_block(c, k), c->indent--;
+    c->loops--;
+    ind(c), sb_puts(&c->out, "end\n");
 }
 
 /* <repeat>: the body, then the while/until child as the condition. */
@@ -1139,9 +1276,7 @@ static void emit_repeat(ctx *c, node *k)
     field(b, &first, "name", attr(k, "name"), 0);
     field(b, &first, "max_repeat", attr(k, "max_repeat"), 1);
     sb_printf(b, " }, function() -- line %d\n", k->line);
-    c->indent++;
-    emit_block(c, k);
-    c->indent--;
+    emit_function_body(c, k);
     ind(c);
     if (!cond) {
         note(c, k->line, "<repeat> without <while> or <until> runs once");
@@ -1173,7 +1308,7 @@ static void emit_stmt(ctx *c, node *k)
     } else if (!strcmp(nm, "transaction")) {
         ind(c), sb_puts(b, "s:transaction("), lua_cstr(b, attr(k, "name"));
         sb_printf(b, ", function() -- line %d\n", k->line);
-        c->indent++, emit_block(c, k), c->indent--;
+        emit_function_body(c, k);
         ind(c), sb_puts(b, "end)\n");
     } else if (!strcmp(nm, "for")) {
         ind(c), sb_puts(b, "for _ in s:for_loop("), lua_cstr(b, attr(k, "var"));
@@ -1181,8 +1316,7 @@ static void emit_stmt(ctx *c, node *k)
         sb_puts(b, ", "), lua_cstr(b, attr(k, "to"));
         sb_puts(b, ", "), lua_cstr(b, attr(k, "incr") ? attr(k, "incr") : "1");
         sb_printf(b, ") do -- line %d\n", k->line);
-        c->indent++, emit_block(c, k), c->indent--;
-        ind(c), sb_puts(b, "end\n");
+        emit_loop_body(c, k);
     } else if (!strcmp(nm, "foreach")) {
         int first = 1;
         ind(c), sb_puts(b, "for _ in s:foreach("), lua_cstr(b, attr(k, "name"));
@@ -1191,8 +1325,7 @@ static void emit_stmt(ctx *c, node *k)
         field(b, &first, "include", attr(k, "include"), 0);
         field(b, &first, "exclude", attr(k, "exclude"), 0);
         sb_printf(b, "%s}) do -- line %d\n", first ? "" : " ", k->line);
-        c->indent++, emit_block(c, k), c->indent--;
-        ind(c), sb_puts(b, "end\n");
+        emit_loop_body(c, k);
     } else if (!strcmp(nm, "if")) {
         const char *v = NULL, *op = compare_of(c, k, &v);
         if (!op) return;
@@ -1204,11 +1337,15 @@ static void emit_stmt(ctx *c, node *k)
     } else if (!strcmp(nm, "repeat")) {
         emit_repeat(c, k);
     } else if (!strcmp(nm, "abort")) {
-        ind(c), sb_printf(b, "s:abort(\"%s\") -- line %d\n", is_true(attr(k, "type")) || (attr(k, "type") && !strcmp(attr(k, "type"), "all")) ? "all" : "session", k->line);
+        const char *t = attr(k, "type");
+        ind(c),
+            sb_printf(b, "s:abort(\"%s\") -- line %d\n", t && !strcmp(t, "all") ? "all" : "session", k->line);
     } else if (!strcmp(nm, "while") || !strcmp(nm, "until")) {
         if (strcmp(k->parent->name, "repeat")) note(c, k->line, "<%s> outside a <repeat> has no effect", nm);
     } else { /* change_type to ts_http, set_option, interaction */
-        const char *what = attr(k, "name") ? attr(k, "name") : attr(k, "action") ? attr(k, "action") : attr(k, "new_type");
+        const char *what = attr(k, "name")     ? attr(k, "name")
+                           : attr(k, "action") ? attr(k, "action")
+                                               : attr(k, "new_type");
         note(c, k->line, "<%s %s> has no effect here", nm, what ? what : "");
         ind(c), sb_printf(b, "-- <%s> line %d: no effect here\n", nm, k->line);
     }
@@ -1216,8 +1353,9 @@ static void emit_stmt(ctx *c, node *k)
 
 static void emit_block(ctx *c, node *n)
 {
-    if (c->indent > 40) return fail(c, n->line, "control flow nested too deeply");
-    for (int i = 0; i < n->nkids && !c->failed; i++) emit_stmt(c, n->kids[i]);
+    if (c->indent > 80) return fail(c, n->line, "control flow nested too deeply");
+    for (int i = 0; i < n->nkids && !c->failed; i++)
+        emit_stmt(c, n->kids[i]);
 }
 
 /* The probability or weight of each HTTP session; probabilities must sum to 100 (as Tsung
@@ -1237,7 +1375,8 @@ static void emit_sessions(ctx *c)
         if (!p && !w) return fail(c, k->line, "<session> needs probability or weight");
         sum += positive(c, k, p ? "probability" : "weight", 1);
         nprob += !!p, nweight += !!w;
-        if (attr(k, "persistent")) note(c, k->line, "persistent has no effect: a closed connection is always reopened");
+        if (attr(k, "persistent"))
+            note(c, k->line, "persistent has no effect: a closed connection is always reopened");
         if (attr(k, "bidi")) note(c, k->line, "bidi has no effect here");
     }
     if (c->failed) return;
@@ -1274,7 +1413,8 @@ static void emit_top(ctx *c)
     size_t bl = strlen(base);
     if (bl > 4 && !strcmp(base + bl - 4, ".xml")) bl -= 4;
     sb_puts(b, "-- ");
-    for (size_t i = 0; i < strlen(base); i++) sb_add(b, (unsigned char)base[i] < 32 ? "?" : base + i, 1);
+    for (size_t i = 0; i < strlen(base); i++)
+        sb_add(b, (unsigned char)base[i] < 32 ? "?" : base + i, 1);
     sb_puts(b, ": a Tsung configuration as a parrot scenario (written by `parrot import tsung`).\n"
                "-- Each part names the line of the XML it comes from.\n"
                "local http = require \"parrot.http\" -- luacheck: ignore\n"
@@ -1285,12 +1425,15 @@ static void emit_top(ctx *c)
         sb_printf(b, "-- <client> line %d:", k->line);
         for (char **a = k->attr; a && a[0]; a += 2) {
             sb_printf(b, " %s=", a[0]);
-            for (const char *p = a[1]; *p && p - a[1] < 80; p++) sb_add(b, (unsigned char)*p < 32 ? "?" : p, 1);
+            for (const char *p = a[1]; *p && p - a[1] < 80; p++)
+                sb_add(b, (unsigned char)*p < 32 ? "?" : p, 1);
         }
         sb_puts(b, " (a hint only: parrot splits the load over its workers)\n");
         if (k->nkids) note(c, k->line, "<client> source addresses (<ip>, <iprange>) are not used");
     }
-    if (cl && cl->nkids) note(c, cl->line, "<clients> are hints only (maxusers, cpu, weight): parrot splits the load over its workers");
+    if (cl && cl->nkids)
+        note(c, cl->line,
+             "<clients> are hints only (maxusers, cpu, weight): parrot splits the load over its workers");
     node *mon = section(c, "monitoring");
     if (mon) note(c, mon->line, "<monitoring> is not done here (use the servers' own tools)");
     emit_config(c);
@@ -1306,7 +1449,8 @@ static void emit_top(ctx *c)
     if (c->nfiles) { /* the files list goes right after the name; sessions may have added some */
         sbuf f = {0};
         sb_puts(&f, "  files = { -- file_server and contents_from_file files travel in the bundle\n");
-        for (int i = 0; i < c->nfiles; i++) sb_puts(&f, "    "), lua_cstr(&f, c->files[i]), sb_puts(&f, ",\n");
+        for (int i = 0; i < c->nfiles; i++)
+            sb_puts(&f, "    "), lua_cstr(&f, c->files[i]), sb_puts(&f, ",\n");
         sb_puts(&f, "  },\n");
         sbuf all = {0};
         sb_add(&all, b->s, files_at);
@@ -1320,12 +1464,15 @@ static void emit_top(ctx *c)
 /* ------------------------------------------------------------------------------------------ */
 /* public */
 
-int tsung_import_buffer(const char *buf, size_t len, const char *name, const tsung_options *o,
-                        char **lua_out, char **notes, char *err, size_t errlen)
+int tsung_import_buffer(const char *buf, size_t len, const char *name, const tsung_options *o, char **lua_out,
+                        char **notes, char *err, size_t errlen)
 {
     static const tsung_options none;
     char scratch[2];
-    ctx c = {.file = name, .o = o ? o : &none, .err = errlen ? err : scratch, .errlen = errlen ? errlen : sizeof scratch};
+    ctx c = {.file = name,
+             .o = o ? o : &none,
+             .err = errlen ? err : scratch,
+             .errlen = errlen ? errlen : sizeof scratch};
     c.err[0] = 0;
     *lua_out = NULL;
     if (notes) *notes = NULL;
@@ -1335,19 +1482,24 @@ int tsung_import_buffer(const char *buf, size_t len, const char *name, const tsu
     if (!realpath(d, c.dir)) snprintf(c.dir, sizeof c.dir, "%s", d);
     if (parse_xml(&c, buf, len) == 0) check_tree(&c, c.root, NULL);
     if (!c.failed) {
-        for (const char *const *s = (const char *const[]){"clients", "servers", "load", "sessions", NULL}; *s; s++)
+        for (const char *const *s = (const char *const[]){"clients", "servers", "load", "sessions", NULL}; *s;
+             s++)
             if (!section(&c, *s)) fail(&c, c.root->line, "<tsung> needs <%s>", *s);
     }
     if (!c.failed) scan_unsupported(&c);
     if (!c.failed) emit_top(&c);
     node_free(c.root);
-    for (int i = 0; i < c.nunsup; i++) free(c.unsup[i].label), free(c.unsup[i].lines.s);
+    for (int i = 0; i < c.nunsup; i++)
+        free(c.unsup[i].label), free(c.unsup[i].lines.s);
     free(c.unsup);
-    for (int i = 0; i < c.nfiles; i++) free(c.files[i]);
+    for (int i = 0; i < c.nfiles; i++)
+        free(c.files[i]);
     free(c.files);
     free(c.file_servers.s);
-    if (notes) *notes = c.notes.s;
-    else free(c.notes.s);
+    if (notes)
+        *notes = c.notes.s;
+    else
+        free(c.notes.s);
     if (c.failed) {
         free(c.out.s);
         return -1;
@@ -1369,7 +1521,8 @@ int tsung_import(const char *path, const tsung_options *o, char **lua_out, char 
     sbuf b = {0};
     char chunk[65536];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len <= TS_MAX_INPUT) sb_add(&b, chunk, n);
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len <= TS_MAX_INPUT)
+        sb_add(&b, chunk, n);
     int bad = ferror(f);
     fclose(f);
     if (bad) {
@@ -1399,8 +1552,10 @@ int tsung_lua_import(lua_State *L)
         return lua_error(L);
     }
     lua_pushstring(L, src);
-    if (notes) lua_pushstring(L, notes);
-    else lua_pushnil(L);
+    if (notes)
+        lua_pushstring(L, notes);
+    else
+        lua_pushnil(L);
     free(src);
     free(notes);
     return 2;

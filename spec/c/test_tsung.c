@@ -29,7 +29,8 @@ static void write_file(const char *path, const char *text)
 }
 
 /* Translate XML text written to tmp/NAME; returns rc; *lua and *notes owned by the caller. */
-static int import_text(const char *name, const char *xml, const tsung_options *o, char **lua, char **notes, char *err)
+static int import_text(const char *name, const char *xml, const tsung_options *o, char **lua, char **notes,
+                       char *err)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", tmp, name);
@@ -53,7 +54,8 @@ static const char *stub =
     "local S = {}\n"
     "local function rec(name, ...)\n"
     "  local t = { name }\n"
-    "  for i = 1, select('#', ...) do local a = select(i, ...); if type(a) ~= 'function' then t[#t + 1] = flat(a) end end\n"
+    "  for i = 1, select('#', ...) do local a = select(i, ...); if type(a) ~= 'function' then t[#t + 1] = "
+    "flat(a) end end\n"
     "  CALLS[#CALLS + 1] = table.concat(t, ' ')\n"
     "end\n"
     "setmetatable(S, { __index = function(_, k) return function(self, ...) rec(k, ...) end end })\n"
@@ -79,9 +81,10 @@ static int lua_check(const char *lua, int run, char **calls, char *why, size_t w
     int ok = luaL_loadbuffer(L, lua, strlen(lua), "=scenario") == 0;
     if (ok && run) {
         ok = luaL_dostring(L, stub) == 0 && lua_pcall(L, 0, 1, 0) == 0;
-        const char *runner = "local sc = ...\n"
-                             "for _, s in ipairs(sc.sessions) do CALLS[#CALLS + 1] = 'session ' .. s.name; s.run() end\n"
-                             "return table.concat(CALLS, '\\n')";
+        const char *runner =
+            "local sc = ...\n"
+            "for _, s in ipairs(sc.sessions) do CALLS[#CALLS + 1] = 'session ' .. s.name; s.run() end\n"
+            "return table.concat(CALLS, '\\n')";
         if (ok) ok = luaL_loadstring(L, runner) == 0 && (lua_insert(L, -2), lua_pcall(L, 1, 1, 0) == 0);
         if (ok && calls) *calls = strdup(lua_tostring(L, -1));
     }
@@ -113,7 +116,8 @@ static int copy_examples(char names[][64], int max)
         gzFile in = gzopen(src, "rb");
         FILE *out = fopen(dst, "w");
         int r;
-        while (in && out && (r = gzread(in, buf, sizeof buf)) > 0) fwrite(buf, 1, (size_t)r, out);
+        while (in && out && (r = gzread(in, buf, sizeof buf)) > 0)
+            fwrite(buf, 1, (size_t)r, out);
         if (in) gzclose(in);
         if (out) fclose(out);
         n++;
@@ -149,54 +153,70 @@ static void test_examples(void)
                   "%s is refused, naming what is not HTTP (%s)", names[i], err);
         }
         if (!strcmp(names[i], "http_simple.xml") && lua) {
-            CHECK(has(lua, "{ host = \"myserver\", port = 80, type = \"tcp\", weight = 1 }, -- line 12"), "http_simple: its server");
+            CHECK(has(lua, "{ host = \"myserver\", port = 80, type = \"tcp\", weight = 1 }, -- line 12"),
+                  "http_simple: its server");
             CHECK(has(lua, "{ interarrival = 2, duration = 600 }, -- <arrivalphase phase=\"1\"> line 25"),
                   "http_simple: 10 minutes of one user every 2 s");
-            CHECK(has(lua, "{ probability = 80, value = \"Mozilla/5.0 (X11;") && has(lua, "{ probability = 20, value ="),
+            CHECK(has(lua, "{ probability = 80, value = \"Mozilla/5.0 (X11;") &&
+                      has(lua, "{ probability = 20, value ="),
                   "http_simple: user agents with their probabilities");
-            CHECK(has(lua, "{ name = \"http-example\", probability = 100, run = T:session(function(s) -- line 42"),
+            CHECK(has(lua,
+                      "{ name = \"http-example\", probability = 100, run = T:session(function(s) -- line 42"),
                   "http_simple: its session and probability");
-            CHECK(has(calls, "request {if_modified_since=Fri, 14 Nov 2003 02:43:31 GMT,method=GET,url=/images/accueil1.gif,version=1.1}") &&
+            CHECK(has(calls, "request {if_modified_since=Fri, 14 Nov 2003 02:43:31 "
+                             "GMT,method=GET,url=/images/accueil1.gif,version=1.1}") &&
                       has(calls, "url=/index.en.html") && has(calls, "thinktime {random=true,value=20}"),
                   "http_simple: the requests and the thinktime, in order");
-            CHECK(has(notes, "http_simple.xml:17: <monitoring> is not done here"), "http_simple: monitoring is noted");
+            CHECK(has(notes, "http_simple.xml:17: <monitoring> is not done here"),
+                  "http_simple: monitoring is noted");
         }
         if (!strcmp(names[i], "http_setdynvars.xml") && calls) {
-            CHECK(has(calls, "setdynvars {callback=ts_user_server:get_unique_id,sourcetype=erlang,vars={1=id1}}"),
+            CHECK(has(calls,
+                      "setdynvars {callback=ts_user_server:get_unique_id,sourcetype=erlang,vars={1=id1}}"),
                   "http_setdynvars: the get_unique_id callback maps to a built-in");
-            CHECK(has(calls, "setdynvars {delimiter=;,fileid=userdb,order=iter,sourcetype=file,vars={1=user,2=user_password}}"),
+            CHECK(has(calls,
+                      "setdynvars "
+                      "{delimiter=;,fileid=userdb,order=iter,sourcetype=file,vars={1=user,2=user_password}}"),
                   "http_setdynvars: a file source");
-            CHECK(has(lua, "[\"userdb\"] = \"src/test/test_file_server.csv\"") && has(lua, "examples/src/test/test_file_server.csv\","),
+            CHECK(has(lua, "[\"userdb\"] = \"src/test/test_file_server.csv\"") &&
+                      has(lua, "examples/src/test/test_file_server.csv\","),
                   "http_setdynvars: the file_server's name in the bundle and its path in files");
             CHECK(has(lua, "-- run 3 of 3 (loop=2)"), "http_setdynvars: loop=2 plays the phases 3 times");
-            CHECK(has(calls, "dyn={1={name=title,re=<title>(.*)</title>}}"), "http_setdynvars: dyn_variable re");
+            CHECK(has(calls, "dyn={1={name=title,re=<title>(.*)</title>}}"),
+                  "http_setdynvars: dyn_variable re");
         }
         if (!strcmp(names[i], "http-digest.xml") && calls)
-            CHECK(has(calls, "auth={nonce=%%_nonce%%,passwd=passwd,realm=%%_realm%%,type=digest,userid=user}") &&
+            CHECK(has(calls,
+                      "auth={nonce=%%_nonce%%,passwd=passwd,realm=%%_realm%%,type=digest,userid=user}") &&
                       has(lua, "type = \"ssl\""),
                   "http-digest: digest authentication over ssl");
         if (!strcmp(names[i], "http_tag.xml") && calls)
             CHECK(has(calls, "tag=landing"), "http_tag: request tags");
         if (!strcmp(names[i], "jabber.xml"))
-            CHECK(has(err, "<session type=ts_jabber> lines 31, 67") && has(err, "<jabber> lines 33, 36, 37, 40"),
+            CHECK(has(err, "<session type=ts_jabber> lines 31, 67") &&
+                      has(err, "<jabber> lines 33, 36, 37, 40"),
                   "jabber.xml: sessions and elements with their lines");
         if (!http) {
             tsung_options skip = {.skip_unsupported = 1};
             free(lua), free(notes);
             lua = notes = NULL;
             rc = tsung_import(path, &skip, &lua, &notes, err, sizeof err);
-            CHECK(rc == -1 && has(err, "no HTTP"), "%s with --skip-unsupported: nothing HTTP left (%s)", names[i], err);
+            CHECK(rc == -1 && has(err, "no HTTP"), "%s with --skip-unsupported: nothing HTTP left (%s)",
+                  names[i], err);
         }
         free(lua), free(notes), free(calls);
     }
 }
 
 #define HEAD "<?xml version=\"1.0\"?>\n<!DOCTYPE tsung SYSTEM \"/usr/share/tsung/tsung-1.0.dtd\">\n"
-#define TOP                                                                                                            \
-    "<tsung><clients><client host=\"localhost\" use_controller_vm=\"true\"/></clients>\n"                                \
-    "<servers><server host=\"example.com\" port=\"80\" type=\"tcp\"/></servers>\n"                                      \
-    "<load><arrivalphase phase=\"1\" duration=\"1\" unit=\"minute\"><users arrivalrate=\"120\" unit=\"minute\"/></arrivalphase></load>\n"
-#define SESSION(body) TOP "<sessions><session name=\"s\" probability=\"100\" type=\"ts_http\">\n" body "</session></sessions></tsung>\n"
+#define TOP                                                                                                  \
+    "<tsung><clients><client host=\"localhost\" use_controller_vm=\"true\"/></clients>\n"                    \
+    "<servers><server host=\"example.com\" port=\"80\" type=\"tcp\"/></servers>\n"                           \
+    "<load><arrivalphase phase=\"1\" duration=\"1\" unit=\"minute\"><users arrivalrate=\"120\" "             \
+    "unit=\"minute\"/></arrivalphase></load>\n"
+#define SESSION(body)                                                                                        \
+    TOP "<sessions><session name=\"s\" probability=\"100\" type=\"ts_http\">\n" body                         \
+        "</session></sessions></tsung>\n"
 
 /* rc, err and the run's calls for one hand-written file. */
 typedef struct result {
@@ -221,24 +241,40 @@ static result *try(const char *name, const char *xml, const tsung_options *o)
 static void test_bad_xml(void)
 {
     result *r = try("broken.xml", "<tsung>\n<clients>\n  </tsung>\n", NULL);
-    CHECK(r->rc == -1 && has(r->err, "broken.xml:3:5: mismatched tag"), "not well-formed: file:line:col and expat's reason (%s)", r->err);
+    CHECK(r->rc == -1 && has(r->err, "broken.xml:3:5: mismatched tag"),
+          "not well-formed: file:line:col and expat's reason (%s)", r->err);
     r = try("root.xml", HEAD "<config>\n</config>\n", NULL);
-    CHECK(r->rc == -1 && has(r->err, "root.xml:3: the root element is <config>, not <tsung>"), "wrong root element (%s)", r->err);
+    CHECK(r->rc == -1 && has(r->err, "root.xml:3: the root element is <config>, not <tsung>"),
+          "wrong root element (%s)", r->err);
     r = try("req.xml", HEAD SESSION("<request>\n<http method=\"GET\"/></request>\n"), NULL);
-    CHECK(r->rc == -1 && has(r->err, "req.xml:8: <http> needs url"), "a missing required attribute (%s)", r->err);
-    r = try("unknown.xml", HEAD SESSION("<request><http url=\"/\"/></request>\n<sleep value=\"1\"/>\n"), NULL);
-    CHECK(r->rc == -1 && has(r->err, "unknown.xml:8: unknown element <sleep>"), "an unknown element (%s)", r->err);
-    r = try("where.xml", HEAD SESSION("<http url=\"/\"/>\n"), NULL);
-    CHECK(r->rc == -1 && has(r->err, "where.xml:7: <http> cannot be inside <session>"), "an element out of place (%s)", r->err);
-    r = try("nested.xml", HEAD "<tsung>" "<a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a>"
-                                      "<a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a>",
+    CHECK(r->rc == -1 && has(r->err, "req.xml:8: <http> needs url"), "a missing required attribute (%s)",
+          r->err);
+    r = try("unknown.xml", HEAD SESSION("<request><http url=\"/\"/></request>\n<sleep value=\"1\"/>\n"),
             NULL);
+    CHECK(r->rc == -1 && has(r->err, "unknown.xml:8: unknown element <sleep>"), "an unknown element (%s)",
+          r->err);
+    r = try("where.xml", HEAD SESSION("<http url=\"/\"/>\n"), NULL);
+    CHECK(r->rc == -1 && has(r->err, "where.xml:7: <http> cannot be inside <session>"),
+          "an element out of place (%s)", r->err);
+    r = try(
+        "nested.xml",
+        HEAD
+        "<tsung>"
+        "<a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a>"
+        "<a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a>",
+        NULL);
     CHECK(r->rc == -1 && has(r->err, "nested deeper than 64"), "nesting is capped (%s)", r->err);
-    r = try("lol.xml", "<!DOCTYPE tsung [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;\">]>\n<tsung>&b;</tsung>", NULL);
+    r = try("lol.xml",
+            "<!DOCTYPE tsung [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b "
+            "\"&a;&a;&a;&a;&a;&a;&a;&a;\">]>\n<tsung>&b;</tsung>",
+            NULL);
     CHECK(r->rc == -1 && has(r->err, "entity declarations"), "entity declarations are refused (%s)", r->err);
-    r = try("sum.xml", HEAD TOP "<sessions><session name=\"a\" probability=\"70\" type=\"ts_http\"/>\n"
-                                "<session name=\"b\" probability=\"20\" type=\"ts_http\"/></sessions></tsung>", NULL);
-    CHECK(r->rc == -1 && has(r->err, "sum.xml:6: session probabilities sum to 90, not 100"), "probabilities must sum to 100 (%s)", r->err);
+    r = try("sum.xml",
+            HEAD TOP "<sessions><session name=\"a\" probability=\"70\" type=\"ts_http\"/>\n"
+                     "<session name=\"b\" probability=\"20\" type=\"ts_http\"/></sessions></tsung>",
+            NULL);
+    CHECK(r->rc == -1 && has(r->err, "sum.xml:6: session probabilities sum to 90, not 100"),
+          "probabilities must sum to 100 (%s)", r->err);
     r = try("none.xml", HEAD "<tsung/>", NULL);
     CHECK(r->rc == -1 && has(r->err, "<tsung> needs <clients>"), "an empty <tsung> (%s)", r->err);
 }
@@ -247,36 +283,51 @@ static void test_translation(void)
 {
     /* children in any order: options before load, dyn_variable before match, http_header before
      * www_authenticate, sessions before servers */
-    result *r = try("order.xml", HEAD
+    result *r = try(
+        "order.xml",
+        HEAD
         "<tsung><sessions>\n"
         "<session name=\"browse\" probability=\"70\" type=\"ts_http\">\n"
         "<request subst=\"true\"><dyn_variable name=\"id\" jsonpath=\"items[0].id\"/>\n"
         "<match do=\"abort\" when=\"nomatch\">200 OK</match>\n"
-        "<http url=\"http://other.example:8080/x?a=%%_id%%\" method=\"POST\" contents=\"a=1&amp;b=&quot;2&quot;\">\n"
-        "<http_header name=\"X-A\" value=\"1\"/><www_authenticate userid=\"u\" passwd=\"p\"/><add_cookie key=\"k\" value=\"v\"/>\n"
+        "<http url=\"http://other.example:8080/x?a=%%_id%%\" method=\"POST\" "
+        "contents=\"a=1&amp;b=&quot;2&quot;\">\n"
+        "<http_header name=\"X-A\" value=\"1\"/><www_authenticate userid=\"u\" passwd=\"p\"/><add_cookie "
+        "key=\"k\" value=\"v\"/>\n"
         "</http></request></session>\n"
-        "<session name=\"buy\" probability=\"30\" type=\"ts_http\" persistent=\"true\"><request><http url=\"/\"/></request></session>\n"
+        "<session name=\"buy\" probability=\"30\" type=\"ts_http\" persistent=\"true\"><request><http "
+        "url=\"/\"/></request></session>\n"
         "</sessions>\n"
-        "<options><option name=\"hibernate\" value=\"5\"/><option name=\"thinktime\" value=\"2\" random=\"true\" override=\"true\"/>\n"
-        "<option name=\"max_retries\" value=\"5\"/><option name=\"connect_timeout\" value=\"2000\"/></options>\n"
-        "<load duration=\"90\" unit=\"second\"><arrivalphase phase=\"2\" duration=\"1\" unit=\"minute\"><users interarrival=\"500\" unit=\"millisecond\" maxnumber=\"10\"/></arrivalphase>\n"
-        "<arrivalphase phase=\"1\" duration=\"1\" unit=\"minute\"><users arrivalrate=\"3\" unit=\"minute\"/></arrivalphase></load>\n"
+        "<options><option name=\"hibernate\" value=\"5\"/><option name=\"thinktime\" value=\"2\" "
+        "random=\"true\" override=\"true\"/>\n"
+        "<option name=\"max_retries\" value=\"5\"/><option name=\"connect_timeout\" "
+        "value=\"2000\"/></options>\n"
+        "<load duration=\"90\" unit=\"second\"><arrivalphase phase=\"2\" duration=\"1\" "
+        "unit=\"minute\"><users interarrival=\"500\" unit=\"millisecond\" maxnumber=\"10\"/></arrivalphase>\n"
+        "<arrivalphase phase=\"1\" duration=\"1\" unit=\"minute\"><users arrivalrate=\"3\" "
+        "unit=\"minute\"/></arrivalphase></load>\n"
         "<servers><server host=\"example.com\" port=\"443\" type=\"ssl\"/></servers>\n"
-        "<clients><client host=\"localhost\" maxusers=\"100\"/></clients></tsung>\n", NULL);
+        "<clients><client host=\"localhost\" maxusers=\"100\"/></clients></tsung>\n",
+        NULL);
     CHECK(r->rc == 0 && r->runs, "children in any order are accepted (%s)", r->err);
-    CHECK(has(r->lua, "{ name = \"browse\", probability = 70,") && has(r->lua, "{ name = \"buy\", probability = 30,"),
+    CHECK(has(r->lua, "{ name = \"browse\", probability = 70,") &&
+              has(r->lua, "{ name = \"buy\", probability = 30,"),
           "session probabilities");
-    CHECK(has(r->calls, "auth={passwd=p,type=basic,userid=u}") && has(r->calls, "cookies={1={key=k,value=v}}") &&
-              has(r->calls, "headers={1={1=X-A,2=1}}") && has(r->calls, "contents=a=1&b=\"2\"") &&
-              has(r->calls, "matches={1={do=abort,regex=200 OK,when=nomatch}}") && has(r->calls, "dyn={1={jsonpath=items[0].id,name=id}}"),
+    CHECK(has(r->calls, "auth={passwd=p,type=basic,userid=u}") &&
+              has(r->calls, "cookies={1={key=k,value=v}}") && has(r->calls, "headers={1={1=X-A,2=1}}") &&
+              has(r->calls, "contents=a=1&b=\"2\"") &&
+              has(r->calls, "matches={1={do=abort,regex=200 OK,when=nomatch}}") &&
+              has(r->calls, "dyn={1={jsonpath=items[0].id,name=id}}"),
           "a request's headers, cookies, auth, body, match and dyn_variable");
     CHECK(has(r->lua, "{ rate = 0.05, duration = 60 }, -- <arrivalphase phase=\"1\"> line 15") &&
-              has(r->lua, "{ interarrival = 0.5, duration = 30, max = 10 }, -- <arrivalphase phase=\"2\"> line 14"),
+              has(r->lua,
+                  "{ interarrival = 0.5, duration = 30, max = 10 }, -- <arrivalphase phase=\"2\"> line 14"),
           "phases in phase order, units converted, cut at the load's duration");
-    CHECK(has(r->lua, "thinktime = { value = 2, random = true, override = true }") && has(r->lua, "max_retries = 5") &&
-              has(r->lua, "connect_timeout = 2000"),
+    CHECK(has(r->lua, "thinktime = { value = 2, random = true, override = true }") &&
+              has(r->lua, "max_retries = 5") && has(r->lua, "connect_timeout = 2000"),
           "options: thinktime default, max_retries, connect_timeout");
-    CHECK(has(r->notes, "order.xml:12: option hibernate has no effect here\n") && has(r->notes, "order.xml:10: persistent has no effect"),
+    CHECK(has(r->notes, "order.xml:12: option hibernate has no effect here\n") &&
+              has(r->notes, "order.xml:10: persistent has no effect"),
           "notes, one per line, with the line");
     tsung_options srv = {.server = "127.0.0.1:9999"};
     r = try("order.xml", NULL, &srv); /* same file */
@@ -291,93 +342,154 @@ static void test_translation(void)
     write_file(abs, "a;b\n");
     mkdir("/tmp/tsung-test-outside", 0700);
     write_file("/tmp/tsung-test-outside/ids.csv", "1\n");
-    snprintf(xml, sizeof xml, HEAD "<tsung><clients><client host=\"localhost\"/></clients>\n"
-             "<servers><server host=\"h\" port=\"80\" type=\"tcp\"/></servers>\n"
-             "<load><arrivalphase phase=\"1\" duration=\"1\" unit=\"second\"><users arrivalrate=\"1\" unit=\"second\"/></arrivalphase></load>\n"
-             "<options><option name=\"file_server\" value=\"./data/users.csv\"/>\n"
-             "<option name=\"file_server\" id=\"ids\" value=\"/tmp/tsung-test-outside/ids.csv\"/></options>\n"
-             "<sessions><session name=\"s\" weight=\"1\" type=\"ts_http\">\n"
-             "<setdynvars sourcetype=\"file\" order=\"random\"><var name=\"u\"/><var name=\"p\"/></setdynvars>\n"
-             "<setdynvars sourcetype=\"file\" fileid=\"ids\"><var name=\"id\"/></setdynvars>\n"
-             "<request><http url=\"/\" method=\"PUT\" contents_from_file=\"data/users.csv\"/></request>\n"
-             "</session></sessions></tsung>\n");
+    snprintf(
+        xml, sizeof xml,
+        HEAD
+        "<tsung><clients><client host=\"localhost\"/></clients>\n"
+        "<servers><server host=\"h\" port=\"80\" type=\"tcp\"/></servers>\n"
+        "<load><arrivalphase phase=\"1\" duration=\"1\" unit=\"second\"><users arrivalrate=\"1\" "
+        "unit=\"second\"/></arrivalphase></load>\n"
+        "<options><option name=\"file_server\" value=\"./data/users.csv\"/>\n"
+        "<option name=\"file_server\" id=\"ids\" value=\"/tmp/tsung-test-outside/ids.csv\"/></options>\n"
+        "<sessions><session name=\"s\" weight=\"1\" type=\"ts_http\">\n"
+        "<setdynvars sourcetype=\"file\" order=\"random\"><var name=\"u\"/><var name=\"p\"/></setdynvars>\n"
+        "<setdynvars sourcetype=\"file\" fileid=\"ids\"><var name=\"id\"/></setdynvars>\n"
+        "<request><http url=\"/\" method=\"PUT\" contents_from_file=\"data/users.csv\"/></request>\n"
+        "</session></sessions></tsung>\n");
     r = try("files.xml", xml, NULL);
     char want[600];
     snprintf(want, sizeof want, "\"%s\",\n    \"/tmp/tsung-test-outside/ids.csv\",", abs);
-    CHECK(r->rc == 0 && has(r->lua, "[\"default\"] = \"data/users.csv\"") && has(r->lua, "[\"ids\"] = \"ids.csv\"") && has(r->lua, want),
+    CHECK(r->rc == 0 && has(r->lua, "[\"default\"] = \"data/users.csv\"") &&
+              has(r->lua, "[\"ids\"] = \"ids.csv\"") && has(r->lua, want),
           "file_server: relative to the XML's directory or absolute; bundle names and files (%s)", r->err);
-    CHECK(has(r->calls, "contents_from_file=data/users.csv") && has(r->lua, "weight = 1"), "contents_from_file and weight");
-    r = try("nofile.xml", HEAD SESSION("<setdynvars sourcetype=\"file\" fileid=\"x\"><var name=\"a\"/></setdynvars>\n"), NULL);
-    CHECK(r->rc == -1 && has(r->err, "no <option name=\"file_server\" id=\"x\">"), "a fileid must name a file_server (%s)", r->err);
+    CHECK(has(r->calls, "contents_from_file=data/users.csv") && has(r->lua, "weight = 1"),
+          "contents_from_file and weight");
+    r = try("nofile.xml",
+            HEAD SESSION("<setdynvars sourcetype=\"file\" fileid=\"x\"><var name=\"a\"/></setdynvars>\n"),
+            NULL);
+    CHECK(r->rc == -1 && has(r->err, "no <option name=\"file_server\" id=\"x\">"),
+          "a fileid must name a file_server (%s)", r->err);
 }
 
 static void test_unsupported(void)
 {
-    const char *eval = HEAD SESSION("<setdynvars sourcetype=\"eval\" code=\"fun({Pid,DynVars})-&gt;ok end.\"><var name=\"a\"/></setdynvars>\n"
-                                    "<request subst=\"true\"><http url=\"/%%mymod:f%%/%%ts_user_server:get_unique_id%%\"/></request>\n"
-                                    "<request><http url=\"/%%literal:x%%\"/></request>\n");
+    const char *eval = HEAD SESSION(
+        "<setdynvars sourcetype=\"eval\" code=\"fun({Pid,DynVars})-&gt;ok end.\"><var "
+        "name=\"a\"/></setdynvars>\n"
+        "<request subst=\"true\"><http url=\"/%%mymod:f%%/%%ts_user_server:get_unique_id%%\"/></request>\n"
+        "<request><http url=\"/%%literal:x%%\"/></request>\n");
     result *r = try("eval.xml", eval, NULL);
-    CHECK(r->rc == -1 && has(r->err, "eval.xml: Erlang code, cannot run here: <setdynvars sourcetype=eval> line 7, %%mymod:f%% line 8 ("),
+    CHECK(r->rc == -1 && has(r->err, "eval.xml: Erlang code, cannot run here: <setdynvars sourcetype=eval> "
+                                     "line 7, %%mymod:f%% line 8 ("),
           "setdynvars eval and %%%%mod:fun%%%% are refused with their lines (%s)", r->err);
     tsung_options skip = {.skip_unsupported = 1};
     r = try("eval.xml", eval, &skip);
     CHECK(r->rc == 0 && r->runs && has(r->notes, "eval.xml:7: <setdynvars sourcetype=eval> left out") &&
               has(r->lua, "-- <setdynvars> line 7 left out") && has(r->calls, "url=/%%mymod:f%%/"),
           "... or left out with a note under --skip-unsupported (%s)", r->err);
-    const char *mixed = HEAD "<tsung><clients><client host=\"localhost\"/></clients>\n"
-                             "<servers><server host=\"h\" port=\"80\" type=\"tcp\"/><server host=\"x\" port=\"5222\" type=\"bosh\"/></servers>\n"
-                             "<monitoring><monitor host=\"h\"/></monitoring>\n"
-                             "<load><arrivalphase phase=\"1\" duration=\"1\" unit=\"second\"><users arrivalrate=\"1\" unit=\"second\"/></arrivalphase></load>\n"
-                             "<options><option type=\"ts_jabber\" name=\"domain\" value=\"d\"/></options>\n"
-                             "<sessions><session name=\"web\" probability=\"60\" type=\"ts_http\"><request><http url=\"/a\"/></request>\n"
-                             "<request><jabber type=\"connect\" ack=\"no_ack\"/></request>\n"
-                             "<change_type new_type=\"ts_jabber\" host=\"x\" port=\"1\" server_type=\"tcp\"/></session>\n"
-                             "<session name=\"chat\" probability=\"40\" type=\"ts_jabber\"><transaction name=\"t\"><request><jabber type=\"connect\" ack=\"no_ack\"/></request></transaction></session>\n"
-                             "</sessions></tsung>\n";
+    const char *mixed = HEAD
+        "<tsung><clients><client host=\"localhost\"/></clients>\n"
+        "<servers><server host=\"h\" port=\"80\" type=\"tcp\"/><server host=\"x\" port=\"5222\" "
+        "type=\"bosh\"/></servers>\n"
+        "<monitoring><monitor host=\"h\"/></monitoring>\n"
+        "<load><arrivalphase phase=\"1\" duration=\"1\" unit=\"second\"><users arrivalrate=\"1\" "
+        "unit=\"second\"/></arrivalphase></load>\n"
+        "<options><option type=\"ts_jabber\" name=\"domain\" value=\"d\"/></options>\n"
+        "<sessions><session name=\"web\" probability=\"60\" type=\"ts_http\"><request><http "
+        "url=\"/a\"/></request>\n"
+        "<request><jabber type=\"connect\" ack=\"no_ack\"/></request>\n"
+        "<change_type new_type=\"ts_jabber\" host=\"x\" port=\"1\" server_type=\"tcp\"/></session>\n"
+        "<session name=\"chat\" probability=\"40\" type=\"ts_jabber\"><transaction "
+        "name=\"t\"><request><jabber type=\"connect\" ack=\"no_ack\"/></request></transaction></session>\n"
+        "</sessions></tsung>\n";
     r = try("mixed.xml", mixed, NULL);
-    CHECK(r->rc == -1 && has(r->err, "mixed.xml: not HTTP, cannot run here: <server type=bosh> line 4, <option type=ts_jabber name=domain> line 7, "
-                                     "<jabber> lines 9, 11, <change_type new_type=ts_jabber> line 10, <session type=ts_jabber> line 11 (--skip-unsupported"),
+    CHECK(r->rc == -1 && has(r->err, "mixed.xml: not HTTP, cannot run here: <server type=bosh> line 4, "
+                                     "<option type=ts_jabber name=domain> line 7, "
+                                     "<jabber> lines 9, 11, <change_type new_type=ts_jabber> line 10, "
+                                     "<session type=ts_jabber> line 11 (--skip-unsupported"),
           "one message lists every part that is not HTTP with its line (%s)", r->err);
     r = try("mixed.xml", mixed, &skip);
-    CHECK(r->rc == 0 && r->runs && has(r->lua, "{ name = \"web\", weight = 60,") && !has(r->lua, "\"chat\"") &&
-              has(r->calls, "url=/a") && !has(r->lua, "5222"),
+    CHECK(r->rc == 0 && r->runs && has(r->lua, "{ name = \"web\", weight = 60,") &&
+              !has(r->lua, "\"chat\"") && has(r->calls, "url=/a") && !has(r->lua, "5222"),
           "--skip-unsupported keeps the HTTP sessions (%s)", r->err);
-    CHECK(has(r->notes, "mixed.xml:11: <session type=ts_jabber> left out (not HTTP)") && has(r->notes, "<monitoring> is not done here"),
+    CHECK(has(r->notes, "mixed.xml:11: <session type=ts_jabber> left out (not HTTP)") &&
+              has(r->notes, "<monitoring> is not done here"),
           "... and says what it left out");
 }
 
 static void test_control_flow(void)
 {
-    result *r = try("flow.xml", HEAD SESSION(
-        "<transaction name=\"login\"><request><http url=\"/login\"/></request><thinktime value=\"1\"/></transaction>\n"
-        "<for var=\"i\" from=\"1\" to=\"3\" incr=\"1\"><request subst=\"true\"><http url=\"/p/%%_i%%\"/></request></for>\n"
-        "<repeat name=\"r\" max_repeat=\"5\"><request><dyn_variable name=\"st\" re=\"state=(\\w+)\"/><http url=\"/poll\"/></request>\n"
-        "<while var=\"st\" eq=\"busy\"/></repeat>\n"
-        "<repeat name=\"u\"><until var=\"st\" neq=\"done\"/><thinktime min=\"1\" max=\"2\"/></repeat>\n"
-        "<if var=\"st\" gte=\"3\"><abort type=\"all\"/></if>\n"
-        "<foreach name=\"link\" in=\"links\" exclude=\"logout\"><request subst=\"true\"><http url=\"%%_link%%\"/></request></foreach>\n"
-        "<setdynvars sourcetype=\"random_number\" start=\"1\" end=\"10\"><var name=\"n\"/></setdynvars>\n"
-        "<change_type new_type=\"ts_http\" host=\"h\" port=\"80\" server_type=\"tcp\"/>\n"
-        "<set_option name=\"rate_limit\" value=\"64\"/><interaction action=\"send\" id=\"x\"/>\n"
-        "<abort/>\n"), NULL);
+    result *r = try(
+        "flow.xml",
+        HEAD SESSION(
+            "<transaction name=\"login\"><request><http url=\"/login\"/></request><thinktime "
+            "value=\"1\"/></transaction>\n"
+            "<for var=\"i\" from=\"1\" to=\"3\" incr=\"1\"><request subst=\"true\"><http "
+            "url=\"/p/%%_i%%\"/></request></for>\n"
+            "<repeat name=\"r\" max_repeat=\"5\"><request><dyn_variable name=\"st\" "
+            "re=\"state=(\\w+)\"/><http url=\"/poll\"/></request>\n"
+            "<while var=\"st\" eq=\"busy\"/></repeat>\n"
+            "<repeat name=\"u\"><until var=\"st\" neq=\"done\"/><thinktime min=\"1\" max=\"2\"/></repeat>\n"
+            "<if var=\"st\" gte=\"3\"><abort type=\"all\"/></if>\n"
+            "<foreach name=\"link\" in=\"links\" exclude=\"logout\"><request subst=\"true\"><http "
+            "url=\"%%_link%%\"/></request></foreach>\n"
+            "<setdynvars sourcetype=\"random_number\" start=\"1\" end=\"10\"><var name=\"n\"/></setdynvars>\n"
+            "<change_type new_type=\"ts_http\" host=\"h\" port=\"80\" server_type=\"tcp\"/>\n"
+            "<set_option name=\"rate_limit\" value=\"64\"/><interaction action=\"send\" id=\"x\"/>\n"
+            "<abort/>\n"),
+        NULL);
     CHECK(r->rc == 0 && r->runs, "every control-flow element translates and runs (%s)", r->err);
-    const char *want[] = {"transaction login", "request {method=GET,url=/login,version=1.1}", "thinktime {value=1}",
-                          "for_loop i 1 3 1", "request {method=GET,subst=true,url=/p/%%_i%%,version=1.1}",
+    const char *want[] = {"transaction login",
+                          "request {method=GET,url=/login,version=1.1}",
+                          "thinktime {value=1}",
+                          "for_loop i 1 3 1",
+                          "request {method=GET,subst=true,url=/p/%%_i%%,version=1.1}",
                           "repeat_loop {max_repeat=5,name=r} {kind=while,op=eq,value=busy,var=st}",
-                          "repeat_loop {name=u} {kind=until,op=neq,value=done,var=st}", "thinktime {max=2,min=1}",
-                          "test st gte 3", "abort all", "foreach link links {exclude=logout}",
-                          "setdynvars {end=10,sourcetype=random_number,start=1,vars={1=n}}", "abort session"};
-    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) CHECK(has(r->calls, want[i]), "calls %s", want[i]);
-    CHECK(has(r->lua, "for _ in s:for_loop(\"i\", \"1\", \"3\", \"1\") do -- line 8") && has(r->lua, "if s:test(\"st\", \"gte\", \"3\") then -- line 12"),
+                          "repeat_loop {name=u} {kind=until,op=neq,value=done,var=st}",
+                          "thinktime {max=2,min=1}",
+                          "test st gte 3",
+                          "abort all",
+                          "foreach link links {exclude=logout}",
+                          "setdynvars {end=10,sourcetype=random_number,start=1,vars={1=n}}",
+                          "abort session"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        CHECK(has(r->calls, want[i]), "calls %s", want[i]);
+    CHECK(has(r->lua, "for _ in s:for_loop(\"i\", \"1\", \"3\", \"1\") do -- line 8") &&
+              has(r->lua, "if s:test(\"st\", \"gte\", \"3\") then -- line 12"),
           "loops and tests read as Lua control flow with their lines");
-    CHECK(has(r->notes, "<set_option rate_limit> has no effect here") && has(r->notes, "<interaction send> has no effect here"),
+    CHECK(has(r->notes, "<set_option rate_limit> has no effect here") &&
+              has(r->notes, "<interaction send> has no effect here"),
           "set_option and interaction are noted");
 
+    /* LuaJIT allows 200 locals per function and each for loop takes 4: 40 loops inside one another */
+    char deep[8192];
+    for (int n = 40; n <= 41; n++) {
+        int at = snprintf(deep, sizeof deep,
+                          HEAD TOP "<sessions><session name=\"s\" probability=\"100\" type=\"ts_http\">");
+        for (int i = 0; i < n; i++)
+            at += snprintf(deep + at, sizeof deep - (size_t)at, "<for var=\"i%d\" from=\"1\" to=\"1\">", i);
+        at += snprintf(deep + at, sizeof deep - (size_t)at, "<request><http url=\"/\"/></request>");
+        for (int i = 0; i < n; i++)
+            at += snprintf(deep + at, sizeof deep - (size_t)at, "</for>");
+        snprintf(deep + at, sizeof deep - (size_t)at, "</session></sessions></tsung>");
+        r = try("deep.xml", deep, NULL);
+        if (n == 40)
+            CHECK(r->rc == 0 && r->runs, "40 <for> loops inside one another run (%s)", r->err);
+        else
+            CHECK(r->rc == -1 && has(r->err, "more than 40 <for>/<foreach> loops"), "41 are refused (%s)",
+                  r->err);
+    }
+
     /* strings that need escaping keep their bytes */
-    r = try("quote.xml", HEAD SESSION("<request><http url=\"/a&quot;b\\c]]x\" method=\"POST\" contents=\"line1&#10;]]&#13;]==]&#9;&quot;end\"/></request>\n"
-                                      "<request><http url=\"/long\" method=\"POST\" contents=\"0123456789012345678901234567890123456789&#10;0123456789012345678901234567890123456789]]\"/></request>\n"),
+    r = try("quote.xml",
+            HEAD SESSION("<request><http url=\"/a&quot;b\\c]]x\" method=\"POST\" "
+                         "contents=\"line1&#10;]]&#13;]==]&#9;&quot;end\"/></request>\n"
+                         "<request><http url=\"/long\" method=\"POST\" "
+                         "contents=\"0123456789012345678901234567890123456789&#10;"
+                         "0123456789012345678901234567890123456789]]\"/></request>\n"),
             NULL);
-    CHECK(r->rc == 0 && r->runs && has(r->calls, "url=/a\"b\\c]]x") && has(r->calls, "contents=line1\n]]\r]==]\t\"end") &&
+    CHECK(r->rc == 0 && r->runs && has(r->calls, "url=/a\"b\\c]]x") &&
+              has(r->calls, "contents=line1\n]]\r]==]\t\"end") &&
               has(r->calls, "0123456789\n0123456789012345678901234567890123456789]],"),
           "quotes, backslashes, brackets, newlines survive into Lua");
 }
@@ -401,7 +513,8 @@ static void test_lua_binding(void)
     lua_pushcfunction(L, tsung_lua_import);
     lua_pushstring(L, path);
     rc = lua_pcall(L, 1, 2, 0);
-    CHECK(rc != 0 && has(lua_tostring(L, -1), "eval.xml: Erlang code, cannot run here"), "a refusal raises its message");
+    CHECK(rc != 0 && has(lua_tostring(L, -1), "eval.xml: Erlang code, cannot run here"),
+          "a refusal raises its message");
     lua_settop(L, 0);
     lua_pushcfunction(L, tsung_lua_import);
     lua_pushstring(L, path);
@@ -409,7 +522,8 @@ static void test_lua_binding(void)
     lua_pushboolean(L, 1);
     lua_setfield(L, -2, "skip_unsupported");
     rc = lua_pcall(L, 2, 2, 0);
-    CHECK(rc == 0 && has(lua_tostring(L, -1), "left out"), "skip_unsupported = true leaves parts out, with notes");
+    CHECK(rc == 0 && has(lua_tostring(L, -1), "left out"),
+          "skip_unsupported = true leaves parts out, with notes");
     lua_close(L);
 }
 

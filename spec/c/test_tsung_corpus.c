@@ -29,7 +29,10 @@ static char *slurp(const char *path, size_t *len)
     return buf;
 }
 
-static int by_name(const struct dirent **a, const struct dirent **b) { return strcmp((*a)->d_name, (*b)->d_name); }
+static int by_name(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
 static int not_dot(const struct dirent *d) { return d->d_name[0] != '.'; }
 
 int main(void)
@@ -55,7 +58,9 @@ int main(void)
                 CHECK(rc == -1 && *err, "%s%s is refused (%s)", names[i]->d_name, skip ? " (skip)" : "", err);
             else
                 CHECK(rc == -1 ? *err != 0 : compiles, "%s%s: %s", names[i]->d_name, skip ? " (skip)" : "",
-                      rc ? err : compiles ? "Lua that compiles" : "Lua that does not compile");
+                      rc         ? err
+                      : compiles ? "Lua that compiles"
+                                 : "Lua that does not compile");
             free(lua);
             free(notes);
         }
