@@ -613,6 +613,9 @@ function S:request(q)
     local spec = self:build(q)
     if not self.page_t0 then self.page_t0 = core().now() end
     local r = http.request(spec)
+    local tm = r.timings
+    local connect = tm.connect + tm.tls
+    if connect > 0 then core().trend("connect", connect) end -- Tsung's `connect` statistic
     if r.status == 0 then throw("abort", r.error) end
     if r:header("set-cookie") then -- the names the jar may hold, for add_cookie to send them too
       for _, n in ipairs(ext.re_gmatch_all(r.headers["set-cookie"], "(?:^|,)\\s*([^=;,\\s]+)=")) do
