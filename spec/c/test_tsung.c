@@ -138,7 +138,7 @@ static void test_examples(void)
     for (int i = 0; i < n; i++) {
         char path[512], err[1024] = "", why[512];
         char *lua = NULL, *notes = NULL, *calls = NULL;
-        snprintf(path, sizeof path, "%s/examples/%s", tmp, names[i]);
+        snprintf(path, sizeof path, "%.250s/examples/%.63s", tmp, names[i]);
         int rc = tsung_import(path, NULL, &lua, &notes, err, sizeof err);
         int http = !strncmp(names[i], "http", 4);
         if (!strcmp(names[i], "http_distributed.xml")) {
