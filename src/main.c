@@ -94,6 +94,8 @@ static const char *usage_run =
     "  --quiet            no live progress\n"
     "  --server HOST:PORT Tsung files: send to this server instead of the file's <server>\n"
     "  --skip-unsupported Tsung files: run the HTTP sessions alone, leaving out what cannot run\n"
+    "  --tsung-report     add a section laid out like Tsung's report (request, page, session,\n"
+    "                     connect, tr_*, status codes, counters over 10-second windows)\n"
     "\n"
     "exit codes: 0 ok, 99 a threshold was crossed, 2 bad scenario or options, 1 failure\n";
 
@@ -365,6 +367,8 @@ static int cmd_run(int argc, char **argv, int queen)
             if (!strchr(v, ':')) return bad_option(cmd, "--server needs HOST:PORT, not", v);
             snprintf(server_env, sizeof server_env, "TSUNG_SERVER=%s", v);
             strlist_add(&env, server_env);
+        } else if (!strcmp(a, "--tsung-report")) {
+            o.tsung_report = 1;
         } else if (!strcmp(a, "--skip-unsupported")) {
             strlist_add(&env, "TSUNG_SKIP_UNSUPPORTED=1");
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {

@@ -27,6 +27,7 @@
 #include "report.h"
 #include "stats.h"
 #include "thresholds.h"
+#include "tsreport.h"
 #include "wire.h"
 #include "worker.h"
 #include "zsock.h"
@@ -80,6 +81,7 @@ typedef struct queen {
     char name[256];
     double planned_s, graceful_s;
     stats *total, *interval;
+    tsreport *tsr; /* --tsung-report: Tsung's 10-second windows */
     report_row *rows;
     size_t nrows, caprows;
     int64_t vus_peak;
@@ -251,6 +253,7 @@ static void close_interval(queen *q, double interval_s)
     }
     q->rows[q->nrows++] = row;
     if (!q->o->quiet) report_progress(stderr, &row, q->planned_s, q->tty);
+    if (q->tsr) tsreport_add(q->tsr, q->interval);
     stats_reset(q->interval);
 }
 
@@ -269,6 +272,10 @@ static void reset_for_next(queen *q)
     stats_free(q->interval);
     q->total = stats_new();
     q->interval = stats_new();
+    if (q->tsr) {
+        tsreport_free(q->tsr);
+        q->tsr = tsreport_new();
+    }
     q->nrows = 0;
     q->vus_peak = 0;
     q->took_part = q->lost = 0;
@@ -841,6 +848,7 @@ static int summarize(queen *q)
                 .workers = q->took_part, .workers_lost = q->lost, .threads = total_slots(q), .duration_s = dur,
                 .thresholds = &q->th, .interrupted = q->interrupted};
     report_summary(stdout, &r);
+    if (q->tsr) tsreport_print(stdout, q->tsr, q->total, dur);
     fflush(stdout);
     if (write_outputs(q, &r)) code = 1;
     if (bad) code = 99;
@@ -860,6 +868,7 @@ int queen_run(const queen_options *o)
     if (code) goto out_early;
     q->total = stats_new();
     q->interval = stats_new();
+    if (o->tsung_report) q->tsr = tsreport_new();
     uv_loop_init(&q->loop);
     q->zctx = zmq_ctx_new();
     char endpoint[128];
@@ -920,6 +929,7 @@ int queen_run(const queen_options *o)
     uv_loop_close(&q->loop);
     stats_free(q->total);
     stats_free(q->interval);
+    tsreport_free(q->tsr);
 out_early:
     thresholds_free(&q->th);
     if (q->have_bundle) bundle_free(&q->b);

@@ -15,6 +15,7 @@ typedef struct queen_options {
     int threads;              /* the embedded worker's load threads, 0 = one per core */
     const char *const *outs;  /* --out files (.json, .csv), NULL-terminated */
     int quiet;                /* no live progress */
+    int tsung_report;         /* --tsung-report: add a section laid out like Tsung's report */
     http_client_config http;  /* insecure, proxy, resolve, dump: shipped to workers; sources: local */
     /* cluster */
     const char *bind;         /* NULL: embedded worker over inproc (parrot run) */
