@@ -175,6 +175,10 @@ __attribute__((format(printf, 3, 4))) static void note(ctx *c, int line, const c
  * HTTP, 2 = Erlang code. */
 static void unsupported(ctx *c, node *n, const char *label, int kind)
 {
+    if (c->o->skip_unsupported && label[0] == '%') {
+        note(c, n->line, "%s is Erlang code: it becomes an empty string", label);
+        return;
+    }
     if (c->o->skip_unsupported) {
         n->drop = 1;
         note(c, n->line, "%s left out (%s)", label, kind == 1 ? "not HTTP" : "Erlang code cannot run here");

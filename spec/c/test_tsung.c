@@ -385,7 +385,8 @@ static void test_unsupported(void)
     tsung_options skip = {.skip_unsupported = 1};
     r = try("eval.xml", eval, &skip);
     CHECK(r->rc == 0 && r->runs && has(r->notes, "eval.xml:7: <setdynvars sourcetype=eval> left out") &&
-              has(r->lua, "-- <setdynvars> line 7 left out") && has(r->calls, "url=/%%mymod:f%%/"),
+              has(r->lua, "-- <setdynvars> line 7 left out") && has(r->calls, "url=/%%mymod:f%%/") &&
+              has(r->notes, "eval.xml:8: %%mymod:f%% is Erlang code: it becomes an empty string"),
           "... or left out with a note under --skip-unsupported (%s)", r->err);
     const char *mixed = HEAD
         "<tsung><clients><client host=\"localhost\"/></clients>\n"
