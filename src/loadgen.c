@@ -19,7 +19,8 @@ enum msg_type {
     /* owner -> thread */
     CMD_SETUP, CMD_START, CMD_TEARDOWN, CMD_STOP, CMD_KILL, CMD_QUIT, CMD_SHARE,
     /* thread -> owner */
-    EV_READY, EV_FAILED, EV_SETUP_DONE, EV_SNAPSHOT, EV_RUN_DONE, EV_TEARDOWN_DONE, EV_SCRIPT_ERROR
+    EV_READY, EV_FAILED, EV_SETUP_DONE, EV_SNAPSHOT, EV_RUN_DONE, EV_TEARDOWN_DONE, EV_SCRIPT_ERROR,
+    EV_ABORT_TEST
 };
 
 typedef struct msg {
@@ -167,6 +168,12 @@ static void on_script_error(vu_sched *s, const char *m, void *ud)
     post(ud, EV_SCRIPT_ERROR, 0, m, strlen(m));
 }
 
+static void on_abort_test(vu_sched *s, const char *why, void *ud)
+{
+    (void)s;
+    post(ud, EV_ABORT_TEST, 0, why, strlen(why));
+}
+
 /* runner.hook's `done(json)`: remember setup's result for the owner. */
 static int l_hook_done(lua_State *L)
 {
@@ -301,7 +308,8 @@ static void thread_main(void *arg)
     t->tick.data = t->cut.data = t;
     t->L = luart_new(w->plan.script, w->plan.env);
     vu_sched_config cfg = {.thread_index = t->slot, .thread_count = t->nslots, .http = &w->plan.http,
-                           .on_idle = on_sched_idle, .on_script_error = on_script_error, .ud = t};
+                           .on_idle = on_sched_idle, .on_script_error = on_script_error,
+                           .on_abort_test = on_abort_test, .ud = t};
     t->sched = t->L ? vu_sched_new(&t->loop, t->L, &cfg, err, sizeof err) : NULL;
     if (!t->sched) {
         post(t, EV_FAILED, 0, err, strlen(err));
@@ -380,6 +388,9 @@ static void owner_event(loadgen *w, msg *m)
         if (++w->run_done == w->nthreads && w->ev.on_run_done) w->ev.on_run_done(w->ev.ud);
         break;
     case EV_SCRIPT_ERROR: script_error(w, m->data); break;
+    case EV_ABORT_TEST:
+        if (w->ev.on_abort_test) w->ev.on_abort_test(w->ev.ud, m->data);
+        break;
     }
 }
 

@@ -31,6 +31,8 @@ typedef struct loadgen_events {
     void (*on_hook_done)(void *ud, const char *json);
     /* Every thread's share of the load ended (final snapshots were delivered before). */
     void (*on_run_done)(void *ud);
+    /* The scenario asked to end the whole test (parrot.abort_test), saying why. */
+    void (*on_abort_test)(void *ud, const char *why);
     void *ud;
 } loadgen_events;
 

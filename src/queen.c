@@ -89,6 +89,7 @@ typedef struct queen {
     uv_timer_t tick, beat;
     uv_signal_t sigint, sigterm;
     int signals, interrupted, aborted, failed, started;
+    int script_aborted; /* parrot.abort_test: the run fails (exit 1) unless a threshold says 99 */
     int tty;
     uint64_t malformed;
     uv_tty_t in;    /* the queen's terminal, when stdin is one (cluster mode) */
@@ -279,7 +280,7 @@ static void reset_for_next(queen *q)
     q->nrows = 0;
     q->vus_peak = 0;
     q->took_part = q->lost = 0;
-    q->started = q->aborted = q->interrupted = q->failed = q->signals = 0;
+    q->started = q->aborted = q->interrupted = q->failed = q->signals = q->script_aborted = 0;
     q->stop_at = 0;
     free(q->setup_json);
     q->setup_json = NULL;
@@ -577,6 +578,13 @@ static void on_frame(zsock *z, const char *peer, size_t peerlen, const char *buf
             }
             break;
         case WIRE_BYE: worker_lost(q, w, "left"); break;
+        case WIRE_STOP: /* the scenario asked to end the test (parrot.abort_test) */
+            if (m.run == q->run_id && (q->phase == Q_RUN || q->phase == Q_SETUP) && !q->aborted) {
+                q->aborted = q->interrupted = q->script_aborted = 1;
+                say(q, "the scenario ended the test: %s", m.text ? m.text : "abort_test");
+                stop_run(q, 0);
+            }
+            break;
         default: break;
         }
     }
@@ -850,7 +858,7 @@ static int summarize(queen *q)
     report_summary(stdout, &r);
     if (q->tsr) tsreport_print(stdout, q->tsr, q->total, dur);
     fflush(stdout);
-    if (write_outputs(q, &r)) code = 1;
+    if (write_outputs(q, &r) || q->script_aborted) code = 1;
     if (bad) code = 99;
     return code;
 }

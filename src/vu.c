@@ -514,6 +514,16 @@ static int l_trend(lua_State *L)
     return 0;
 }
 
+/* core.abort_test(why): end the whole test (every worker), as Tsung's abort_test and k6's
+ * test.abort(); this thread stops starting iterations at once. */
+static int l_abort_test(lua_State *L)
+{
+    vu_sched *s = sched_of(L);
+    s->stopping = 1;
+    if (s->cfg.on_abort_test) s->cfg.on_abort_test(s, luaL_optstring(L, 1, "the scenario asked"), s->cfg.ud);
+    return 0;
+}
+
 static int l_script_error(lua_State *L)
 {
     vu_sched *s = sched_of(L);
@@ -719,7 +729,8 @@ static int open_core(lua_State *L)
         {"script_error", l_script_error}, {"cookie", l_cookie},
         {"cookie_add", l_cookie_add}, {"cookies_clear", l_cookies_clear},
         {"close_connections", l_close_connections}, {"park", l_park},
-        {"wake", l_wake},             {"kill_others", l_kill_others}, {NULL, NULL}};
+        {"wake", l_wake},             {"kill_others", l_kill_others},
+        {"abort_test", l_abort_test}, {NULL, NULL}};
     lua_newtable(L);
     for (const luaL_Reg *f = fns; f->name; f++) {
         lua_pushlightuserdata(L, s);

@@ -20,6 +20,8 @@ typedef struct vu_sched_config {
     void (*on_idle)(vu_sched *s, void *ud);
     /* Called on this thread for each VU runtime error (message with file:line). */
     void (*on_script_error)(vu_sched *s, const char *msg, void *ud);
+    /* Called on this thread when a scenario asks to end the whole test (parrot.abort_test). */
+    void (*on_abort_test)(vu_sched *s, const char *why, void *ud);
     void *ud;
 } vu_sched_config;
 

@@ -24,7 +24,8 @@ enum wire_type {
     WIRE_SET_LOAD,   /* q->w: run, slot, nslots (the share changed) */
     WIRE_PAUSE,      /* q->w: run */
     WIRE_RESUME,     /* q->w: run */
-    WIRE_STOP,       /* q->w: run, code (0 graceful, 1 hard) */
+    WIRE_STOP,       /* q->w: run, code (0 graceful, 1 hard, 2 run over); w->q: run, text (the
+                        scenario ended the test: parrot.abort_test) */
     WIRE_HANDBRAKE,  /* q->w: stop everything now, forget queued commands */
     WIRE_STATS,      /* w->q: run, seq, data (stats_encode format) */
     WIRE_ACK,        /* q->w: run, seq (every snapshot up to seq arrived) */

@@ -197,6 +197,14 @@ static void on_hook_done(void *ud, const char *json)
     send_msg(w, &m);
 }
 
+/* The scenario wants the whole test to end: ask the queen (a worker's STOP carries the reason). */
+static void on_abort_test(void *ud, const char *why)
+{
+    worker *w = ud;
+    wire_msg m = {.type = WIRE_STOP, .run = w->run.run, .text = (char *)why};
+    send_msg(w, &m);
+}
+
 static void on_run_done(void *ud)
 {
     worker *w = ud;
@@ -234,7 +242,8 @@ static void start_loadgen(worker *w)
         .nslots = (int)r->nslots,
     };
     loadgen_events ev = {.on_ready = on_ready, .on_snapshot = on_snapshot, .on_message = on_message,
-                         .on_hook_done = on_hook_done, .on_run_done = on_run_done, .ud = w};
+                         .on_hook_done = on_hook_done, .on_run_done = on_run_done,
+                         .on_abort_test = on_abort_test, .ud = w};
     char err[512];
     w->lg = loadgen_start(w->loop, &plan, &ev, err, sizeof err);
     if (!w->lg) send_log(w, err, 1);

@@ -264,6 +264,10 @@ end
 function parrot.counter(name) return setmetatable({ name = name, kind = "counter" }, metric_mt) end
 function parrot.trend(name) return setmetatable({ name = name, kind = "trend" }, metric_mt) end
 
+-- parrot.abort_test(reason): end the whole test now (every worker), as k6's test.abort(); the
+-- summary says it was interrupted and why.
+function parrot.abort_test(reason) need_core().abort_test(reason and tostring(reason) or "parrot.abort_test()") end
+
 ------------------------------------------------------------------------------------------------
 -- data feeders
 

@@ -168,9 +168,8 @@ function Config:session(fn)
       end, s)
       if ok then break end
       if not is_control(e) then err = e; break end
-      if e.kind == "abort_test" then
-        warn_once("abort_test", "abort_test" .. (e.why and (" (" .. e.why .. ")") or "") ..
-          ": this user's session ends; parrot cannot stop the whole run from a session yet (stop it with Ctrl-C or the queen)")
+      if e.kind == "abort_test" then -- the whole test ends, as in Tsung
+        core().abort_test("abort_test" .. (e.why and (": " .. e.why) or ""))
         break
       elseif e.kind ~= "restart" then
         break

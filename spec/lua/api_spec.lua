@@ -343,4 +343,35 @@ describe("a whole run: setup, on_start, teardown and thresholds", function()
     os.remove(path)
     assert.equal(99, rc)
   end)
+
+  it("parrot.abort_test(reason) ends the whole test at once: exit code 1, summary interrupted", function()
+    local path = scenario_file [[
+      local http = require "parrot.http"
+      return parrot.scenario {
+        target = parrot.env.TARGET,
+        load = parrot.closed { vus = 2, duration = "30s" },
+        run = function(vu)
+          http.get("/")
+          if vu.iteration == 3 then parrot.abort_test("seen enough") end
+          sleep(0.05)
+        end,
+      }
+    ]]
+    local out = os.tmpname() .. ".json"
+    local core = require "parrot.core"
+    local t0 = core.now()
+    local p = io.popen(string.format("%s run %s -e TARGET=%s --quiet --out %s 2>&1 >/dev/null; echo rc=$?",
+                                     PARROT, path, T, out))
+    local text = p:read("*a")
+    p:close()
+    local elapsed = core.now() - t0
+    local f = io.open(out)
+    local summary = f and require("cjson").decode(f:read("*a")) or {}
+    if f then f:close() end
+    os.remove(path); os.remove(out)
+    assert.matches("rc=1", text)
+    assert.matches("the scenario ended the test: seen enough", text)
+    assert.equal(true, summary.interrupted)
+    assert.truthy(elapsed < 10, "it stopped long before its 30 s (" .. elapsed .. " s)")
+  end)
 end)
