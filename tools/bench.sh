@@ -131,3 +131,6 @@ for n in 1000 10000; do
   awk -v n="$n" -v rss="$rss" 'BEGIN { printf "%-8d %7.1f MB %10.1f\n", n, rss / 1024, rss / n }'
 done
 awk -v a="$rss_1000" -v b="$rss_10000" 'BEGIN { printf "marginal: %.1f KB per extra VU (from 1k to 10k)\n", (b - a) / 9000 }'
+
+# The queen's cost of merging 1,000 workers' statistics over the wire (issue 3).
+echo; PARROT="$PARROT" tools/bench_queen.sh || echo "bench: the queen benchmark failed (see above)"
