@@ -643,6 +643,9 @@ static int get_double(const msgpack_object *o, double *v)
 
 /* Slots of a HIST into a fresh histogram; returns -1 unless they add up to `count` and agree
  * with min and max. */
+/* Check a sparse slot list (gap, count pairs) against its count, min and max; when `h` is not
+ * NULL, add the counts into it. Checking and adding are separate passes of the caller, so a bad
+ * list never leaves half its counts behind. */
 static int decode_slots(stats_hist *h, const msgpack_object *o, uint64_t count, uint64_t min, uint64_t max)
 {
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size % 2) return -1;
@@ -657,7 +660,7 @@ static int decode_slots(stats_hist *h, const msgpack_object *o, uint64_t count, 
         prev = prev + 1 + gap;
         if (k == 0) first = prev;
         total += cnt;
-        hist_add(h, (unsigned)(prev / HIST_CHUNK_LEN), (unsigned)(prev % HIST_CHUNK_LEN), cnt);
+        if (h) hist_add(h, (unsigned)(prev / HIST_CHUNK_LEN), (unsigned)(prev % HIST_CHUNK_LEN), cnt);
     }
     if (total != count) return -1;
     if (count == 0) return min == 0 && max == 0 ? 0 : -1;
@@ -668,7 +671,7 @@ static int decode_slots(stats_hist *h, const msgpack_object *o, uint64_t count, 
     return 0;
 }
 
-/* A HIST merged into `into`. */
+/* A HIST merged into `into`: checked first, then its non-empty slots added (no dense merge). */
 static int decode_hist(stats_hist *into, const msgpack_object *o)
 {
     const msgpack_object *a = get_array(o, 5);
@@ -676,17 +679,14 @@ static int decode_hist(stats_hist *into, const msgpack_object *o)
     if (!a || get_u64(&a[0], &count) || get_u64(&a[1], &min) || get_u64(&a[2], &max) ||
         get_u64(&a[3], &sum))
         return -1;
-    stats_hist *h = stats_hist_new();
-    int r = decode_slots(h, &a[4], count, min, max);
-    if (r == 0 && count) {
-        h->count = count;
-        h->min = min;
-        h->max = max;
-        h->sum = sum;
-        stats_hist_merge(into, h);
-    }
-    stats_hist_free(h);
-    return r;
+    if (decode_slots(NULL, &a[4], count, min, max) != 0) return -1;
+    if (!count) return 0;
+    decode_slots(into, &a[4], count, min, max);
+    into->count += count;
+    into->sum += sum;
+    if (min < into->min) into->min = min;
+    if (max > into->max) into->max = max;
+    return 0;
 }
 
 static int decode_entry(stats *s, const msgpack_object *o)
@@ -712,27 +712,31 @@ static int decode_entry(stats *s, const msgpack_object *o)
     return e->hist ? decode_hist(e->hist, &a[5]) : 0;
 }
 
-static int decode_globals(stats *s, const msgpack_object *g, const msgpack_object *ek,
+/* The global counters, added into `dst` the way stats_merge adds them. */
+static int decode_globals(stats *dst, const msgpack_object *g, const msgpack_object *ek,
                           const msgpack_object *st)
 {
+    static __thread stats s; /* only its global fields are used: no pointers are set */
+    memset(&s, 0, sizeof s);
     const msgpack_object *a = get_array(g, STATS_NGLOBALS);
     if (!a) return -1;
-    uint64_t *u[] = {&s->t_start_us, &s->t_end_us, &s->requests,      &s->request_errors,
-                     &s->bytes_in,   &s->bytes_out, &s->iterations,   &s->dropped,
-                     &s->checks_passed, &s->checks_failed};
+    uint64_t *u[] = {&s.t_start_us, &s.t_end_us, &s.requests,      &s.request_errors,
+                     &s.bytes_in,   &s.bytes_out, &s.iterations,   &s.dropped,
+                     &s.checks_passed, &s.checks_failed};
     for (size_t i = 0; i < sizeof u / sizeof *u; i++)
         if (get_u64(&a[i], u[i])) return -1;
-    if (get_i64(&a[10], &s->vus) || get_i64(&a[11], &s->vus_max)) return -1;
+    if (get_i64(&a[10], &s.vus) || get_i64(&a[11], &s.vus_max)) return -1;
     if (!(a = get_array(ek, ERR_KINDS))) return -1;
     for (size_t i = 0; i < ERR_KINDS; i++)
-        if (get_u64(&a[i], &s->errors_by_kind[i])) return -1;
+        if (get_u64(&a[i], &s.errors_by_kind[i])) return -1;
     if (st->type != MSGPACK_OBJECT_ARRAY || st->via.array.size % 2) return -1;
     a = st->via.array.ptr;
     for (uint32_t k = 0; k < st->via.array.size; k += 2) {
         uint64_t code, n;
         if (get_u64(&a[k], &code) || code >= 600 || get_u64(&a[k + 1], &n)) return -1;
-        s->status[code] += n;
+        s.status[code] += n;
     }
+    globals_merge(dst, &s);
     return 0;
 }
 
@@ -751,21 +755,32 @@ static int decode_root(stats *s, const msgpack_object *root)
 }
 
 /* Decodes into a private stats first, so a malformed buffer leaves `dst` untouched. */
-int stats_decode_merge(stats *dst, const char *buf, size_t len)
+int stats_decode_merge_into(stats *const *dsts, int ndst, stats *scratch, const char *buf, size_t len)
 {
-    if (!dst || !buf) return -1;
+    if (!dsts || !scratch || !buf) return -1;
     msgpack_unpacked msg;
     msgpack_unpacked_init(&msg);
     size_t off = 0;
     int r = -1;
     if (!mpguard_check((const unsigned char *)buf, len, SIZE_MAX) &&
         msgpack_unpack_next(&msg, buf, len, &off) == MSGPACK_UNPACK_SUCCESS && off == len) {
-        stats *tmp = stats_new();
-        tmp->max_names = SIZE_MAX; /* folding happens in dst */
-        r = decode_root(tmp, &msg.data);
-        if (r == 0) stats_merge(dst, tmp);
-        stats_free(tmp);
+        stats_reset(scratch);
+        size_t max_names = scratch->max_names;
+        scratch->max_names = SIZE_MAX; /* folding happens in the destinations */
+        r = decode_root(scratch, &msg.data);
+        scratch->max_names = max_names;
+        /* valid: apply it to each destination the same (sparse) way; it cannot fail now */
+        for (int i = 0; r == 0 && i < ndst; i++) decode_root(dsts[i], &msg.data);
     }
     msgpack_unpacked_destroy(&msg);
+    return r;
+}
+
+int stats_decode_merge(stats *dst, const char *buf, size_t len)
+{
+    if (!dst) return -1;
+    stats *scratch = stats_new();
+    int r = stats_decode_merge_into(&dst, 1, scratch, buf, len);
+    stats_free(scratch);
     return r;
 }

@@ -5,9 +5,13 @@
 #include <stdlib.h>
 #include <zmq.h>
 
+#define ZSOCK_BUDGET 256 /* messages per turn: timers, heartbeats and signals run in between */
+
 struct zsock {
     uv_poll_t poll;   /* on ZMQ_FD */
     uv_check_t check; /* drain after each loop turn */
+    uv_idle_t idle;   /* running while messages wait past a turn's budget: the loop must not block */
+    int idle_on;
     void *sock;
     int router;
     zsock_msg_cb cb;
@@ -18,14 +22,21 @@ struct zsock {
 
 /* Receive everything queued; a ROUTER message is [identity][payload], a DEALER one [payload].
  * Messages of any other shape are drained and dropped. */
+static void on_idle(uv_idle_t *h);
+
 static void drain(zsock *z)
 {
     if (z->in_cb || z->closing) return;
     z->in_cb = 1;
+    int budget = ZSOCK_BUDGET, more = 0;
     for (;;) {
         int events = 0;
         size_t sz = sizeof events;
         if (zmq_getsockopt(z->sock, ZMQ_EVENTS, &events, &sz) != 0 || !(events & ZMQ_POLLIN)) break;
+        if (budget-- == 0) { /* come back on the next turn, after the loop's other work */
+            more = 1;
+            break;
+        }
         zmq_msg_t parts[2];
         int n = 0, more = 1, bad = 0;
         while (more) {
@@ -54,7 +65,13 @@ static void drain(zsock *z)
         if (z->closing) break;
     }
     z->in_cb = 0;
+    if (z->closing) return;
+    if (more && !z->idle_on) uv_idle_start(&z->idle, on_idle);
+    else if (!more && z->idle_on) uv_idle_stop(&z->idle);
+    z->idle_on = more;
 }
+
+static void on_idle(uv_idle_t *h) { drain(h->data); }
 
 static void on_poll(uv_poll_t *h, int status, int events)
 {
@@ -85,6 +102,8 @@ zsock *zsock_attach(uv_loop_t *loop, void *sock, int router, zsock_msg_cb cb, vo
     z->check.data = z;
     uv_check_start(&z->check, on_check);
     uv_unref((uv_handle_t *)&z->check); /* the check alone does not keep the loop alive */
+    uv_idle_init(loop, &z->idle);
+    z->idle.data = z;
     return z;
 }
 
@@ -98,7 +117,7 @@ int zsock_send(zsock *z, const char *peer, size_t peerlen, const char *buf, size
 static void on_closed(uv_handle_t *h)
 {
     zsock *z = h->data;
-    if (++z->closing == 3) free(z);
+    if (++z->closing == 4) free(z);
 }
 
 void zsock_detach(zsock *z)
@@ -107,4 +126,5 @@ void zsock_detach(zsock *z)
     z->closing = 1;
     uv_close((uv_handle_t *)&z->poll, on_closed);
     uv_close((uv_handle_t *)&z->check, on_closed);
+    uv_close((uv_handle_t *)&z->idle, on_closed);
 }
