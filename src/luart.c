@@ -221,7 +221,13 @@ int luart_load(lua_State *L, const char *script, const luart_overrides *ov, char
     if (script) lua_pushstring(L, script);
     else lua_pushnil(L);
     push_overrides(L, ov);
-    return luart_pcall(L, 2, 1, err, errlen);
+    /* no traceback: parrot.load's errors are already one line (file:line), or carry their own */
+    if (lua_pcall(L, 2, 1, 0) != 0) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+        lua_pop(L, 1);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- parrot test ---- */

@@ -896,7 +896,7 @@ int queen_run(const queen_options *o)
         uv_signal_start(&q->sigterm, on_signal, SIGTERM);
         if (!o->bind) {
             worker_options wo = {.queen = endpoint, .name = "local", .threads = o->threads,
-                                 .sources = o->http.sources, .once = 1, .quiet = 1};
+                                 .sources = o->http.sources, .quiet = 1};
             char err[256];
             q->embedded = worker_thread_start(q->zctx, &wo, err, sizeof err);
             if (!q->embedded) {

@@ -121,8 +121,8 @@ int stats_encode(const stats *s, char **out, size_t *outlen);
  * part of it). */
 int stats_decode_merge(stats *dst, const char *buf, size_t len);
 /* The same for several destinations at once, with `scratch` (reset here, then holding the
- * snapshot alone, gauges included) reused between calls so no histogram memory churns; every
- * destination gets only the non-empty buckets added. */
+ * snapshot's counters and gauges, not its histograms) reused between calls; every destination
+ * gets only the non-empty buckets added. */
 int stats_decode_merge_into(stats *const *dsts, int ndst, stats *scratch, const char *buf, size_t len);
 
 #endif

@@ -381,7 +381,7 @@ static void on_frame(zsock *z, const char *peer, size_t peerlen, const char *buf
             else if (m.code == 2) { /* the run is over: free the threads */
                 free_run(w);
                 w->runs_done++;
-                if (w->o->once) uv_stop(w->loop);
+                /* the embedded worker stays until worker_thread_stop: its owner sends to a live loop */
             }
         }
         break;

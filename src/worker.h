@@ -14,7 +14,6 @@ typedef struct worker_options {
     const char *const *sources; /* --source addresses, NULL-terminated or NULL */
     const char *keys_dir;  /* --keys DIR: this worker's CURVE pair (NULL: no CURVE) */
     const char *queen_key; /* --queen-key KEY|FILE: the queen's public key to pin */
-    int once;              /* exit after one run (embedded) */
     int quiet;
 } worker_options;
 

@@ -178,6 +178,9 @@ local function open(ctx)
   local phase_start = t0
   for _, p in ipairs(l.phases) do
     local phase_end = phase_start + p.duration
+    -- a phase's maxnumber is shared: this slot starts its part of it (slots interleave)
+    local my_max = p.max and (math.floor(p.max * (ctx.thread + 1) / ctx.threads) - math.floor(p.max * ctx.thread / ctx.threads))
+    local started = 0
     local next_at = phase_start
     local function gap()
       local rate = p.rate / ctx.threads -- the share can change while the phase runs
@@ -191,9 +194,12 @@ local function open(ctx)
       if core.stopping() then break end
       if t >= next_at then
         k = k + 1
-        if (max_users and active >= max_users) or (p.max and k > p.max / ctx.threads) then
+        if my_max and started >= my_max then
+          -- maxnumber reached: no more arrivals in this phase (not dropped: they never come)
+        elseif max_users and active >= max_users then
           core.dropped(1)
         else
+          started = started + 1
           local id = ctx.thread + (k - 1) * ctx.threads + 1
           local vu = new_vu(id, ctx)
           local s = pick()

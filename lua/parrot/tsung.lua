@@ -782,7 +782,7 @@ function S:repeat_loop(opts, body, cond)
     local again
     if cond.kind == "until" then again = not holds else again = holds end
     if not again then return end
-    if n >= max then
+    if n > max then -- Tsung 1.7 repeats max_repeat times after the first pass (seen: 3 -> 4 bodies)
       counter("max_repeat")
       return
     end

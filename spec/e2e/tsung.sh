@@ -80,11 +80,12 @@ if [ -n "$have_examples" ]; then
     mkdir -p "$TMP/nofile" && cp "$EX/http_setdynvars.xml" "$TMP/nofile/"
 fi
 
-# The HTTP examples that run (--duration 2s; sessions still running get graceful_stop, 10 s)
+# The HTTP examples that run (--rate 4 --duration 2s: their own slow arrivals could bring nobody in
+# 2 s; sessions still running get graceful_stop, 10 s)
 HTTP_RUN="http_simple http_setdynvars http-digest http-oauth http_tag"
 if [ -n "$have_examples" ]; then
     for x in $HTTP_RUN; do
-        target "ex_$x" && bgrun "ex_$x" "$EX/$x.xml" --server "127.0.0.1:${TPORT[ex_$x]}" --duration 2s --out "$TMP/ex_$x.json"
+        target "ex_$x" && bgrun "ex_$x" "$EX/$x.xml" --server "127.0.0.1:${TPORT[ex_$x]}" --rate 4 --duration 2s --out "$TMP/ex_$x.json"
     done
 fi
 
