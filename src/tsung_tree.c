@@ -1,0 +1,237 @@
+/* tsung_tree: the Tsung importer's element tree and what both of its halves share: growable
+ * strings, the nodes libexpat builds, the elements and attributes the DTD allows, and the
+ * messages (fail, note) that name a line of the XML. Internal to tsung.c and tsung_lua.c. */
+#include "tsung_tree.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------------------------ */
+/* growable strings */
+
+void tsung_sb_add(sbuf *b, const char *p, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) abort();
+        b->s = s;
+        b->cap = cap;
+    }
+    if (n) memcpy(b->s + b->len, p, n);
+    b->len += n;
+    b->s[b->len] = 0;
+}
+void tsung_sb_puts(sbuf *b, const char *s) { tsung_sb_add(b, s, strlen(s)); }
+
+void tsung_sb_printf(sbuf *b, const char *fmt, ...)
+{
+    char small[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof small) {
+        tsung_sb_add(b, small, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (!big) abort();
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    tsung_sb_add(b, big, (size_t)n);
+    free(big);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* the element tree */
+
+void tsung_node_free(node *n)
+{
+    if (!n) return;
+    for (int i = 0; i < n->nkids; i++)
+        tsung_node_free(n->kids[i]);
+    for (char **a = n->attr; a && *a; a++)
+        free(*a);
+    free(n->attr);
+    free(n->kids);
+    free(n->text.s);
+    free(n->name);
+    free(n);
+}
+
+const char *tsung_attr(const node *n, const char *name)
+{
+    for (char **a = n->attr; a && a[0]; a += 2)
+        if (!strcmp(a[0], name)) return a[1];
+    return NULL;
+}
+int tsung_is_true(const char *v) { return v && !strcmp(v, "true"); }
+
+/* The text of a node without surrounding white space (points into n->text, may be ""). */
+const char *tsung_text_trim(node *n, size_t *len)
+{
+    const char *s = n->text.s ? n->text.s : "";
+    size_t l = n->text.len;
+    while (l && strchr(" \t\r\n", *s))
+        s++, l--;
+    while (l && strchr(" \t\r\n", s[l - 1]))
+        l--;
+    *len = l;
+    return s;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* messages */
+
+void tsung_fail(ctx *c, int line, const char *fmt, ...)
+{
+    if (c->failed++) return;
+    int n = line > 0 ? snprintf(c->err, c->errlen, "%s:%d: ", c->file, line)
+                     : snprintf(c->err, c->errlen, "%s: ", c->file);
+    if (n < 0 || (size_t)n >= c->errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+void tsung_note(ctx *c, int line, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (line > 0)
+        tsung_sb_printf(&c->notes, "%s:%d: %s\n", c->file, line, msg);
+    else
+        tsung_sb_printf(&c->notes, "%s: %s\n", c->file, msg);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* what the DTD allows (children in any order) */
+
+#define FLOW                                                                                                 \
+    "request thinktime transaction setdynvars for repeat if change_type foreach interaction abort "          \
+    "set_option while until"
+#define NONHTTP "jabber raw pgsql ldap mysql fs shell job websocket amqp mqtt"
+#define COMPARE "var eq neq gt gte lt lte"
+
+static const elem_spec specs[] = {
+    {"tsung", "dumptraffic backend loglevel version", "",
+     "information clients servers monitoring load options sessions", 0},
+    {"information", "", "", "name description username organisation", 0},
+    {"name", "", "", "", 0},
+    {"description", "", "", "", 0},
+    {"username", "", "", "", 0},
+    {"organisation", "", "", "", 0},
+    {"servers", "", "", "server", 0},
+    {"server", "host port weight type", "host port type", "", 0},
+    {"clients", "", "", "client", 0},
+    {"client", "cpu type host batch scan_intf maxusers use_controller_vm weight", "", "ip iprange", 0},
+    {"ip", "value scan", "value", "", 0},
+    {"iprange", "value version", "value", "", 0},
+    {"monitoring", "", "", "monitor", 0},
+    {"monitor", "host batch type", "host", "snmp munin mysqladmin", 0},
+    {"mysqladmin", "port username password", "", "", 0},
+    {"snmp", "version community port", "", "oid", 0},
+    {"oid", "value name type eval", "value name", "", 0},
+    {"munin", "port", "", "", 0},
+    {"load", "duration unit loop", "", "arrivalphase user", 0},
+    {"arrivalphase", "duration phase wait_all_sessions_end unit", "duration phase unit",
+     "users session_setup", 0},
+    {"users", "interarrival arrivalrate unit maxnumber", "unit", "", 0},
+    {"user", "start_time unit session", "session", "", 0},
+    {"session_setup", "name probability weight", "name", "", 0},
+    {"options", "", "", "option", 0},
+    {"option", "name override random id min max type value", "name", "user_agent", 0},
+    {"set_option", "name id min max type value", "name", "user_agent certificate", 0},
+    {"certificate", "cacertfile keyfile keypass certfile", "", "", 0},
+    {"user_agent", "probability", "probability", "", 0},
+    {"sessions", "", "", "session", 0},
+    {"session", "name bidi persistent probability weight type", "name type", FLOW, 0},
+    {"abort", "type", "", "", 0},
+    {"interaction", "action id", "action id", "", 0},
+    {"change_type", "new_type host port server_type store restore bidi", "new_type host port server_type", "",
+     0},
+    {"request", "subst tag", "", "match dyn_variable http " NONHTTP, 0},
+    {"match", "do when subst loop_back name max_loop max_restart sleep_loop apply_to_content skip_headers",
+     "", "", 0},
+    {"thinktime", "random value min max", "", "", 0},
+    {"transaction", "name", "name", FLOW, 0},
+    {"http", "contents contents_from_file content_type if_modified_since method url version", "url",
+     "oauth www_authenticate soap http_header add_cookie", 0},
+    {"soap", "action", "action", "", 0},
+    {"dyn_variable", "name xpath re jsonpath pgsql_expr regexp header decode", "name", "", 0},
+    {"http_header", "name encoding value", "name", "", 0},
+    {"add_cookie", "key domain path value", "key value", "", 0},
+    {"www_authenticate", "passwd userid nonce opaque cnonce nc realm qop type", "passwd userid", "", 0},
+    {"oauth", "consumer_key consumer_secret access_token access_token_secret method",
+     "consumer_key consumer_secret", "", 0},
+    {"setdynvars", "sourcetype callback code fileid order delimiter length start end from jsonpath value",
+     "sourcetype", "var", 0},
+    {"var", "name", "name", "", 0},
+    {"for", "var from to incr", "var from to", FLOW, 0},
+    {"foreach", "name in include exclude", "name in", FLOW, 0},
+    {"repeat", "name max_repeat", "name", FLOW, 0},
+    {"if", COMPARE, "var", FLOW, 0},
+    {"while", COMPARE, "var", "", 0},
+    {"until", COMPARE, "var", "", 0},
+    /* not HTTP: accepted by the check, refused (or left out) afterwards */
+    {"jabber", NULL, "", "xmpp_authenticate", 1},
+    {"xmpp_authenticate", NULL, "", "", 1},
+    {"raw", NULL, "", "", 1},
+    {"pgsql", NULL, "", "", 1},
+    {"mysql", NULL, "", "", 1},
+    {"ldap", NULL, "", "attr modification", 1},
+    {"modification", NULL, "", "attr", 1},
+    {"attr", NULL, "", "value", 1},
+    {"value", NULL, "", "", 1},
+    {"fs", NULL, "", "", 1},
+    {"shell", NULL, "", "", 1},
+    {"job", NULL, "", "", 1},
+    {"websocket", NULL, "", "", 1},
+    {"amqp", NULL, "", "", 1},
+    {"mqtt", NULL, "", "", 1},
+};
+
+/* Is `w` one of the space-separated words of `list`? */
+int tsung_has_word(const char *list, const char *w)
+{
+    size_t n = strlen(w);
+    for (const char *p = list; p && *p;) {
+        const char *e = strchr(p, ' ');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == n && !memcmp(p, w, n)) return 1;
+        p = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+const elem_spec *tsung_spec_of(const char *name)
+{
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++)
+        if (!strcmp(specs[i].name, name)) return &specs[i];
+    return NULL;
+}
+
+int tsung_in_list(const char *const *l, const char *s)
+{
+    for (; s && *l; l++)
+        if (!strcmp(*l, s)) return 1;
+    return 0;
+}
+
+node *tsung_section(ctx *c, const char *name)
+{
+    for (int i = 0; i < c->root->nkids; i++)
+        if (!strcmp(c->root->kids[i]->name, name)) return c->root->kids[i];
+    return NULL;
+}
