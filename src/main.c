@@ -404,6 +404,7 @@ static int cmd_run(int argc, char **argv, int queen)
     return rc;
 }
 
+#ifndef __SANITIZE_ADDRESS__ /* the sanitizers report these themselves */
 /* An internal error must not be silent: say so and where, then die as the signal says. */
 static void on_fatal(int sig)
 {
@@ -415,6 +416,7 @@ static void on_fatal(int sig)
     signal(sig, SIG_DFL);
     raise(sig);
 }
+#endif
 
 int main(int argc, char **argv)
 {

@@ -563,13 +563,13 @@ describe("tsung control flow", function()
     assert.equal(1, m)
   end)
 
-  it("repeat stops after max_repeat runs", function()
+  it("repeat stops after max_repeat repetitions of its first pass (as Tsung 1.7 runs it)", function()
     local n = 0
     run(function(s)
       s.vars.x = "1"
       s:repeat_loop({ name = "r", max_repeat = 4 }, function() n = n + 1 end, { kind = "while", var = "x", op = "eq", value = "1" })
     end)
-    assert.equal(4, n)
+    assert.equal(5, n) -- real Tsung 1.7 sends a body 4 times for max_repeat="3"
   end)
 
   it("if compares strings with eq/neq and numbers with gt/lt", function()
