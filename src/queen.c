@@ -33,6 +33,7 @@
 #include "zsock.h"
 
 #define MAX_WORKERS 4096
+#define WORKER_INDEX (2 * MAX_WORKERS) /* slots of the peer -> worker index, a power of two */
 #define QW_THREADS 256 /* load threads per worker whose gauges are tracked apart */
 #define HEARTBEAT_MS 1000
 #define LOST_AFTER_MS 3500 /* three missed heartbeats */
@@ -66,6 +67,8 @@ typedef struct queen {
     int phase;
     qworker *workers;
     int nworkers;
+    int windex[WORKER_INDEX]; /* peer hash -> worker index + 1; 0 = empty */
+    int64_t vus_max_sum;      /* sum of the latest per-thread VU peaks of live workers */
     int took_part, lost;
     bundle b;
     int have_bundle;
@@ -219,23 +222,21 @@ static int64_t worker_vus(const qworker *w, int peak)
     return n;
 }
 
-/* One worker thread's interval: added to this second and to the totals, its gauges kept. The
+/* One worker thread's interval: added to this second, its gauges kept. The
  * snapshot is checked once and then only its non-empty buckets are added (no dense merges), with
  * one scratch `stats` reused: a queen merges thousands of these a second. */
 static void merge_snapshot(queen *q, qworker *w, int thread, const char *buf, size_t len)
 {
-    stats *const dsts[] = {q->interval, q->total};
-    if (stats_decode_merge_into(dsts, 2, q->scratch, buf, len) != 0) {
+    stats *const dsts[] = {q->interval}; /* the totals take each second whole (close_interval) */
+    if (stats_decode_merge_into(dsts, 1, q->scratch, buf, len) != 0) {
         if (!q->malformed++) say(q, "dropped a malformed statistics snapshot from %s", w->name);
         return;
     }
     int t = thread >= 0 && thread < QW_THREADS ? thread : QW_THREADS - 1;
     w->vus[t] = q->scratch->vus;
+    q->vus_max_sum += q->scratch->vus_max - w->vus_max[t];
     w->vus_max[t] = q->scratch->vus_max;
-    int64_t peak = 0;
-    for (int i = 0; i < q->nworkers; i++)
-        if (q->workers[i].state != W_LOST) peak += worker_vus(&q->workers[i], 1);
-    if (peak > q->vus_peak) q->vus_peak = peak;
+    if (q->vus_max_sum > q->vus_peak) q->vus_peak = q->vus_max_sum;
 }
 
 /* Close one second: a series row, the progress line. */
@@ -255,6 +256,7 @@ static void close_interval(queen *q, double interval_s)
     q->rows[q->nrows++] = row;
     if (!q->o->quiet) report_progress(stderr, &row, q->planned_s, q->tty);
     if (q->tsr) tsreport_add(q->tsr, q->interval);
+    stats_merge(q->total, q->interval); /* one dense merge a second, not one per snapshot */
     stats_reset(q->interval);
 }
 
@@ -279,6 +281,7 @@ static void reset_for_next(queen *q)
     }
     q->nrows = 0;
     q->vus_peak = 0;
+    q->vus_max_sum = 0;
     q->took_part = q->lost = 0;
     q->started = q->aborted = q->interrupted = q->failed = q->signals = q->script_aborted = 0;
     q->stop_at = 0;
@@ -287,6 +290,8 @@ static void reset_for_next(queen *q)
     for (int i = 0; i < q->nworkers; i++) {
         qworker *w = &q->workers[i];
         w->in_run = 0;
+        memset(w->vus, 0, sizeof w->vus);
+        memset(w->vus_max, 0, sizeof w->vus_max);
         if (w->state != W_LOST) w->state = W_IDLE;
     }
     q->phase = Q_WAITING;
@@ -315,6 +320,8 @@ static void finish(queen *q)
             close_interval(q, last > 0.05 ? last : 1.0);
         if (!q->o->quiet && q->tty) fputs("\n", stderr);
     }
+    stats_merge(q->total, q->interval); /* whatever came after the last second (setup, ...) */
+    stats_reset(q->interval);
     if (q->stdin_on && q->o->serve && !q->quit) {
         q->last_code = q->failed && !q->started ? 2 : summarize(q);
         reset_for_next(q);
@@ -432,6 +439,8 @@ static void worker_lost(queen *q, qworker *w, const char *why)
     int was_in_run = w->in_run && q->phase != Q_WAITING && q->phase != Q_DONE;
     w->state = W_LOST;
     memset(w->vus, 0, sizeof w->vus);
+    q->vus_max_sum -= worker_vus(w, 1);
+    memset(w->vus_max, 0, sizeof w->vus_max);
     if (was_in_run) q->lost++;
     event(q, "worker %s %s%s", w->name, why, was_in_run ? "; its share goes to the others" : "");
     if (!was_in_run) return;
@@ -446,12 +455,30 @@ static void worker_lost(queen *q, qworker *w, const char *why)
     maybe_all_done(q);
 }
 
+static uint32_t peer_hash(const char *peer, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)peer[i]) * 16777619u;
+    return h;
+}
+
+/* The worker behind a ROUTER identity: an open-addressing index (every message asks, and a
+ * queen may have thousands of workers). */
 static qworker *find_worker(queen *q, const char *peer, size_t peerlen)
 {
-    for (int i = 0; i < q->nworkers; i++)
-        if (q->workers[i].peerlen == peerlen && !memcmp(q->workers[i].peer, peer, peerlen))
-            return &q->workers[i];
-    return NULL;
+    for (uint32_t i = peer_hash(peer, peerlen) & (WORKER_INDEX - 1);; i = (i + 1) & (WORKER_INDEX - 1)) {
+        int slot = q->windex[i];
+        if (!slot) return NULL;
+        qworker *w = &q->workers[slot - 1];
+        if (w->peerlen == peerlen && !memcmp(w->peer, peer, peerlen)) return w;
+    }
+}
+
+static void index_worker(queen *q, qworker *w)
+{
+    uint32_t i = peer_hash(w->peer, w->peerlen) & (WORKER_INDEX - 1);
+    while (q->windex[i]) i = (i + 1) & (WORKER_INDEX - 1);
+    q->windex[i] = (int)(w - q->workers) + 1;
 }
 
 static void on_hello(queen *q, const char *peer, size_t peerlen, wire_msg *m)
@@ -469,6 +496,7 @@ static void on_hello(queen *q, const char *peer, size_t peerlen, wire_msg *m)
         memset(w, 0, sizeof *w);
         memcpy(w->peer, peer, peerlen);
         w->peerlen = peerlen;
+        index_worker(q, w);
     }
     w->state = W_IDLE;
     w->in_run = 0;
@@ -619,12 +647,15 @@ static void on_beat(uv_timer_t *h)
 {
     queen *q = h->data;
     uint64_t now = now_ms();
-    wire_msg hb = {.type = WIRE_HEARTBEAT, .epoch = q->epoch};
     for (int i = 0; i < q->nworkers; i++) {
         qworker *w = &q->workers[i];
         if (w->state == W_LOST) continue;
-        if (now - w->last_seen_ms > LOST_AFTER_MS) worker_lost(q, w, "missed 3 heartbeats");
-        else send_to(q, w, &hb);
+        if (now - w->last_seen_ms > LOST_AFTER_MS) {
+            worker_lost(q, w, "missed 3 heartbeats");
+            continue;
+        }
+        wire_msg hb = {.type = WIRE_HEARTBEAT, .epoch = q->epoch};
+        send_to(q, w, &hb);
     }
     if (q->stop_at && now_s() > q->stop_at && q->phase != Q_DONE) finish(q);
 }

@@ -672,17 +672,17 @@ static int decode_slots(stats_hist *h, const msgpack_object *o, uint64_t count, 
 }
 
 /* A HIST merged into `into`: checked first, then its non-empty slots added (no dense merge).
- * With `into` NULL it is only checked. */
-static int decode_hist(stats_hist *into, const msgpack_object *o)
+ * With `into` NULL it is only checked; `trusted`: it was checked before, add at once. */
+static int decode_hist(stats_hist *into, const msgpack_object *o, int trusted)
 {
     const msgpack_object *a = get_array(o, 5);
     uint64_t count, min, max, sum;
     if (!a || get_u64(&a[0], &count) || get_u64(&a[1], &min) || get_u64(&a[2], &max) ||
         get_u64(&a[3], &sum))
         return -1;
-    if (decode_slots(NULL, &a[4], count, min, max) != 0) return -1;
+    if (!trusted && decode_slots(NULL, &a[4], count, min, max) != 0) return -1;
     if (!count || !into) return 0;
-    decode_slots(into, &a[4], count, min, max);
+    if (decode_slots(into, &a[4], count, min, max) != 0) return -1;
     into->count += count;
     into->sum += sum;
     if (min < into->min) into->min = min;
@@ -690,8 +690,11 @@ static int decode_hist(stats_hist *into, const msgpack_object *o)
     return 0;
 }
 
-static int decode_entry(stats *s, const msgpack_object *o, int check_only)
+enum { DECODE_CHECKED = 0, DECODE_CHECK_ONLY = 1, DECODE_TRUSTED = 2 };
+
+static int decode_entry(stats *s, const msgpack_object *o, int mode)
 {
+    int check_only = mode == DECODE_CHECK_ONLY;
     const msgpack_object *a = get_array(o, 6);
     char name[STATS_NAME_MAX + 1];
     uint64_t kind, count, errors;
@@ -710,7 +713,7 @@ static int decode_entry(stats *s, const msgpack_object *o, int check_only)
     e->count += count;
     e->errors += errors;
     e->sum += sum;
-    return e->hist ? decode_hist(check_only ? NULL : e->hist, &a[5]) : 0;
+    return e->hist ? decode_hist(check_only ? NULL : e->hist, &a[5], mode == DECODE_TRUSTED) : 0;
 }
 
 /* The global counters, added into `dst` the way stats_merge adds them. */
@@ -743,17 +746,20 @@ static int decode_globals(stats *dst, const msgpack_object *g, const msgpack_obj
 
 /* Decode a snapshot into `s`; with check_only, histograms are checked but not filled (the
  * counters and names still are: that is cheap, and the gauges are wanted). */
-static int decode_root(stats *s, const msgpack_object *root, int check_only)
+static int decode_root(stats *s, const msgpack_object *root, int mode)
 {
+    int check_only = mode == DECODE_CHECK_ONLY;
     uint64_t version;
     if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 1) return -1;
     const msgpack_object *a = root->via.array.ptr;
     if (get_u64(&a[0], &version) || version != STATS_WIRE_VERSION) return -1;
     if (!(a = get_array(root, 6))) return -1;
-    if (decode_globals(s, &a[1], &a[2], &a[3]) || decode_hist(check_only ? NULL : s->all, &a[4])) return -1;
+    if (decode_globals(s, &a[1], &a[2], &a[3]) ||
+        decode_hist(check_only ? NULL : s->all, &a[4], mode == DECODE_TRUSTED))
+        return -1;
     if (a[5].type != MSGPACK_OBJECT_ARRAY) return -1;
     for (uint32_t i = 0; i < a[5].via.array.size; i++)
-        if (decode_entry(s, &a[5].via.array.ptr[i], check_only)) return -1;
+        if (decode_entry(s, &a[5].via.array.ptr[i], mode)) return -1;
     return 0;
 }
 
@@ -770,10 +776,10 @@ int stats_decode_merge_into(stats *const *dsts, int ndst, stats *scratch, const 
         stats_reset(scratch);
         size_t max_names = scratch->max_names;
         scratch->max_names = SIZE_MAX; /* folding happens in the destinations */
-        r = decode_root(scratch, &msg.data, 1);
+        r = decode_root(scratch, &msg.data, DECODE_CHECK_ONLY);
         scratch->max_names = max_names;
         /* valid: apply it to each destination the same (sparse) way; it cannot fail now */
-        for (int i = 0; r == 0 && i < ndst; i++) decode_root(dsts[i], &msg.data, 0);
+        for (int i = 0; r == 0 && i < ndst; i++) decode_root(dsts[i], &msg.data, DECODE_TRUSTED);
     }
     msgpack_unpacked_destroy(&msg);
     return r;

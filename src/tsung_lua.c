@@ -382,6 +382,27 @@ static void read_phase(ctx *c, node *ap, phase *ph)
     if (tsung_attr(u, "maxnumber")) ph->max = positive(c, u, "maxnumber", 1), ph->has_max = 1;
 }
 
+/* <user session= start_time= unit=>: one user running that session (each matching one, for a
+ * name ending in '*') at a set time, besides the arrivals. */
+static void emit_users(ctx *c, node *load)
+{
+    sbuf *b = &c->out;
+    int any = 0;
+    for (int i = 0; i < load->nkids && !c->failed; i++) {
+        node *k = load->kids[i];
+        if (strcmp(k->name, "user")) continue;
+        double at = tsung_attr(k, "start_time") ? positive(c, k, "start_time", 1) : 0;
+        at *= unit_secs(c, k, tsung_attr(k, "unit"));
+        if (!any++) tsung_sb_puts(b, ", users = {\n");
+        tsung_sb_puts(b, "    { session = ");
+        lua_cstr(b, tsung_attr(k, "session"));
+        tsung_sb_puts(b, ", start = ");
+        lua_num(b, at);
+        tsung_sb_printf(b, " }, -- <user> line %d\n", k->line);
+    }
+    if (any) tsung_sb_puts(b, "  }");
+}
+
 static void emit_load(ctx *c)
 {
     sbuf *b = &c->out;
@@ -391,12 +412,7 @@ static void emit_load(ctx *c)
     int n = 0;
     for (int i = 0; i < load->nkids && !c->failed; i++) {
         node *k = load->kids[i];
-        if (!strcmp(k->name, "user"))
-            tsung_note(c, k->line,
-                       "<user session=\"%s\"> (one user at a set time) is not supported yet; left out",
-                       tsung_attr(k, "session"));
-        else
-            read_phase(c, k, &ph[n++]);
+        if (strcmp(k->name, "user")) read_phase(c, k, &ph[n++]);
     }
     qsort(ph, (size_t)n, sizeof *ph, by_phase);
     for (int i = 1; i < n && !c->failed; i++)
@@ -429,7 +445,9 @@ static void emit_load(ctx *c)
             tsung_sb_printf(b, " }, -- <arrivalphase phase=\"%g\"> line %d\n", ph[i].num, ph[i].line);
         }
     }
-    tsung_sb_puts(b, "  } },\n");
+    tsung_sb_puts(b, "  }");
+    emit_users(c, load);
+    tsung_sb_puts(b, " },\n");
     if (limit > 0)
         tsung_note(
             c, load->line,

@@ -15,7 +15,7 @@ enum wire_type {
     WIRE_HELLO = 1,  /* w->q: id, threads, hashes (bundles cached), epoch (last queen seen) */
     WIRE_WELCOME,    /* q->w: epoch, heartbeat (seconds) */
     WIRE_REHELLO,    /* q->w: introduce yourself again (unknown worker) */
-    WIRE_HEARTBEAT,  /* both ways: epoch */
+    WIRE_HEARTBEAT,  /* both ways: epoch; q->w may carry run, seq: acknowledged snapshots (as ACK) */
     WIRE_BUNDLE_GET, /* w->q: hash */
     WIRE_BUNDLE,     /* q->w: hash, data (bundle_encode format) */
     WIRE_HAVE,       /* w->q: hash (this bundle is ready) */

@@ -48,6 +48,7 @@ typedef struct worker {
     uv_async_t quit; /* worker_thread_stop */
     uint64_t epoch;   /* the queen we are welcomed by; 0 = none yet */
     uint64_t last_heard_ms;
+    uint64_t last_sent_ms; /* any message tells the queen we live: heartbeats only fill silences */
     int welcomed;
     /* the current run */
     wire_msg run;     /* the PREPARE message: strings the loadgen points into */
@@ -89,6 +90,7 @@ static void send_msg(worker *w, const wire_msg *m)
     char *buf;
     size_t len;
     if (wire_encode(m, &buf, &len) != 0) return;
+    w->last_sent_ms = uv_hrtime() / 1000000;
     if (zsock_send(w->z, NULL, 0, buf, len) != 0 && errno != EAGAIN)
         say(w, "cannot send %s: %s", wire_type_name(m->type), zmq_strerror(errno));
     free(buf);
@@ -362,6 +364,8 @@ static void on_frame(zsock *z, const char *peer, size_t peerlen, const char *buf
         if (w->epoch && m.epoch && m.epoch != w->epoch) { /* a new queen that never welcomed us */
             w->welcomed = 0;
             send_hello(w);
+        } else if (m.run && m.seq) {
+            drop_unacked(w, m.run, m.seq); /* the queen's heartbeat acknowledges snapshots */
         }
         break;
     case WIRE_RUN: on_run(w, &m); break;
@@ -412,7 +416,7 @@ static void on_beat(uv_timer_t *h)
         send_hello(w);
         return;
     }
-    send_simple(w, WIRE_HEARTBEAT);
+    if (now_ms() - w->last_sent_ms >= HEARTBEAT_MS - 100) send_simple(w, WIRE_HEARTBEAT);
 }
 
 static void shutdown_worker(worker *w)

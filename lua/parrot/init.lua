@@ -67,7 +67,12 @@ end
 function parrot.open(t)
   t = t or {}
   local l = { model = "open", phases = {}, max_users = t.max_users and parrot.count(t.max_users, "open.max_users"),
-              graceful_stop = t.graceful_stop, dist = t.dist or "poisson" }
+              graceful_stop = t.graceful_stop, dist = t.dist or "poisson", users = {} }
+  -- users = { {session = "name" | "prefix*", start = "30s"}, ... }: one user each at a set time
+  for i, u in ipairs(t.users or {}) do
+    if type(u.session) ~= "string" then error("users[" .. i .. "]: needs a session name", 2) end
+    l.users[i] = { session = u.session, start = parrot.duration(u.start or 0, "users[" .. i .. "].start") }
+  end
   for i, p in ipairs(t.phases or { t }) do
     local what = "phases[" .. i .. "]"
     local rate = p.rate and parrot.count(p.rate, what .. ".rate")

@@ -176,6 +176,38 @@ local function open(ctx)
   local active, k, vus = 0, 0, {}
   local t0 = ctx.t0
   local phase_start = t0
+  local function arrive(s) -- one user running session s once
+    k = k + 1
+    local id = ctx.thread + (k - 1) * ctx.threads + 1
+    local vu = new_vu(id, ctx)
+    active = active + 1
+    vus[id] = vu
+    core.spawn(function()
+      core.vus(1)
+      start_session(vu, s)
+      iterate(vu, s)
+      core.vus(-1)
+      active = active - 1
+      vus[id] = nil
+    end)
+  end
+  -- users at a set time (Tsung's <user>): started by the first slot only, each matching session
+  if ctx.thread == 0 and #(l.users or {}) > 0 then
+    core.spawn(function()
+      local list = {}
+      for _, u in ipairs(l.users) do list[#list + 1] = u end
+      table.sort(list, function(a, b) return a.start < b.start end)
+      for _, u in ipairs(list) do
+        if not wait_until(t0 + u.start) and core.stopping() then return end
+        local prefix = u.session:match("^(.*)%*$")
+        local found = false
+        for _, s in ipairs(sc.sessions) do
+          if s.name == u.session or (prefix and s.name:sub(1, #prefix) == prefix) then arrive(s); found = true end
+        end
+        if not found then core.script_error("users: no session named '" .. u.session .. "'") end
+      end
+    end)
+  end
   for _, p in ipairs(l.phases) do
     local phase_end = phase_start + p.duration
     -- a phase's maxnumber is shared: this slot starts its part of it (slots interleave)
@@ -193,26 +225,13 @@ local function open(ctx)
       local t = now()
       if core.stopping() then break end
       if t >= next_at then
-        k = k + 1
         if my_max and started >= my_max then
           -- maxnumber reached: no more arrivals in this phase (not dropped: they never come)
         elseif max_users and active >= max_users then
           core.dropped(1)
         else
           started = started + 1
-          local id = ctx.thread + (k - 1) * ctx.threads + 1
-          local vu = new_vu(id, ctx)
-          local s = pick()
-          active = active + 1
-          vus[id] = vu
-          core.spawn(function()
-            core.vus(1)
-            start_session(vu, s)
-            iterate(vu, s)
-            core.vus(-1)
-            active = active - 1
-            vus[id] = nil
-          end)
+          arrive(pick())
         end
         next_at = next_at + gap()
       else
@@ -222,6 +241,11 @@ local function open(ctx)
     if core.stopping() then break end
     phase_start = phase_end
     wait_until(phase_end)
+  end
+  if ctx.thread == 0 then -- users at a set time may come after the phases
+    local last = 0
+    for _, u in ipairs(l.users or {}) do last = math.max(last, u.start) end
+    wait_until(t0 + last + 0.01)
   end
   -- Tsung lets sessions that arrived finish; we give them graceful_stop
   finish(ctx, vus)
