@@ -102,6 +102,7 @@ done
 
 # 4 (started now). The same configuration as real Tsung would run it, parrot's side with the
 # default threads; Tsung's side below, when Tsung runs here.
+target user_el && bgrun user_el "$TS/user.xml" --server "127.0.0.1:${TPORT[user_el]}" --out "$TMP/user_el.json"
 target cmp_parrot && bgrun cmp_parrot "$TS/cmp.xml" --server "127.0.0.1:${TPORT[cmp_parrot]}" --out "$TMP/cmp_parrot.json"
 tsung_skip=
 if [ -z "$have_examples" ] || ! command -v tsung >/dev/null 2>&1; then
@@ -272,6 +273,15 @@ if [ -z "$tsung_skip" ]; then
         fi
     fi
 fi
+# ---------------------------------------------------------------------------------------------
+# 5. <user session start_time>: one user at a set time, besides the arrivals
+bgwait user_el
+untarget user_el
+exit_normal "$RC" "user.xml: parrot run exits 0 or 99"
+requests "${TLOG[user_el]}" | sort | uniq -c | awk '{ print $2, $3, $1 }' >"$TMP/user_el.counts"
+is "$(tr '\n' ',' <"$TMP/user_el.counts")" "GET /echo?main 2,GET /echo?special 2,GET /echo?spectator 1," \
+    "<user session=\"special\"> and <user session=\"spec*\"> each start their users at their time"
+
 if [ -n "$tsung_skip" ]; then
     ok "real Tsung comparison # SKIP $tsung_skip"
 else
