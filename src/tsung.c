@@ -73,6 +73,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
     }
     if (!c->cur && c->root) return; /* cannot happen: one root */
     if (!c->root && strcmp(name, "tsung")) {
+        c->fail_col = (int)XML_GetCurrentColumnNumber(c->xp) + 1;
         tsung_fail(c, line, "the root element is <%s>, not <tsung>: not a Tsung configuration", name);
         XML_StopParser(c->xp, XML_FALSE);
         return;
@@ -167,6 +168,7 @@ static int parse_xml(ctx *c, const char *buf, size_t len)
 static void check_tree(ctx *c, node *n, const elem_spec *parent)
 {
     const elem_spec *s = tsung_spec_of(n->name);
+    c->fail_col = n->col; /* the DTD's complaints name the element's column */
     if (!s) return tsung_fail(c, n->line, "unknown element <%s>", n->name);
     if (parent && !tsung_has_word(parent->kids, n->name))
         return tsung_fail(c, n->line, "<%s> cannot be inside <%s>", n->name, parent->name);
@@ -182,6 +184,7 @@ static void check_tree(ctx *c, node *n, const elem_spec *parent)
             if (!tsung_has_word(s->attrs, a[0]))
                 tsung_note(c, n->line, "<%s %s=...>: unknown attribute, ignored", n->name, a[0]);
     }
+    c->fail_col = 0; /* later passes name lines only */
     for (int i = 0; i < n->nkids && !c->failed; i++)
         check_tree(c, n->kids[i], s);
 }

@@ -93,8 +93,9 @@ const char *tsung_text_trim(node *n, size_t *len)
 void tsung_fail(ctx *c, int line, const char *fmt, ...)
 {
     if (c->failed++) return;
-    int n = line > 0 ? snprintf(c->err, c->errlen, "%s:%d: ", c->file, line)
-                     : snprintf(c->err, c->errlen, "%s: ", c->file);
+    int n = line > 0 && c->fail_col > 0 ? snprintf(c->err, c->errlen, "%s:%d:%d: ", c->file, line, c->fail_col)
+            : line > 0                  ? snprintf(c->err, c->errlen, "%s:%d: ", c->file, line)
+                                        : snprintf(c->err, c->errlen, "%s: ", c->file);
     if (n < 0 || (size_t)n >= c->errlen) return;
     va_list ap;
     va_start(ap, fmt);

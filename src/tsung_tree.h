@@ -68,6 +68,7 @@ typedef struct ctx {
     int loops; /* for/foreach nested in the current Lua function (4 locals each) */
     char *err;
     size_t errlen;
+    int fail_col; /* > 0: the next failure names this column too (FILE:LINE:COL) */
 } ctx;
 
 /* The first failure wins: "FILE:LINE: message" into c->err (line <= 0: no line), c->failed set. */

@@ -244,17 +244,17 @@ static void test_bad_xml(void)
     CHECK(r->rc == -1 && has(r->err, "broken.xml:3:5: mismatched tag"),
           "not well-formed: file:line:col and expat's reason (%s)", r->err);
     r = try("root.xml", HEAD "<config>\n</config>\n", NULL);
-    CHECK(r->rc == -1 && has(r->err, "root.xml:3: the root element is <config>, not <tsung>"),
+    CHECK(r->rc == -1 && has(r->err, "root.xml:3:1: the root element is <config>, not <tsung>"),
           "wrong root element (%s)", r->err);
     r = try("req.xml", HEAD SESSION("<request>\n<http method=\"GET\"/></request>\n"), NULL);
-    CHECK(r->rc == -1 && has(r->err, "req.xml:8: <http> needs url"), "a missing required attribute (%s)",
+    CHECK(r->rc == -1 && has(r->err, "req.xml:8:1: <http> needs url"), "a missing required attribute (%s)",
           r->err);
     r = try("unknown.xml", HEAD SESSION("<request><http url=\"/\"/></request>\n<sleep value=\"1\"/>\n"),
             NULL);
-    CHECK(r->rc == -1 && has(r->err, "unknown.xml:8: unknown element <sleep>"), "an unknown element (%s)",
+    CHECK(r->rc == -1 && has(r->err, "unknown.xml:8:1: unknown element <sleep>"), "an unknown element (%s)",
           r->err);
     r = try("where.xml", HEAD SESSION("<http url=\"/\"/>\n"), NULL);
-    CHECK(r->rc == -1 && has(r->err, "where.xml:7: <http> cannot be inside <session>"),
+    CHECK(r->rc == -1 && has(r->err, "where.xml:7:1: <http> cannot be inside <session>"),
           "an element out of place (%s)", r->err);
     r = try(
         "nested.xml",

@@ -176,9 +176,9 @@ bad() { # bad NAME WANT-REGEX DESC
     is "$(grep -c . "$TMP/bad_$1.stderr")" 1 "bad XML, $3: one line on stderr"
 }
 bad notwf 'bad_notwf\.xml:9:45: mismatched tag' "not well-formed (FILE:LINE:COL)"
-bad root 'bad_root\.xml:3: .*root element is <config>' "wrong root element"
-bad noattr 'bad_noattr\.xml:9: <http> needs url' "missing required attribute"
-bad unknown 'bad_unknown\.xml:9: unknown element <frobnicate>' "unknown element"
+bad root 'bad_root\.xml:3:1: .*root element is <config>' "wrong root element (FILE:LINE:COL)"
+bad noattr 'bad_noattr\.xml:9:16: <http> needs url' "missing required attribute (FILE:LINE:COL)"
+bad unknown 'bad_unknown\.xml:9:16: unknown element <frobnicate>' "unknown element (FILE:LINE:COL)"
 untarget refused
 is "$(lines "${TLOG[refused]}")" 0 "refused configurations: no request reached the target"
 
