@@ -53,6 +53,7 @@ typedef struct qworker {
     int in_run;      /* takes part in the current run */
     int slot;
     uint64_t last_seq; /* highest snapshot merged for the current run */
+    uint64_t ack_seq;  /* highest snapshot received in the run: acknowledged with the heartbeat */
     int64_t vus[QW_THREADS], vus_max[QW_THREADS]; /* latest gauges per load thread */
 } qworker;
 
@@ -373,7 +374,7 @@ static void begin_run(queen *q)
         if (w->state == W_LOST) continue;
         w->in_run = 1;
         w->state = W_PREPARING;
-        w->last_seq = 0;
+        w->last_seq = w->ack_seq = 0;
         q->took_part++;
     }
     rebalance(q, NULL);
@@ -512,7 +513,7 @@ static void on_hello(queen *q, const char *peer, size_t peerlen, wire_msg *m)
     } else if (q->phase == Q_RUN || q->phase == Q_PREPARE || q->phase == Q_SETUP) {
         w->in_run = 1; /* joins the running test: prepared now, started once it has the bundle */
         w->state = W_PREPARING;
-        w->last_seq = 0;
+        w->last_seq = w->ack_seq = 0;
         q->took_part++;
         w->slot = total_slots(q) - w->threads;
         send_run(q, w, RUN_PREPARE, 0, total_slots(q));
@@ -593,10 +594,8 @@ static void on_frame(zsock *z, const char *peer, size_t peerlen, const char *buf
                 w->last_seq = m.seq;
                 merge_snapshot(q, w, (int)m.slot, m.data, m.data_len);
             }
-            {
-                wire_msg ack = {.type = WIRE_ACK, .run = m.run, .seq = m.seq};
-                send_to(q, w, &ack);
-            }
+            /* acknowledged by the next heartbeat (run, seq): one message a second, not one each */
+            if (m.run == q->run_id && m.seq > w->ack_seq) w->ack_seq = m.seq;
             break;
         case WIRE_DONE: on_done(q, w, &m); break;
         case WIRE_LOG:
@@ -654,7 +653,8 @@ static void on_beat(uv_timer_t *h)
             worker_lost(q, w, "missed 3 heartbeats");
             continue;
         }
-        wire_msg hb = {.type = WIRE_HEARTBEAT, .epoch = q->epoch};
+        /* the heartbeat acknowledges every snapshot of the run up to ack_seq */
+        wire_msg hb = {.type = WIRE_HEARTBEAT, .epoch = q->epoch, .run = q->run_id, .seq = w->ack_seq};
         send_to(q, w, &hb);
     }
     if (q->stop_at && now_s() > q->stop_at && q->phase != Q_DONE) finish(q);

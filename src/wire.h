@@ -28,7 +28,8 @@ enum wire_type {
                         scenario ended the test: parrot.abort_test) */
     WIRE_HANDBRAKE,  /* q->w: stop everything now, forget queued commands */
     WIRE_STATS,      /* w->q: run, seq, data (stats_encode format) */
-    WIRE_ACK,        /* q->w: run, seq (every snapshot up to seq arrived) */
+    WIRE_ACK,        /* q->w: run, seq (every snapshot up to seq arrived); the queen sends these
+                        inside its heartbeats, one a second */
     WIRE_BYE,        /* w->q: the worker leaves */
     WIRE_SETUP,      /* w->q: run, setup (JSON result of setup()) ; q->w: run, setup */
     WIRE_DONE,       /* w->q: run, seq (last snapshot's seq), code */

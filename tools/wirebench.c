@@ -40,6 +40,7 @@ typedef struct sim {
     double duration_s; /* the run's duration: --duration, else the RUN's */
     int done, over;    /* DONE sent; STOP code 2 received */
     int dirty;         /* sent since the last drain */
+    uint64_t acked;    /* highest snapshot the queen acknowledged (ACK, or a heartbeat's seq) */
 } sim;
 
 typedef struct slice {
@@ -157,8 +158,12 @@ static void sim_on_frame(slice *sl, sim *w, const char *buf, size_t len)
         sim_on_run(w, &m);
         sl->rescan = 1; /* new timers */
         break;
-    case WIRE_ACK:
-        __atomic_fetch_add(&sl->acks, 1, __ATOMIC_RELAXED);
+    case WIRE_ACK: /* acknowledgements are cumulative: count what is new */
+    case WIRE_HEARTBEAT:
+        if (m.run == w->run && m.seq > w->acked) {
+            __atomic_fetch_add(&sl->acks, m.seq - w->acked, __ATOMIC_RELAXED);
+            w->acked = m.seq;
+        }
         break;
     case WIRE_STOP:
         if (m.code == 2)
