@@ -33,9 +33,12 @@ LLHTTP_OBJS := $(BUILD)/llhttp_llhttp.o $(BUILD)/llhttp_api.o $(BUILD)/llhttp_ht
 LUA_SRCS := $(sort $(wildcard lua/parrot/*.lua))
 C_TESTS := $(patsubst spec/c/%.c,$(BUILD)/spec/%,$(wildcard spec/c/test_*.c))
 
-.PHONY: all deps deps-test deps-bench test demo bench fmt lint clean help fuzz
+.PHONY: all deps deps-test deps-bench test test-programs demo bench fmt lint clean help fuzz
 
-all: deps-quiet parrot
+# pkg-config is read when make parses this file, so on a fresh machine the build runs in a sub-make
+# started after the packages are installed.
+all: deps
+	@$(MAKE) --no-print-directory parrot
 
 help:
 	@echo "make deps | make | make test | make demo | make bench | make fuzz | make fmt | make lint | make clean | make SAN=1 test"
@@ -52,7 +55,6 @@ endef
 
 deps:
 	$(call install_missing,$(DEB_PKGS))
-deps-quiet: deps
 deps-test: deps
 	$(call install_missing,$(TEST_PKGS))
 deps-bench: deps-test
@@ -71,8 +73,8 @@ $(BUILD)/llhttp_%.o: $(LLHTTP_DIR)/%.c | $(BUILD)
 	$(CC) $(filter-out -Wall -Wextra -Werror,$(CFLAGS)) -w -c -o $@ $<
 
 # The Lua library, compiled to LuaJIT bytecode and linked in: the binary needs no source tree.
-$(BUILD)/luamods.c: $(LUA_SRCS) tools/embed-lua.sh | $(BUILD)
-	bash tools/embed-lua.sh $@ $(LUA_SRCS)
+$(BUILD)/luamods.c: $(LUA_SRCS) src/embed-lua.sh | $(BUILD)
+	bash src/embed-lua.sh $@ $(LUA_SRCS)
 $(BUILD)/luamods.o: $(BUILD)/luamods.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -82,18 +84,23 @@ $(BUILD):
 $(BUILD)/spec/test_%: spec/c/test_%.c $(LIB_OBJS) $(LLHTTP_OBJS) $(BUILD)/luamods.o | $(BUILD)
 	$(CC) $(CFLAGS) -Ispec/c $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-test: deps-test parrot $(C_TESTS)
+test: deps-test
+	@$(MAKE) --no-print-directory parrot test-programs
 	@BUILD=$(BUILD) bash spec/run.sh
 
-demo: deps parrot
-	@bash tools/demo.sh
+test-programs: $(C_TESTS)
 
-bench: deps-bench parrot
-	@bash tools/bench.sh
+demo: deps
+	@$(MAKE) --no-print-directory parrot
+	@bash spec/demo.sh
+
+bench: deps-bench
+	@$(MAKE) --no-print-directory parrot
+	@bash spec/bench/bench.sh
 
 # libFuzzer targets under spec/fuzz/ (FUZZ_SECONDS each, default 60); make test replays their corpora.
 fuzz: deps
-	@bash tools/fuzz.sh
+	@bash spec/fuzz/fuzz.sh
 
 fmt:
 	clang-format -i src/*.c src/*.h spec/c/*.c spec/c/*.h

@@ -16,7 +16,7 @@ extern const struct {
     const char *name;
     const unsigned char *code;
     size_t len;
-} parrot_luamods[]; /* build/luamods.c, made by tools/embed-lua.sh */
+} parrot_luamods[]; /* build/luamods.c, made by src/embed-lua.sh */
 
 /* package.preload loader for an embedded module; upvalue 1 = index in parrot_luamods. */
 static int load_embedded(lua_State *L)

@@ -1,5 +1,5 @@
 /* fuzz_tsung: libFuzzer target for the Tsung importer. Every input is translated or refused with a
- * reason; what translates must be Lua that LuaJIT compiles (tools/fuzz.sh builds and runs it over
+ * reason; what translates must be Lua that LuaJIT compiles (spec/fuzz/fuzz.sh builds and runs it over
  * spec/fuzz/corpus/tsung/). */
 /* fuzz-sources: src/tsung.c src/tsung_lua.c src/tsung_tree.c */
 #include "tsung.h"

@@ -1,5 +1,5 @@
 /* fuzz_wire: libFuzzer target for wire_decode. Every input must decode or be refused with an
- * empty message; a decoded message is re-encoded and must decode again (tools/fuzz.sh builds and
+ * empty message; a decoded message is re-encoded and must decode again (spec/fuzz/fuzz.sh builds and
  * runs it over spec/fuzz/corpus/wire/). */
 /* fuzz-sources: src/wire.c src/mpguard.c */
 #include "wire.h"

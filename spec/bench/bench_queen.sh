@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The queen's cost of merging statistics (issue 3): tools/wirebench.c simulates N workers over the
+# The queen's cost of merging statistics (issue 3): spec/bench/wirebench.c simulates N workers over the
 # wire (one DEALER each, one snapshot/s of 20 names x ~100 latencies, heartbeats, never any HTTP);
 # `parrot queen --url http://127.0.0.1:9/` runs a 20 s test with them (queen and tool pinned to
 # different CPUs when there are two). Figures:
@@ -11,7 +11,7 @@
 # than the test; past CAP seconds after the end it is killed. Goal: < 10 % of a core at 1,000
 # workers. WORKERS="1000 100" by default; about 60-90 s.
 set -eu
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PARROT=${PARROT:-$PWD/parrot}
 WORKERS=${WORKERS:-"1000 100"}
 SECS=${SECS:-20}
@@ -36,7 +36,7 @@ trap 'exit 130' INT TERM
 
 # shellcheck disable=SC2046,SC2086 # pkg-config's and the objects' words are meant to split
 cc -std=gnu11 -O2 -g -Wall -Wextra -D_GNU_SOURCE -Isrc $(pkg-config --cflags msgpack libzmq) \
-  -o "$tmp/wirebench" tools/wirebench.c $objs $(pkg-config --libs libzmq msgpack) -lpthread -lm
+  -o "$tmp/wirebench" spec/bench/wirebench.c $objs $(pkg-config --libs libzmq msgpack) -lpthread -lm
 
 pin_queen="" pin_tool=""
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then pin_queen="taskset -c 1" pin_tool="taskset -c 0"; fi

@@ -3,9 +3,9 @@
 # FUZZ_SECONDS (default 60) over a scratch copy of spec/fuzz/corpus/NAME/, so the seeds in git stay
 # small. A fuzzer links src/NAME.c, or the files on a "fuzz-sources:" line in its source.
 # Crashes are kept as build/fuzz/NAME-crash-*; replay one with: build/fuzz/fuzz_NAME FILE
-# Usage: tools/fuzz.sh [NAME...]        e.g. FUZZ_SECONDS=600 tools/fuzz.sh wire
+# Usage: spec/fuzz/fuzz.sh [NAME...]        e.g. FUZZ_SECONDS=600 spec/fuzz/fuzz.sh wire
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 seconds=${FUZZ_SECONDS:-60}
 out=build/fuzz
 mkdir -p "$out"

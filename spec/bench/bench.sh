@@ -8,7 +8,7 @@
 #  2. parrot's peak RSS with 1k and 10k VUs all sleeping in think time, per VU.
 # Every figure is the median of RUNS runs (default 3). Never part of `make test`.
 set -eu
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PARROT=${PARROT:-$PWD/parrot}
 RUNS=${RUNS:-3}
 SECS=${SECS:-10}
@@ -133,4 +133,4 @@ done
 awk -v a="$rss_1000" -v b="$rss_10000" 'BEGIN { printf "marginal: %.1f KB per extra VU (from 1k to 10k)\n", (b - a) / 9000 }'
 
 # The queen's cost of merging 1,000 workers' statistics over the wire (issue 3).
-echo; PARROT="$PARROT" tools/bench_queen.sh || echo "bench: the queen benchmark failed (see above)"
+echo; PARROT="$PARROT" spec/bench/bench_queen.sh || echo "bench: the queen benchmark failed (see above)"
