@@ -470,6 +470,8 @@ static size_t jar_select(cookie_jar *j, const char *host, const char *path, int 
     return n;
 }
 
+size_t cookie_jar_size(const cookie_jar *j) { return j ? j->n : 0; }
+
 int cookie_jar_header(cookie_jar *j, const char *host, const char *path, int secure, int64_t now,
                       char *out, size_t outlen)
 {

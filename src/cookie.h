@@ -21,6 +21,8 @@ void cookie_jar_add(cookie_jar *j, const char *domain, const char *path, const c
                     const char *value);
 /* Write "a=1; b=2" for a request to host/path into `out` (NUL-terminated).
  * Returns the length written (0 when no cookie matches), or -1 if `out` is too small. */
+/* How many cookies the jar holds (expired ones included until they are next looked at). */
+size_t cookie_jar_size(const cookie_jar *j);
 int cookie_jar_header(cookie_jar *j, const char *host, const char *path, int secure, int64_t now,
                       char *out, size_t outlen);
 /* Value of the cookie `name` that would be sent to host/path, or NULL. Valid until the jar changes. */

@@ -32,6 +32,13 @@ struct http_client {
     char *no_proxy;         /* owned copy, or NULL */
 };
 
+/* A growing string; kept by its pool between requests so formatting one allocates nothing. */
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
 /* One kept connection with its parser. Owned by its pool: in `idle` or as `active`. */
 typedef struct pconn {
     struct pconn *next;
@@ -54,7 +61,7 @@ struct http_pool {
     void *ud;
     http_res *res;
     url u;
-    char *key;
+    const char *key; /* the connection key: points into keyb */
     char *tls_ca, *tls_cert, *tls_key;
     conn_target tgt; /* strings point into u, the client's proxy and the tls_* copies */
     conn_out *out;   /* one reference */
@@ -63,6 +70,7 @@ struct http_pool {
     uint64_t in0, out0; /* active connection's byte counters when it was taken */
     int retried, got_bytes, reused;
     http_msg msg; /* the response reader, reused */
+    sbuf head, keyb; /* owned scratch: the request head and the connection key, reused */
 };
 
 static void call_finish(http_pool *p, int kind, const char *fmt, ...);
@@ -266,8 +274,9 @@ static void call_release(http_pool *p)
     conn_out_release(p->out);
     p->out = NULL;
     url_free(&p->u);
-    free(p->key), free(p->tls_ca), free(p->tls_cert), free(p->tls_key);
-    p->key = p->tls_ca = p->tls_cert = p->tls_key = NULL;
+    free(p->tls_ca), free(p->tls_cert), free(p->tls_key);
+    p->tls_ca = p->tls_cert = p->tls_key = NULL;
+    p->key = NULL;
     http_msg_finish(&p->msg);
 }
 
@@ -281,6 +290,8 @@ void http_pool_free(http_pool *p)
     http_msg_free(&p->msg);
     http_pool_close_idle(p);
     cookie_jar_free(p->jar);
+    free(p->head.p);
+    free(p->keyb.p);
     free(p);
 }
 
@@ -519,12 +530,6 @@ static void call_finish(http_pool *p, int kind, const char *fmt, ...)
 
 /* ---- request building ---- */
 
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
 static void sb_add(sbuf *b, const char *s, size_t n)
 {
     if (b->oom) return;
@@ -545,6 +550,29 @@ static void sb_add(sbuf *b, const char *s, size_t n)
 }
 
 static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+
+static void sb_uint(sbuf *b, unsigned long long v)
+{
+    char d[24];
+    size_t i = sizeof d;
+    do
+        d[--i] = (char)('0' + v % 10);
+    while ((v /= 10) && i);
+    sb_add(b, d + i, sizeof d - i);
+}
+
+/* "host[:port]" as the Host header wants it (see url_host_header), without printf. */
+static void sb_host(sbuf *b, const url *u)
+{
+    int v6 = strchr(u->host, ':') != NULL;
+    if (v6) sb_add(b, "[", 1);
+    sb_str(b, u->host);
+    if (v6) sb_add(b, "]", 1);
+    if (u->port != (u->tls ? 443 : 80)) {
+        sb_add(b, ":", 1);
+        sb_uint(b, (unsigned)u->port);
+    }
+}
 
 static void sb_printf(sbuf *b, const char *fmt, ...)
 {
@@ -582,6 +610,7 @@ static void target_path(const char *target, char *out, size_t outlen)
 
 static void sb_cookies(http_pool *p, sbuf *b)
 {
+    if (cookie_jar_size(p->jar) == 0) return;
     char path[2048], small[4096];
     target_path(p->u.target, path, sizeof path);
     char *buf = small;
@@ -601,47 +630,80 @@ static void sb_cookies(http_pool *p, sbuf *b)
     if (buf != small) free(buf);
 }
 
-/* Format the request (head + body) into p->out. */
+/* Format the request (head + body) into p->out. The head is built in the pool's reused buffer. */
 static int build_request(http_pool *p, const http_req *req, const url *proxy)
 {
-    sbuf b = {0};
-    char hosthdr[300];
-    url_host_header(&p->u, hosthdr, sizeof hosthdr);
+    sbuf *b = &p->head;
+    b->len = 0, b->oom = 0;
     const char *method = req->method && *req->method ? req->method : "GET";
-    sb_str(&b, method);
-    sb_str(&b, " ");
-    if (proxy && !p->u.tls) sb_printf(&b, "http://%s", hosthdr); /* absolute-form for the proxy */
-    sb_str(&b, p->u.target);
-    sb_str(&b, p->http10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
-    if (!has_header(req, "Host")) sb_printf(&b, "Host: %s\r\n", hosthdr);
+    sb_str(b, method);
+    sb_add(b, " ", 1);
+    if (proxy && !p->u.tls) { /* absolute-form for the proxy */
+        sb_str(b, "http://");
+        sb_host(b, &p->u);
+    }
+    sb_str(b, p->u.target);
+    sb_str(b, p->http10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
+    if (!has_header(req, "Host")) {
+        sb_str(b, "Host: ");
+        sb_host(b, &p->u);
+        sb_add(b, "\r\n", 2);
+    }
     for (size_t i = 0; i < req->nheaders; i++) {
         const http_header *h = &req->headers[i];
-        sb_add(&b, h->name, h->name_len);
-        sb_str(&b, ": ");
-        sb_add(&b, h->value, h->value_len);
-        sb_str(&b, "\r\n");
+        sb_add(b, h->name, h->name_len);
+        sb_add(b, ": ", 2);
+        sb_add(b, h->value, h->value_len);
+        sb_add(b, "\r\n", 2);
     }
-    if (!has_header(req, "User-Agent")) sb_str(&b, "User-Agent: " USER_AGENT "\r\n");
+    if (!has_header(req, "User-Agent")) sb_str(b, "User-Agent: " USER_AGENT "\r\n");
     int wants_len = req->body_len || req->body || !strcasecmp(method, "POST") || !strcasecmp(method, "PUT") ||
                     !strcasecmp(method, "PATCH");
-    if (wants_len && !has_header(req, "Content-Length") && !has_header(req, "Transfer-Encoding"))
-        sb_printf(&b, "Content-Length: %zu\r\n", req->body_len);
-    if (p->msg.compression && !has_header(req, "Accept-Encoding"))
-        sb_str(&b, "Accept-Encoding: gzip, deflate\r\n");
-    if (p->u.userinfo[0] && !has_header(req, "Authorization"))
-        sb_basic_auth(&b, "Authorization", p->u.userinfo);
-    if (proxy && !p->u.tls && proxy->userinfo[0]) sb_basic_auth(&b, "Proxy-Authorization", proxy->userinfo);
-    if (!p->no_cookies && !has_header(req, "Cookie")) sb_cookies(p, &b);
-    sb_str(&b, "\r\n");
-    if (b.oom || !(p->out = conn_out_new(b.len + req->body_len))) {
-        free(b.p);
-        return -1;
+    if (wants_len && !has_header(req, "Content-Length") && !has_header(req, "Transfer-Encoding")) {
+        sb_str(b, "Content-Length: ");
+        sb_uint(b, req->body_len);
+        sb_add(b, "\r\n", 2);
     }
-    memcpy(p->out->data, b.p, b.len);
-    if (req->body_len) memcpy(p->out->data + b.len, req->body, req->body_len);
-    p->out->head_len = b.len;
-    free(b.p);
+    if (p->msg.compression && !has_header(req, "Accept-Encoding"))
+        sb_str(b, "Accept-Encoding: gzip, deflate\r\n");
+    if (p->u.userinfo[0] && !has_header(req, "Authorization"))
+        sb_basic_auth(b, "Authorization", p->u.userinfo);
+    if (proxy && !p->u.tls && proxy->userinfo[0]) sb_basic_auth(b, "Proxy-Authorization", proxy->userinfo);
+    if (!p->no_cookies && !has_header(req, "Cookie")) sb_cookies(p, b);
+    sb_add(b, "\r\n", 2);
+    if (b->oom || !(p->out = conn_out_new(b->len + req->body_len))) return -1;
+    memcpy(p->out->data, b->p, b->len);
+    if (req->body_len) memcpy(p->out->data + b->len, req->body, req->body_len);
+    p->out->head_len = b->len;
     return 0;
+}
+
+/* The key of the connections a request may reuse: scheme, origin, route and TLS options, in the
+ * pool's reused buffer ('|' separated; the fields cannot hold one ambiguously where it matters). */
+static const char *conn_key(http_pool *p, const http_req *req, const url *proxy)
+{
+    sbuf *b = &p->keyb;
+    b->len = 0, b->oom = 0;
+    sb_add(b, p->u.tls ? "s|" : "p|", 2);
+    sb_str(b, p->u.host);
+    sb_add(b, "|", 1);
+    sb_uint(b, (unsigned)p->u.port);
+    if (proxy) {
+        sb_add(b, "|", 1);
+        sb_str(b, proxy->host);
+        sb_add(b, ":", 1);
+        sb_uint(b, (unsigned)proxy->port);
+    }
+    if (p->u.tls) {
+        sb_str(b, req->insecure ? "|k|" : "|v|");
+        sb_str(b, req->tls_ca ? req->tls_ca : "");
+        sb_add(b, "|", 1);
+        sb_str(b, req->tls_cert ? req->tls_cert : "");
+        sb_add(b, "|", 1);
+        sb_str(b, req->tls_key ? req->tls_key : "");
+    }
+    sb_add(b, "", 0);
+    return b->oom || !b->p ? NULL : b->p;
 }
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
@@ -670,11 +732,7 @@ static int call_prepare(http_pool *p, const http_req *req)
         .proxy_auth = proxy && proxy->userinfo[0] ? proxy->userinfo : NULL,
         .tls_opts = {.insecure = req->insecure, .ca = p->tls_ca, .cert = p->tls_cert, .key = p->tls_key},
     };
-    if (asprintf(&p->key, "%d|%s|%d|%s|%d|%d|%s|%s|%s", p->u.tls, p->u.host, p->u.port,
-                 proxy ? proxy->host : "", proxy ? proxy->port : 0, req->insecure,
-                 req->tls_ca ? req->tls_ca : "", req->tls_cert ? req->tls_cert : "",
-                 req->tls_key ? req->tls_key : "") < 0) {
-        p->key = NULL;
+    if (!(p->key = conn_key(p, req, proxy))) {
         call_finish(p, ERR_URL, "out of memory");
         return -1;
     }

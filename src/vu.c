@@ -258,32 +258,80 @@ static void on_http_done(http_res *res, void *ud)
     enqueue(v);
 }
 
-static const char *opt_string(lua_State *L, int t, const char *k)
+static void read_expect(lua_State *L, vu *v)
 {
-    lua_getfield(L, t, k);
-    const char *v = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
-    lua_pop(L, 1); /* the string stays alive: it is held by the options table */
-    return v;
+    if (lua_istable(L, -1)) {
+        for (int i = 1; i <= VU_MAX_EXPECT; i++) {
+            lua_rawgeti(L, -1, i);
+            if (lua_isnil(L, -1)) {
+                lua_pop(L, 1);
+                break;
+            }
+            v->expect[v->nexpect++] = (short)lua_tointeger(L, -1);
+            lua_pop(L, 1);
+        }
+    } else if (lua_isnumber(L, -1)) {
+        v->expect[v->nexpect++] = (short)lua_tointeger(L, -1);
+    }
 }
 
-static double opt_number(lua_State *L, int t, const char *k, double dflt)
+/* tls = {cert, key, ca}: the strings stay alive, held by that table. */
+static void read_tls(lua_State *L, http_req *req)
 {
-    lua_getfield(L, t, k);
-    double v = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : dflt;
-    lua_pop(L, 1);
-    return v;
+    if (!lua_istable(L, -1)) return;
+    const char **dst[] = {&req->tls_cert, &req->tls_key, &req->tls_ca};
+    const char *keys[] = {"cert", "key", "ca"};
+    for (int i = 0; i < 3; i++) {
+        lua_getfield(L, -1, keys[i]);
+        *dst[i] = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        lua_pop(L, 1);
+    }
 }
 
-static int opt_bool(lua_State *L, int t, const char *k)
+/* Read a request's options table (the scenario's own, see client_opts in http.lua) in one pass;
+ * keys the client does not use (name, headers, query, ...) are skipped. */
+static void read_opts(lua_State *L, int t, vu *v, http_req *req)
 {
-    lua_getfield(L, t, k);
-    int v = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
+    lua_pushnil(L);
+    while (lua_next(L, t)) { /* key at -2, value at -1 */
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+        int b = lua_toboolean(L, -1);
+        double num = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+        switch (k[0]) {
+        case 't':
+            if (!strcmp(k, "timeout") && num > 0) req->timeout_us = (uint64_t)(num * 1e6);
+            else if (!strcmp(k, "tls")) read_tls(L, req);
+            break;
+        case 'm':
+            if (!strcmp(k, "max_body") && num > 0) req->max_body = (size_t)num;
+            break;
+        case 'i':
+            if (!strcmp(k, "insecure")) req->insecure = b;
+            break;
+        case 'd':
+            if (!strcmp(k, "discard_body")) req->discard_body = b;
+            break;
+        case 'c':
+            if (!strcmp(k, "compression")) req->compression = b;
+            else if (!strcmp(k, "cookies")) req->no_cookies = lua_type(L, -1) == LUA_TBOOLEAN && !b;
+            break;
+        case 'v':
+            if (!strcmp(k, "version"))
+                req->http10 = num == 1.0 || (lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), "1.0"));
+            break;
+        case 'e':
+            if (!strcmp(k, "expect")) read_expect(L, v);
+            break;
+        }
+        lua_pop(L, 1);
+    }
 }
 
-/* core.request(method, url, headers, body, opts) -> response (yields).
- * headers: a flat array {name1, value1, name2, value2, ...}; opts: see http.lua. */
+/* core.request(method, url, headers, body, name, opts, start, insecure) -> response (yields).
+ * headers: nil or a flat array {name1, value1, name2, value2, ...}; body: nil or a string; name:
+ * the statistics name (default: the URL); opts: nil or the request's options table (see
+ * read_opts); start: the intended start (core.now() seconds) or nil; insecure: the default for
+ * certificate checks when opts has no `insecure`. */
 static int l_request(lua_State *L)
 {
     vu *v = current_vu(L, "http requests");
@@ -308,40 +356,11 @@ static int l_request(lua_State *L)
         req.headers = hdrs;
     }
     if (!lua_isnoneornil(L, 4)) req.body = luaL_checklstring(L, 4, &req.body_len);
-    const char *name = NULL;
+    const char *name = lua_type(L, 5) == LUA_TSTRING ? lua_tostring(L, 5) : NULL;
     v->nexpect = 0;
-    if (lua_istable(L, 5)) {
-        name = opt_string(L, 5, "name");
-        double t = opt_number(L, 5, "timeout", 0);
-        if (t > 0) req.timeout_us = (uint64_t)(t * 1e6);
-        double start = opt_number(L, 5, "start", 0);
-        if (start > 0) req.start_ns = (uint64_t)(start * 1e9);
-        double mb = opt_number(L, 5, "max_body", 0);
-        if (mb > 0) req.max_body = (size_t)mb;
-        req.insecure = opt_bool(L, 5, "insecure");
-        req.discard_body = opt_bool(L, 5, "discard_body");
-        req.compression = opt_bool(L, 5, "compression");
-        req.http10 = opt_bool(L, 5, "http10");
-        req.no_cookies = opt_bool(L, 5, "no_cookies");
-        req.tls_cert = opt_string(L, 5, "tls_cert");
-        req.tls_key = opt_string(L, 5, "tls_key");
-        req.tls_ca = opt_string(L, 5, "tls_ca");
-        lua_getfield(L, 5, "expect");
-        if (lua_istable(L, -1)) {
-            for (int i = 1; i <= VU_MAX_EXPECT; i++) {
-                lua_rawgeti(L, -1, i);
-                if (lua_isnil(L, -1)) {
-                    lua_pop(L, 1);
-                    break;
-                }
-                v->expect[v->nexpect++] = (short)lua_tointeger(L, -1);
-                lua_pop(L, 1);
-            }
-        } else if (lua_isnumber(L, -1)) {
-            v->expect[v->nexpect++] = (short)lua_tointeger(L, -1);
-        }
-        lua_pop(L, 1);
-    }
+    req.insecure = lua_toboolean(L, 8);
+    if (lua_istable(L, 6)) read_opts(L, 6, v, &req);
+    if (lua_type(L, 7) == LUA_TNUMBER && lua_tonumber(L, 7) > 0) req.start_ns = (uint64_t)(lua_tonumber(L, 7) * 1e9);
     v->name_id = stats_name_id(s->st, name ? name : req.url, STATS_REQUEST);
     if (!v->pool && !(v->pool = http_pool_new(s->http))) return luaL_error(L, "out of memory");
     if (http_request(v->pool, &req, on_http_done, v) != 0)

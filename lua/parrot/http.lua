@@ -42,58 +42,122 @@ local function absolute(u)
   return (base:gsub("/+$", "")) .. u
 end
 
--- "GET /path" without the query: the default statistics name.
-local function default_name(method, u)
+-- The path of a URL without its query: "METHOD path" is the default statistics name.
+local function path_of(u)
   local path = u:match("^https?://[^/?#]*([^?#]*)") or u:match("^([^?#]*)")
   if path == "" then path = "/" end
-  return method .. " " .. path
+  return path
 end
 
-local function build(spec)
-  local method = (spec.method or "GET"):upper()
-  local u = absolute(assert(spec.url, "http.request needs a url"))
-  if spec.query then
-    local q = type(spec.query) == "table" and urlencode_table(spec.query) or tostring(spec.query)
-    if q ~= "" then u = u .. (u:find("?", 1, true) and "&" or "?") .. q end
+-- Requests name the same few URLs over and over: their absolute form and default names are
+-- worked out once per URL (for the current target) and kept, up to URL_CACHE_MAX entries.
+local URL_CACHE_MAX = 4096
+local url_cache, url_cache_n, url_cache_target = {}, 0, nil
+
+local function resolve(method, u)
+  if url_cache_target ~= http.defaults.target then
+    url_cache, url_cache_n, url_cache_target = {}, 0, http.defaults.target
+  end
+  local e = url_cache[u]
+  if not e then
+    local abs = absolute(u)
+    e = { abs = abs, path = path_of(abs), names = {} }
+    if url_cache_n >= URL_CACHE_MAX then url_cache, url_cache_n = {}, 0 end
+    url_cache[u], url_cache_n = e, url_cache_n + 1
+  end
+  local name = e.names[method]
+  if not name then
+    name = method .. " " .. e.path
+    e.names[method] = name
+  end
+  return e.abs, name
+end
+
+local UPPER = {}
+for _, m in ipairs(METHODS) do UPPER[m], UPPER[m:upper()] = m:upper(), m:upper() end
+
+-- The options table the C client reads (timeout, insecure, discard_body, compression, max_body,
+-- expect, version, cookies, tls): the caller's own table, read and never changed, unless its
+-- timeout is a string ("5s"), which is converted in a copy.
+local function client_opts(o)
+  if o and o.timeout ~= nil and type(o.timeout) ~= "number" then
+    local c = {}
+    for k, v in pairs(o) do c[k] = v end
+    c.timeout = require("parrot").duration(o.timeout, "timeout")
+    return c
+  end
+  return o
+end
+
+-- Headers as the flat array the C client takes ({name1, value1, ...}), or nil for none. The
+-- scenario's headers alone are flattened once and the list reused (the C client never changes it).
+local dflt_src, dflt_list
+local function header_list(o, ctype)
+  local own, dflt = o and o.headers, http.defaults.headers
+  if not own and not ctype then
+    if next(dflt) == nil then return nil end
+    if dflt_src ~= dflt then
+      dflt_list = {}
+      for n, v in pairs(dflt) do
+        dflt_list[#dflt_list + 1] = n
+        dflt_list[#dflt_list + 1] = tostring(v)
+      end
+      dflt_src = dflt
+    end
+    return dflt_list
   end
   local hdrs, seen = {}, {}
-  local function add(n, v)
+  for n, v in pairs(own or {}) do
     hdrs[#hdrs + 1] = n
     hdrs[#hdrs + 1] = tostring(v)
     seen[n:lower()] = true
   end
-  for n, v in pairs(spec.headers or {}) do add(n, v) end
-  for n, v in pairs(http.defaults.headers) do if not seen[n:lower()] then add(n, v) end end
-  local body = spec.body
-  if spec.form then
-    body = type(spec.form) == "table" and urlencode_table(spec.form) or tostring(spec.form)
-    if not seen["content-type"] then add("Content-Type", "application/x-www-form-urlencoded") end
-  elseif spec.json ~= nil then
-    body = cjson.encode(spec.json)
-    if not seen["content-type"] then add("Content-Type", "application/json") end
+  for n, v in pairs(dflt) do
+    if not seen[n:lower()] then
+      hdrs[#hdrs + 1] = n
+      hdrs[#hdrs + 1] = tostring(v)
+      seen[n:lower()] = true
+    end
   end
-  if body ~= nil then body = tostring(body) end
-  local tls = spec.tls or {}
-  local opts = {
-    name = spec.name or default_name(method, u),
-    timeout = spec.timeout and require("parrot").duration(spec.timeout, "timeout"),
-    insecure = spec.insecure or http.defaults.insecure,
-    discard_body = spec.discard_body, compression = spec.compression,
-    max_body = spec.max_body, expect = spec.expect,
-    http10 = spec.version == "1.0" or spec.version == 1.0,
-    no_cookies = spec.cookies == false,
-    tls_cert = tls.cert, tls_key = tls.key, tls_ca = tls.ca,
-  }
-  return method, u, hdrs, body, opts
+  if ctype and not seen["content-type"] then
+    hdrs[#hdrs + 1] = "Content-Type"
+    hdrs[#hdrs + 1] = ctype
+  end
+  return hdrs
 end
 
--- http.request{method, url, headers, query, body | form | json, name, timeout, redirects,
---              insecure, discard_body, compression, expect, max_body, tls = {cert, key, ca}}
-function http.request(spec)
-  local method, u, hdrs, body, opts = build(spec)
-  if http.intended then opts.start, http.intended = http.intended, nil end
-  local r = core.request(method, u, hdrs, body, opts)
-  local left = spec.redirects
+-- One request and the redirects after it. `o` is the caller's options table (never changed);
+-- `body` a raw body given outside it (http.post(url, body)).
+local function send(method, u, o, body)
+  method = UPPER[method] or method:upper()
+  u = assert(u, "http.request needs a url")
+  local q = o and o.query
+  if q then
+    q = type(q) == "table" and urlencode_table(q) or tostring(q)
+    if q ~= "" then u = u .. (u:find("?", 1, true) and "&" or "?") .. q end
+  end
+  local name
+  u, name = resolve(method, u)
+  if o and o.name then name = o.name end
+  local ctype
+  if body == nil and o then
+    if o.form then
+      body = type(o.form) == "table" and urlencode_table(o.form) or tostring(o.form)
+      ctype = "application/x-www-form-urlencoded"
+    elseif o.json ~= nil then
+      body = cjson.encode(o.json)
+      ctype = "application/json"
+    else
+      body = o.body
+    end
+  end
+  if body ~= nil then body = tostring(body) end
+  local hdrs = header_list(o, ctype)
+  local start = http.intended
+  http.intended = nil
+  local copts, insecure = client_opts(o), http.defaults.insecure
+  local r = core.request(method, u, hdrs, body, name, copts, start, insecure)
+  local left = o and o.redirects
   if left == nil then left = 10 elseif left == false then left = 0 end
   while REDIRECT[r.status] and left > 0 do
     local loc = r:header("location")
@@ -103,39 +167,41 @@ function http.request(spec)
     left = left - 1
     if r.status == 303 or ((r.status == 301 or r.status == 302) and method ~= "GET" and method ~= "HEAD") then
       method, body = "GET", nil
-      local h2 = {}
-      for i = 1, #hdrs, 2 do
-        local n = hdrs[i]:lower()
-        if n ~= "content-type" and n ~= "content-length" then h2[#h2 + 1] = hdrs[i]; h2[#h2 + 1] = hdrs[i + 1] end
+      if hdrs then
+        local h2 = {}
+        for i = 1, #hdrs, 2 do
+          local n = hdrs[i]:lower()
+          if n ~= "content-type" and n ~= "content-length" then h2[#h2 + 1] = hdrs[i]; h2[#h2 + 1] = hdrs[i + 1] end
+        end
+        hdrs = h2
       end
-      hdrs = h2
     end
     u = nu
-    if not spec.name then opts.name = default_name(method, u) end
-    opts.start = nil
-    r = core.request(method, u, hdrs, body, opts)
+    if not (o and o.name) then name = method .. " " .. path_of(u) end
+    r = core.request(method, u, hdrs, body, name, copts, nil, insecure)
   end
   return r
 end
 
+-- http.request{method, url, headers, query, body | form | json, name, timeout, redirects,
+--              insecure, discard_body, compression, expect, max_body, version, cookies,
+--              tls = {cert, key, ca}}
+function http.request(spec)
+  return send(spec.method or "GET", spec.url, spec, nil)
+end
+
+local WITH_BODY = { POST = true, PUT = true, PATCH = true }
 for _, m in ipairs(METHODS) do
   local M = m:upper()
   -- http.get(url [, opts]); http.post(url, body_or_nil [, opts]) takes the body second, as k6 does,
   -- or in opts (form/json/body).
-  http[m] = function(u, a, b)
-    local opts
-    if (M == "POST" or M == "PUT" or M == "PATCH") and b ~= nil then
-      opts = b
-      opts.body = a
-    elseif (M == "POST" or M == "PUT" or M == "PATCH") and type(a) ~= "table" and a ~= nil then
-      opts = { body = a }
-    else
-      opts = a or {}
+  if WITH_BODY[M] then
+    http[m] = function(u, a, b)
+      if type(a) == "table" and b == nil then return send(M, u, a, nil) end
+      return send(M, u, b, a)
     end
-    local spec = {}
-    for k, v in pairs(opts) do spec[k] = v end
-    spec.method, spec.url = M, u
-    return http.request(spec)
+  else
+    http[m] = function(u, o) return send(M, u, o, nil) end
   end
 end
 

@@ -241,13 +241,13 @@ end
 -- The scenario `parrot run --url URL` runs: one GET per iteration, from a Lua coroutine as always.
 function parrot.url_scenario(ov)
   local http = require "parrot.http"
-  local u, method, body = ov.url, ov.method or "GET", ov.body
+  local u, method = ov.url, ov.method or "GET"
+  -- one options table for every request: http.request reads it and never changes it
+  local spec = { method = method, url = u, body = ov.body, name = method .. " " .. u, discard_body = true }
   return parrot.scenario {
     name = u,
     load = parrot.closed { vus = ov.vus or 10, duration = ov.duration or 10 },
-    sessions = { { name = "url", run = function()
-      http.request { method = method, url = u, body = body, name = method .. " " .. u, discard_body = true }
-    end } },
+    sessions = { { name = "url", run = function() http.request(spec) end } },
   }
 end
 

@@ -184,7 +184,7 @@ describe("request names", function()
     local seen
     local core = require "parrot.core"
     local real = core.request
-    core.request = function(method, u, hdrs, body, opts) seen = opts.name; return real(method, u, hdrs, body, opts) end
+    core.request = function(method, u, hdrs, body, name, opts) seen = name; return real(method, u, hdrs, body, name, opts) end
     local ok, err = pcall(http.get, T .. "/item/3?x=1")
     core.request = real
     assert(ok, err)
@@ -195,7 +195,7 @@ describe("request names", function()
     local seen
     local core = require "parrot.core"
     local real = core.request
-    core.request = function(method, u, hdrs, body, opts) seen = opts.name; return real(method, u, hdrs, body, opts) end
+    core.request = function(method, u, hdrs, body, name, opts) seen = name; return real(method, u, hdrs, body, name, opts) end
     local ok, err = pcall(http.get, T .. "/item/3", { name = "item" })
     core.request = real
     assert(ok, err)
