@@ -48,7 +48,8 @@ cookie_jar *cookie_jar_new(void) { return calloc(1, sizeof(cookie_jar)); }
 void cookie_jar_clear(cookie_jar *j)
 {
     if (!j) return;
-    for (size_t i = 0; i < j->n; i++) free(j->c[i]);
+    for (size_t i = 0; i < j->n; i++)
+        free(j->c[i]);
     j->n = 0;
 }
 
@@ -64,8 +65,10 @@ static int is_ws(char ch) { return ch == ' ' || ch == '\t'; }
 
 static void trim(const char **s, size_t *len)
 {
-    while (*len && is_ws(**s)) (*s)++, (*len)--;
-    while (*len && is_ws((*s)[*len - 1])) (*len)--;
+    while (*len && is_ws(**s))
+        (*s)++, (*len)--;
+    while (*len && is_ws((*s)[*len - 1]))
+        (*len)--;
 }
 
 static int has_ctl(const char *s, size_t len)
@@ -97,7 +100,8 @@ static int host_canon(const char *host, char out[HOST_MAX])
     } else if (colon && !memchr(colon + 1, ':', len - (size_t)(colon - host) - 1)) {
         len = (size_t)(colon - host); /* "host:port" (one colon; more means a bare IPv6) */
     }
-    while (len && host[len - 1] == '.') len--;
+    while (len && host[len - 1] == '.')
+        len--;
     if (len == 0 || len >= HOST_MAX) return -1;
     for (size_t i = 0; i < len; i++) {
         char ch = host[i];
@@ -168,7 +172,8 @@ static int is_delim(unsigned char ch)
 static int read_digits(const char *s, size_t len, size_t *i, int min, int max)
 {
     int v = 0, n = 0;
-    while (*i < len && n < max && s[*i] >= '0' && s[*i] <= '9') v = v * 10 + (s[(*i)++] - '0'), n++;
+    while (*i < len && n < max && s[*i] >= '0' && s[*i] <= '9')
+        v = v * 10 + (s[(*i)++] - '0'), n++;
     if (n < min || (*i < len && s[*i] >= '0' && s[*i] <= '9')) return -1;
     return v;
 }
@@ -205,9 +210,11 @@ static int date_parse(const char *s, size_t len, int64_t *out)
     int hms[3] = {0}, dom = -1, mon = -1, year = -1, have_time = 0;
     size_t i = 0;
     while (i < len) {
-        while (i < len && is_delim((unsigned char)s[i])) i++;
+        while (i < len && is_delim((unsigned char)s[i]))
+            i++;
         size_t st = i;
-        while (i < len && !is_delim((unsigned char)s[i])) i++;
+        while (i < len && !is_delim((unsigned char)s[i]))
+            i++;
         const char *t = s + st;
         size_t tl = i - st, k = 0;
         if (tl == 0) break;
@@ -258,8 +265,7 @@ static int max_age_parse(const char *v, size_t len, int64_t now, int64_t *out)
     return 0;
 }
 
-static void attr_apply(cookie_parse *p, const char *k, size_t kl, const char *v, size_t vl,
-                       int64_t now)
+static void attr_apply(cookie_parse *p, const char *k, size_t kl, const char *v, size_t vl, int64_t now)
 {
     int64_t t;
     if (ieq(k, kl, "expires")) {
@@ -291,8 +297,7 @@ static int set_cookie_parse(const char *s, size_t len, int64_t now, cookie_parse
     p->value = eq + 1, p->value_len = nv_len - p->name_len - 1;
     trim(&p->name, &p->name_len);
     trim(&p->value, &p->value_len);
-    if (p->name_len == 0 || has_ctl(p->name, p->name_len) || has_ctl(p->value, p->value_len))
-        return -1;
+    if (p->name_len == 0 || has_ctl(p->name, p->name_len) || has_ctl(p->value, p->value_len)) return -1;
     size_t i = nv_len;
     while (i < len) {
         i++; /* the ';' */
@@ -327,8 +332,8 @@ static void jar_purge_expired(cookie_jar *j, int64_t now)
             i++;
 }
 
-static cookie *cookie_alloc(const char *name, size_t nl, const char *value, size_t vl,
-                            const char *domain, size_t dl, const char *path, size_t pl)
+static cookie *cookie_alloc(const char *name, size_t nl, const char *value, size_t vl, const char *domain,
+                            size_t dl, const char *path, size_t pl)
 {
     cookie *c = malloc(sizeof *c + nl + vl + dl + pl + 4);
     if (!c) return NULL;
@@ -356,8 +361,8 @@ static void jar_store(cookie_jar *j, cookie *c, int64_t now)
     c->created = c->accessed = ++j->seq;
     for (size_t i = 0; i < j->n; i++) {
         cookie *o = j->c[i];
-        if (o->host_only != c->host_only || strcmp(o->name, c->name) ||
-            strcmp(o->domain, c->domain) || strcmp(o->path, c->path))
+        if (o->host_only != c->host_only || strcmp(o->name, c->name) || strcmp(o->domain, c->domain) ||
+            strcmp(o->path, c->path))
             continue;
         c->created = o->created;
         jar_remove(j, i);
@@ -382,8 +387,8 @@ static int origin_trusted(const char *host, int secure_origin)
 {
     size_t hl = strlen(host);
     return secure_origin || strcmp(host, "localhost") == 0 ||
-           (hl > 10 && strcmp(host + hl - 10, ".localhost") == 0) ||
-           strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0;
+           (hl > 10 && strcmp(host + hl - 10, ".localhost") == 0) || strncmp(host, "127.", 4) == 0 ||
+           strcmp(host, "::1") == 0;
 }
 
 void cookie_jar_set(cookie_jar *j, const char *host, const char *path, int secure_origin,
@@ -397,8 +402,7 @@ void cookie_jar_set(cookie_jar *j, const char *host, const char *path, int secur
     if (p.has_domain) {
         if (p.domain_len >= HOST_MAX) return;
         for (size_t i = 0; i < p.domain_len; i++)
-            dom[i] =
-                (char)((p.domain[i] >= 'A' && p.domain[i] <= 'Z') ? p.domain[i] + 32 : p.domain[i]);
+            dom[i] = (char)((p.domain[i] >= 'A' && p.domain[i] <= 'Z') ? p.domain[i] + 32 : p.domain[i]);
         dom[p.domain_len] = 0;
         if (!domain_match(h, dom)) return;
         /* Without a public-suffix list: a dot-less Domain (com, local) is only the host itself;
@@ -424,8 +428,7 @@ void cookie_jar_set(cookie_jar *j, const char *host, const char *path, int secur
     jar_store(j, c, now);
 }
 
-void cookie_jar_add(cookie_jar *j, const char *domain, const char *path, const char *name,
-                    const char *value)
+void cookie_jar_add(cookie_jar *j, const char *domain, const char *path, const char *name, const char *value)
 {
     char h[HOST_MAX];
     if (!j || !name || !*name || !value || !domain) return;
@@ -433,8 +436,7 @@ void cookie_jar_add(cookie_jar *j, const char *domain, const char *path, const c
     if (host_canon(host_only ? domain : domain + 1, h) < 0) return;
     if (!path || path[0] != '/') path = "/";
     size_t nl = strlen(name), vl = strlen(value);
-    if (nl + vl > COOKIE_MAX_BYTES || has_ctl(name, nl) || has_ctl(value, vl) || strchr(name, '='))
-        return;
+    if (nl + vl > COOKIE_MAX_BYTES || has_ctl(name, nl) || has_ctl(value, vl) || strchr(name, '=')) return;
     cookie *c = cookie_alloc(name, nl, value, vl, h, strlen(h), path, strlen(path));
     if (!c) return;
     c->host_only = (unsigned)host_only;
@@ -472,8 +474,8 @@ static size_t jar_select(cookie_jar *j, const char *host, const char *path, int 
 
 size_t cookie_jar_size(const cookie_jar *j) { return j ? j->n : 0; }
 
-int cookie_jar_header(cookie_jar *j, const char *host, const char *path, int secure, int64_t now,
-                      char *out, size_t outlen)
+int cookie_jar_header(cookie_jar *j, const char *host, const char *path, int secure, int64_t now, char *out,
+                      size_t outlen)
 {
     cookie *sel[COOKIE_MAX];
     size_t n = jar_select(j, host, path, secure, now, sel), w = 0;
@@ -495,8 +497,7 @@ int cookie_jar_header(cookie_jar *j, const char *host, const char *path, int sec
     return (int)w;
 }
 
-const char *cookie_jar_get(cookie_jar *j, const char *host, const char *path, const char *name,
-                           int64_t now)
+const char *cookie_jar_get(cookie_jar *j, const char *host, const char *path, const char *name, int64_t now)
 {
     cookie *sel[COOKIE_MAX];
     if (!name) return NULL;

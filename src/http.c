@@ -69,7 +69,7 @@ struct http_pool {
     uint64_t t0, start_ns, t_send, t_sent, t_first;
     uint64_t in0, out0; /* active connection's byte counters when it was taken */
     int retried, got_bytes, reused;
-    http_msg msg; /* the response reader, reused */
+    http_msg msg;    /* the response reader, reused */
     sbuf head, keyb; /* owned scratch: the request head and the connection key, reused */
 };
 

@@ -87,9 +87,10 @@ typedef struct http_res {
     int err;              /* enum stats_err (stats.h): ERR_NONE or the transport failure */
     char errmsg[160];     /* one line, e.g. "connect: connection refused (127.0.0.1:9)" */
     int http_minor;       /* 0 or 1 */
-    http_header *headers; /* `nheaders` entries pointing into `hbuf`, names as received */
+    http_header *headers; /* `nheaders` entries pointing into `hbuf`, names as received, in order */
     size_t nheaders;
-    char *hbuf;
+    char *hbuf;           /* owned: the reason phrase (NUL-terminated, at its start), then headers */
+    size_t reason_len;    /* the reason phrase is hbuf[0, reason_len) */
     char *body;                   /* NUL-terminated; decoded when compression was asked; NULL if discarded */
     size_t body_len;              /* bytes kept */
     uint64_t body_bytes;          /* body bytes received on the wire */

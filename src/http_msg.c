@@ -25,7 +25,7 @@ void http_msg_start(http_msg *m)
     m->complete = m->keep_alive = 0;
     m->err_kind = 0;
     m->err_msg[0] = '\0';
-    m->hlen = m->nh = 0;
+    m->hlen = m->nh = m->reason_len = 0;
     m->in_field = m->value_open = m->headers_done = 0;
     m->body_cap = 0;
 }
@@ -102,7 +102,7 @@ static int value_close(http_msg *m)
 static int on_message_begin(llhttp_t *h)
 {
     http_msg *m = h->data;
-    m->hlen = m->nh = 0; /* after a 1xx, the final response starts afresh */
+    m->hlen = m->nh = m->reason_len = 0; /* after a 1xx, the final response starts afresh */
     m->in_field = m->value_open = m->headers_done = 0;
     return 0;
 }
@@ -152,12 +152,21 @@ static int on_header_value_complete(llhttp_t *h)
     return value_close(m);
 }
 
+/* The reason phrase goes first into hbuf (possibly in several pieces), NUL-terminated. */
 static int on_status(llhttp_t *h, const char *at, size_t n)
 {
-    (void)at;
     http_msg *m = h->data;
     if (n > HTTP_MAX_HEADER_BYTES) return fail(m, ERR_TOO_LARGE, "response status line over 64 KB");
+    if (hdr_add(m, at, n) < 0) return -1;
+    m->reason_len = m->hlen;
     return 0;
+}
+
+static int on_status_complete(llhttp_t *h)
+{
+    http_msg *m = h->data;
+    if (m->hlen != m->reason_len) return 0;
+    return hdr_add(m, "", 1);
 }
 
 /* Headers are final: point res->headers into hbuf, store cookies, set up decoding. */
@@ -168,6 +177,7 @@ static int headers_publish(http_msg *m)
     r->headers = m->nh ? calloc(m->nh, sizeof *r->headers) : NULL;
     if (m->nh && !r->headers) return fail(m, ERR_TOO_LARGE, "out of memory for headers");
     r->nheaders = m->nh;
+    r->reason_len = m->reason_len;
     char path[2048];
     target_path(m->target, path, sizeof path);
     for (size_t i = 0; i < m->nh; i++) {
@@ -280,6 +290,7 @@ static int on_message_complete(llhttp_t *h)
 const llhttp_settings_t http_msg_settings = {
     .on_message_begin = on_message_begin,
     .on_status = on_status,
+    .on_status_complete = on_status_complete,
     .on_header_field = on_header_field,
     .on_header_field_complete = on_header_field_complete,
     .on_header_value = on_header_value,

@@ -36,6 +36,7 @@ typedef struct http_msg {
     http_msg_hdr *hoffs; /* owned, reused */
     size_t nh, hoffs_cap;
     int in_field, value_open, headers_done;
+    size_t reason_len; /* the status line's reason phrase: hbuf[0, reason_len), then a NUL */
     size_t body_cap;
     z_stream *z; /* owned while decoding */
     int z_fallback_ok;

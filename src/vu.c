@@ -25,14 +25,14 @@ enum vu_state { VU_READY, VU_RUNNING, VU_WAIT_HTTP, VU_WAIT_TIMER, VU_PARKED };
 
 typedef struct vu {
     vu_sched *s;
-    lua_State *co;  /* the coroutine; anchored by `ref` */
-    int ref;        /* registry reference to the coroutine */
-    int state;      /* enum vu_state */
-    int queued;     /* on the ready queue */
-    int nargs;      /* values already on co's stack for the next resume */
+    lua_State *co;   /* the coroutine; anchored by `ref` */
+    int ref;         /* registry reference to the coroutine */
+    int state;       /* enum vu_state */
+    int queued;      /* on the ready queue */
+    int nargs;       /* values already on co's stack for the next resume */
     http_pool *pool; /* this VU's connections and cookies; created on first request */
     timer_entry timer;
-    http_res *res;  /* a finished response waiting to be handed to Lua */
+    http_res *res; /* a finished response waiting to be handed to Lua */
     int res_failed;
     /* the request in flight */
     int name_id;
@@ -86,8 +86,10 @@ static void enqueue(vu *v)
     v->queued = 1;
     v->state = VU_READY;
     v->next_ready = NULL;
-    if (s->ready_tail) s->ready_tail->next_ready = v;
-    else s->ready_head = v;
+    if (s->ready_tail)
+        s->ready_tail->next_ready = v;
+    else
+        s->ready_head = v;
     s->ready_tail = v;
     if (!s->idle_on) {
         uv_idle_start(&s->idle, on_idle);
@@ -193,8 +195,10 @@ static void vu_end(vu *v)
     if (v->pool) http_pool_free(v->pool);
     if (v->res) http_res_free(v->res);
     luaL_unref(s->L, LUA_REGISTRYINDEX, v->ref);
-    if (v->prev) v->prev->next = v->next;
-    else s->live = v->next;
+    if (v->prev)
+        v->prev->next = v->next;
+    else
+        s->live = v->next;
     if (v->next) v->next->prev = v->prev;
     s->nlive--;
     free(v);
@@ -211,7 +215,8 @@ timers *vu_sched_timers(vu_sched *s) { return s->tm; }
 void vu_sched_kill_all(vu_sched *s)
 {
     s->stopping = 1;
-    for (vu *v = s->ready_head; v; v = v->next_ready) v->queued = 0;
+    for (vu *v = s->ready_head; v; v = v->next_ready)
+        v->queued = 0;
     s->ready_head = s->ready_tail = NULL;
     int was_closing = s->closing;
     s->closing = 1; /* one on_idle at the end, not one per VU */
@@ -242,7 +247,8 @@ static void on_http_done(http_res *res, void *ud)
     vu_sched *s = v->s;
     int ok_status = 0;
     if (v->nexpect) {
-        for (int i = 0; i < v->nexpect; i++) ok_status |= v->expect[i] == res->status;
+        for (int i = 0; i < v->nexpect; i++)
+            ok_status |= v->expect[i] == res->status;
     } else {
         ok_status = res->status > 0 && res->status < 400;
     }
@@ -299,8 +305,10 @@ static void read_opts(lua_State *L, int t, vu *v, http_req *req)
         double num = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
         switch (k[0]) {
         case 't':
-            if (!strcmp(k, "timeout") && num > 0) req->timeout_us = (uint64_t)(num * 1e6);
-            else if (!strcmp(k, "tls")) read_tls(L, req);
+            if (!strcmp(k, "timeout") && num > 0)
+                req->timeout_us = (uint64_t)(num * 1e6);
+            else if (!strcmp(k, "tls"))
+                read_tls(L, req);
             break;
         case 'm':
             if (!strcmp(k, "max_body") && num > 0) req->max_body = (size_t)num;
@@ -312,12 +320,15 @@ static void read_opts(lua_State *L, int t, vu *v, http_req *req)
             if (!strcmp(k, "discard_body")) req->discard_body = b;
             break;
         case 'c':
-            if (!strcmp(k, "compression")) req->compression = b;
-            else if (!strcmp(k, "cookies")) req->no_cookies = lua_type(L, -1) == LUA_TBOOLEAN && !b;
+            if (!strcmp(k, "compression"))
+                req->compression = b;
+            else if (!strcmp(k, "cookies"))
+                req->no_cookies = lua_type(L, -1) == LUA_TBOOLEAN && !b;
             break;
         case 'v':
             if (!strcmp(k, "version"))
-                req->http10 = num == 1.0 || (lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), "1.0"));
+                req->http10 =
+                    num == 1.0 || (lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), "1.0"));
             break;
         case 'e':
             if (!strcmp(k, "expect")) read_expect(L, v);
@@ -360,7 +371,8 @@ static int l_request(lua_State *L)
     v->nexpect = 0;
     req.insecure = lua_toboolean(L, 8);
     if (lua_istable(L, 6)) read_opts(L, 6, v, &req);
-    if (lua_type(L, 7) == LUA_TNUMBER && lua_tonumber(L, 7) > 0) req.start_ns = (uint64_t)(lua_tonumber(L, 7) * 1e9);
+    if (lua_type(L, 7) == LUA_TNUMBER && lua_tonumber(L, 7) > 0)
+        req.start_ns = (uint64_t)(lua_tonumber(L, 7) * 1e9);
     v->name_id = stats_name_id(s->st, name ? name : req.url, STATS_REQUEST);
     if (!v->pool && !(v->pool = http_pool_new(s->http))) return luaL_error(L, "out of memory");
     if (http_request(v->pool, &req, on_http_done, v) != 0)
@@ -437,7 +449,8 @@ static int l_kill_others(lua_State *L)
 {
     vu_sched *s = sched_of(L);
     vu *me = s->current;
-    for (vu *v = s->ready_head; v; v = v->next_ready) v->queued = 0; /* `me` runs: not queued */
+    for (vu *v = s->ready_head; v; v = v->next_ready)
+        v->queued = 0; /* `me` runs: not queued */
     s->ready_head = s->ready_tail = NULL;
     vu *v = s->live;
     while (v) {
@@ -577,8 +590,10 @@ static int l_cookie(lua_State *L)
     snprintf(p, sizeof p, "%.*s", (int)(q < sizeof p ? q : sizeof p - 1), path);
     const char *val = cookie_jar_get(j, u.host, p, luaL_checkstring(L, 2), (int64_t)time(NULL));
     url_free(&u);
-    if (val) lua_pushstring(L, val);
-    else lua_pushnil(L);
+    if (val)
+        lua_pushstring(L, val);
+    else
+        lua_pushnil(L);
     return 1;
 }
 
@@ -625,7 +640,8 @@ static int headers_index(lua_State *L)
     const char *k = lua_tolstring(L, 2, &n);
     if (!k || n > 256) return 0;
     char low[257];
-    for (size_t i = 0; i < n; i++) low[i] = (char)((k[i] >= 'A' && k[i] <= 'Z') ? k[i] + 32 : k[i]);
+    for (size_t i = 0; i < n; i++)
+        low[i] = (char)((k[i] >= 'A' && k[i] <= 'Z') ? k[i] + 32 : k[i]);
     lua_pushlstring(L, low, n);
     lua_rawget(L, 1);
     return 1;
@@ -670,8 +686,8 @@ static void push_headers(lua_State *L, lres *r)
 static void push_timings(lua_State *L, const http_res *res)
 {
     lua_createtable(L, 0, 8);
-#define T(f)                                                                                      \
-    lua_pushnumber(L, (double)res->f##_us / 1000.0);                                              \
+#define T(f)                                                                                                 \
+    lua_pushnumber(L, (double)res->f##_us / 1000.0);                                                         \
     lua_setfield(L, -2, #f)
     T(dns);
     T(connect);
@@ -683,31 +699,75 @@ static void push_timings(lua_State *L, const http_res *res)
 #undef T
 }
 
+/* r.head: the status line and headers as received (names in their case, in order, repeats kept),
+ * each line ending in CRLF, then an empty line; "" when no response came. */
+static void push_head(lua_State *L, const http_res *res)
+{
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    if (res->status) {
+        char line[48];
+        snprintf(line, sizeof line, "HTTP/1.%d %d ", res->http_minor, res->status);
+        luaL_addstring(&b, line);
+        if (res->hbuf) luaL_addlstring(&b, res->hbuf, res->reason_len);
+        luaL_addstring(&b, "\r\n");
+        for (size_t i = 0; i < res->nheaders; i++) {
+            luaL_addlstring(&b, res->headers[i].name, res->headers[i].name_len);
+            luaL_addstring(&b, ": ");
+            luaL_addlstring(&b, res->headers[i].value, res->headers[i].value_len);
+            luaL_addstring(&b, "\r\n");
+        }
+        luaL_addstring(&b, "\r\n");
+    }
+    luaL_pushresult(&b);
+}
+
 static int res_index(lua_State *L)
 {
     lres *r = check_res(L);
     const char *k = luaL_checkstring(L, 2);
     http_res *res = r->res;
-    if (!strcmp(k, "status")) lua_pushinteger(L, res->status);
+    if (!strcmp(k, "status"))
+        lua_pushinteger(L, res->status);
     else if (!strcmp(k, "body")) {
-        if (res->body) lua_pushlstring(L, res->body, res->body_len);
-        else if (res->err || res->body_bytes) lua_pushnil(L);
-        else lua_pushliteral(L, "");
-    } else if (!strcmp(k, "headers")) push_headers(L, r);
-    else if (!strcmp(k, "ok")) lua_pushboolean(L, !r->failed);
+        if (res->body)
+            lua_pushlstring(L, res->body, res->body_len);
+        else if (res->err || res->body_bytes)
+            lua_pushnil(L);
+        else
+            lua_pushliteral(L, "");
+    } else if (!strcmp(k, "headers"))
+        push_headers(L, r);
+    else if (!strcmp(k, "ok"))
+        lua_pushboolean(L, !r->failed);
     else if (!strcmp(k, "error")) {
-        if (res->err) lua_pushstring(L, res->errmsg[0] ? res->errmsg : stats_err_name(res->err));
-        else if (r->failed) lua_pushfstring(L, "status %d", res->status);
-        else lua_pushnil(L);
+        if (res->err)
+            lua_pushstring(L, res->errmsg[0] ? res->errmsg : stats_err_name(res->err));
+        else if (r->failed)
+            lua_pushfstring(L, "status %d", res->status);
+        else
+            lua_pushnil(L);
     } else if (!strcmp(k, "error_kind")) {
-        if (r->failed) lua_pushstring(L, stats_err_name(res->err ? res->err : ERR_STATUS));
-        else lua_pushnil(L);
-    } else if (!strcmp(k, "truncated")) lua_pushboolean(L, res->truncated);
-    else if (!strcmp(k, "timings")) push_timings(L, res);
-    else if (!strcmp(k, "url")) lua_pushstring(L, res->url ? res->url : "");
-    else if (!strcmp(k, "bytes")) lua_pushnumber(L, (double)res->body_bytes);
-    else if (!strcmp(k, "reused")) lua_pushboolean(L, res->reused);
-    else if (!strcmp(k, "proto")) lua_pushstring(L, res->http_minor ? "HTTP/1.1" : "HTTP/1.0");
+        if (r->failed)
+            lua_pushstring(L, stats_err_name(res->err ? res->err : ERR_STATUS));
+        else
+            lua_pushnil(L);
+    } else if (!strcmp(k, "truncated"))
+        lua_pushboolean(L, res->truncated);
+    else if (!strcmp(k, "timings"))
+        push_timings(L, res);
+    else if (!strcmp(k, "url"))
+        lua_pushstring(L, res->url ? res->url : "");
+    else if (!strcmp(k, "bytes"))
+        lua_pushnumber(L, (double)res->body_bytes);
+    else if (!strcmp(k, "reused"))
+        lua_pushboolean(L, res->reused);
+    else if (!strcmp(k, "proto"))
+        lua_pushstring(L, res->http_minor ? "HTTP/1.1" : "HTTP/1.0");
+    else if (!strcmp(k, "reason"))
+        lua_pushlstring(L, res->hbuf ? res->hbuf : "", res->hbuf ? res->reason_len : 0);
+    else if (!strcmp(k, "head"))
+        push_head(L, res);
     else {
         lua_pushvalue(L, 2);
         lua_rawget(L, lua_upvalueindex(1)); /* methods */
@@ -721,8 +781,10 @@ static int res_header(lua_State *L)
     lres *r = check_res(L);
     size_t n;
     const char *v = http_res_header(r->res, luaL_checkstring(L, 2), &n);
-    if (v) lua_pushlstring(L, v, n);
-    else lua_pushnil(L);
+    if (v)
+        lua_pushlstring(L, v, n);
+    else
+        lua_pushnil(L);
     return 1;
 }
 
@@ -737,19 +799,30 @@ static int res_tostring(lua_State *L)
 static int open_core(lua_State *L)
 {
     vu_sched *s = lua_touserdata(L, lua_upvalueindex(1));
-    static const luaL_Reg fns[] = {
-        {"request", l_request},       {"sleep", l_sleep},
-        {"spawn", l_spawn},           {"now", l_now},
-        {"live", l_live},             {"stopping", l_stopping},
-        {"thread", l_thread},         {"check", l_check},
-        {"transaction", l_transaction}, {"iteration", l_iteration},
-        {"dropped", l_dropped},       {"vus", l_vus},
-        {"counter", l_counter},       {"trend", l_trend},
-        {"script_error", l_script_error}, {"cookie", l_cookie},
-        {"cookie_add", l_cookie_add}, {"cookies_clear", l_cookies_clear},
-        {"close_connections", l_close_connections}, {"park", l_park},
-        {"wake", l_wake},             {"kill_others", l_kill_others},
-        {"abort_test", l_abort_test}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"request", l_request},
+                                   {"sleep", l_sleep},
+                                   {"spawn", l_spawn},
+                                   {"now", l_now},
+                                   {"live", l_live},
+                                   {"stopping", l_stopping},
+                                   {"thread", l_thread},
+                                   {"check", l_check},
+                                   {"transaction", l_transaction},
+                                   {"iteration", l_iteration},
+                                   {"dropped", l_dropped},
+                                   {"vus", l_vus},
+                                   {"counter", l_counter},
+                                   {"trend", l_trend},
+                                   {"script_error", l_script_error},
+                                   {"cookie", l_cookie},
+                                   {"cookie_add", l_cookie_add},
+                                   {"cookies_clear", l_cookies_clear},
+                                   {"close_connections", l_close_connections},
+                                   {"park", l_park},
+                                   {"wake", l_wake},
+                                   {"kill_others", l_kill_others},
+                                   {"abort_test", l_abort_test},
+                                   {NULL, NULL}};
     lua_newtable(L);
     for (const luaL_Reg *f = fns; f->name; f++) {
         lua_pushlightuserdata(L, s);

@@ -238,10 +238,6 @@ end
 -- requests
 
 local BODY_METHODS = { POST = true, PUT = true, PATCH = true, DELETE = true }
-local REASONS = { [200] = "OK", [201] = "Created", [204] = "No Content", [301] = "Moved Permanently",
-                  [302] = "Found", [303] = "See Other", [304] = "Not Modified", [307] = "Temporary Redirect",
-                  [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
-                  [500] = "Internal Server Error", [502] = "Bad Gateway", [503] = "Service Unavailable" }
 
 local file_cache = {}
 -- A file of the bundle: absolute paths are tried as they are, then under the bundle's directory
@@ -382,17 +378,9 @@ function S:build(q)
   return spec
 end
 
--- The response as Tsung's regexes see it: status line, headers, blank line, body. The client
--- keeps header names in lowercase only; they come back in the usual case (Content-Type), which
--- is how nearly every server writes them.
-local function canonical(n) return (n:gsub("(%w)(%w*)", function(a, b) return a:upper() .. b end)) end
-local function raw_response(r)
-  local parts = { string.format("%s %d %s\r\n", r.proto or "HTTP/1.1", r.status, REASONS[r.status] or "") }
-  for n, v in pairs(r.headers or {}) do parts[#parts + 1] = canonical(n) .. ": " .. v .. "\r\n" end
-  parts[#parts + 1] = "\r\n"
-  parts[#parts + 1] = r.body or ""
-  return table.concat(parts)
-end
+-- The response as Tsung's regexes see it: the status line and headers exactly as received (names
+-- in their case, in order, repeated ones on lines of their own), a blank line, the body.
+local function raw_response(r) return r.head .. (r.body or "") end
 
 ------------------------------------------------------------------------------------------------
 -- jsonpath: Tsung's subset — a.b[0].c, an optional "$." prefix, * and [?key=val], 0-based

@@ -130,6 +130,16 @@ describe("responses", function()
     assert.equal("application/json", r:header("CONTENT-TYPE"))
   end)
 
+  it("r.head is the status line and headers as received: case, order and repeats kept", function()
+    local r = http.get(T .. "/cookie/set?a=1&b=2")
+    assert.equal("OK", r.reason)
+    assert.matches("^HTTP/1%.1 200 OK\r\n", r.head)
+    assert.matches("\r\nContent%-Type: text/plain\r\n", r.head)
+    assert.matches("Set%-Cookie: a=1; Path=/\r\nSet%-Cookie: b=2; Path=/\r\n", r.head)
+    assert.matches("\r\n\r\n$", r.head)
+    assert.equal("a=1; Path=/, b=2; Path=/", r.headers["set-cookie"])
+  end)
+
   it("r.timings has the phases of the request in milliseconds", function()
     local r = http.get(T .. "/delay/50")
     local t = r.timings
