@@ -177,7 +177,8 @@ static int raw_write(conn *c, conn_out *o, char *raw, size_t rawlen, int notify)
         c->bytes_out += rawlen;
     }
     size_t total = 0;
-    for (unsigned i = 0; i < n; i++) total += bufs[i].len;
+    for (unsigned i = 0; i < n; i++)
+        total += bufs[i].len;
     int done = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
     if (done == (int)total) {
         free(raw);
@@ -187,8 +188,10 @@ static int raw_write(conn *c, conn_out *o, char *raw, size_t rawlen, int notify)
     if (done > 0) { /* skip what went out */
         size_t skip = (size_t)done;
         unsigned k = 0;
-        while (k < n && skip >= bufs[k].len) skip -= bufs[k++].len;
-        for (unsigned i = k; i < n; i++) bufs[i - k] = bufs[i];
+        while (k < n && skip >= bufs[k].len)
+            skip -= bufs[k++].len;
+        for (unsigned i = k; i < n; i++)
+            bufs[i - k] = bufs[i];
         n -= k;
         bufs[0].base += skip;
         bufs[0].len -= skip;
@@ -515,7 +518,7 @@ conn *conn_open(conn_ctx *x, const conn_target *t, const conn_events *ev, void *
     x->connections++;
     /* t0 stays 0 while inside conn_open: failures found now are delivered from the loop. */
     uint64_t now = uv_hrtime();
-    timers_add(x->tm, &c->tmr, now + x->connect_timeout_ns);
+    timers_add(x->tm, &c->tmr, now + (t->connect_timeout_ns ? t->connect_timeout_ns : x->connect_timeout_ns));
     if (!c->host || (t->proxy_host && !c->proxy_host)) {
         conn_fail(c, ERR_CONNECT, "out of memory");
         c->t0 = now;

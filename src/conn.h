@@ -36,6 +36,7 @@ typedef struct conn_target {
     int proxy_port;
     const char *proxy_auth; /* "user:pass" for Proxy-Authorization on CONNECT, or NULL */
     tls_opts tls_opts;
+    uint64_t connect_timeout_ns; /* 0: the context's connect_timeout_ns */
 } conn_target;
 
 typedef struct conn conn;

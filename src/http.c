@@ -731,6 +731,7 @@ static int call_prepare(http_pool *p, const http_req *req)
         .proxy_port = proxy ? proxy->port : 0,
         .proxy_auth = proxy && proxy->userinfo[0] ? proxy->userinfo : NULL,
         .tls_opts = {.insecure = req->insecure, .ca = p->tls_ca, .cert = p->tls_cert, .key = p->tls_key},
+        .connect_timeout_ns = req->connect_timeout_us * 1000,
     };
     if (!(p->key = conn_key(p, req, proxy))) {
         call_finish(p, ERR_URL, "out of memory");

@@ -70,6 +70,7 @@ typedef struct http_req {
     const char *body; /* may be NULL */
     size_t body_len;
     uint64_t timeout_us;                     /* 0: HTTP_DEFAULT_TIMEOUT_US */
+    uint64_t connect_timeout_us;             /* a new connection's DNS + connect + TLS; 0: the client's */
     uint64_t start_ns;                       /* latency origin (uv_hrtime); 0: now. The rate model passes the
                                                 intended start so coordinated omission does not hide stalls. */
     size_t max_body;                         /* 0: HTTP_DEFAULT_MAX_BODY */

@@ -34,6 +34,7 @@ typedef struct vu {
     timer_entry timer;
     http_res *res; /* a finished response waiting to be handed to Lua */
     int res_failed;
+    uint64_t intended_ns; /* the iteration's intended start, for its next request (rate model); 0: none */
     /* the request in flight */
     int name_id;
     int nexpect;
@@ -373,6 +374,9 @@ static int l_request(lua_State *L)
     if (lua_istable(L, 6)) read_opts(L, 6, v, &req);
     if (lua_type(L, 7) == LUA_TNUMBER && lua_tonumber(L, 7) > 0)
         req.start_ns = (uint64_t)(lua_tonumber(L, 7) * 1e9);
+    else
+        req.start_ns = v->intended_ns;
+    v->intended_ns = 0;
     v->name_id = stats_name_id(s->st, name ? name : req.url, STATS_REQUEST);
     if (!v->pool && !(v->pool = http_pool_new(s->http))) return luaL_error(L, "out of memory");
     if (http_request(v->pool, &req, on_http_done, v) != 0)
@@ -463,6 +467,17 @@ static int l_kill_others(lua_State *L)
     }
     s->vus_active = 0;
     s->st->vus = 0;
+    return 0;
+}
+
+/* core.intend(seconds | nil): the current VU's next request measures its latency from this
+ * intended start (core.now() clock) instead of from when it is sent; kept per VU, so a VU that
+ * pauses before its first request does not lend its start to others. */
+static int l_intend(lua_State *L)
+{
+    vu *v = current_vu(L, "core.intend");
+    double t = luaL_optnumber(L, 1, 0);
+    v->intended_ns = t > 0 ? (uint64_t)(t * 1e9) : 0;
     return 0;
 }
 
@@ -803,6 +818,7 @@ static int open_core(lua_State *L)
                                    {"sleep", l_sleep},
                                    {"spawn", l_spawn},
                                    {"now", l_now},
+                                   {"intend", l_intend},
                                    {"live", l_live},
                                    {"stopping", l_stopping},
                                    {"thread", l_thread},

@@ -9,9 +9,6 @@ local http = {}
 
 -- Set by the runner: the scenario's target and defaults, the CLI's --insecure.
 http.defaults = { target = nil, headers = {}, insecure = false }
--- The intended start (seconds, core.now() clock) of the current iteration's first request, set
--- by the constant-rate model so coordinated omission cannot hide a stall.
-http.intended = nil
 
 local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 local METHODS = { "get", "post", "put", "patch", "delete", "head", "options" }
@@ -77,13 +74,16 @@ local UPPER = {}
 for _, m in ipairs(METHODS) do UPPER[m], UPPER[m:upper()] = m:upper(), m:upper() end
 
 -- The options table the C client reads (timeout, insecure, discard_body, compression, max_body,
--- expect, version, cookies, tls): the caller's own table, read and never changed, unless its
--- timeout is a string ("5s"), which is converted in a copy.
+-- expect, version, cookies, tls, connect_timeout): the caller's own table, read and never
+-- changed, unless a timeout is a string ("5s"), which is converted in a copy.
 local function client_opts(o)
-  if o and o.timeout ~= nil and type(o.timeout) ~= "number" then
+  if o and ((o.timeout ~= nil and type(o.timeout) ~= "number")
+            or (o.connect_timeout ~= nil and type(o.connect_timeout) ~= "number")) then
     local c = {}
     for k, v in pairs(o) do c[k] = v end
-    c.timeout = require("parrot").duration(o.timeout, "timeout")
+    local duration = require("parrot").duration
+    if o.timeout ~= nil then c.timeout = duration(o.timeout, "timeout") end
+    if o.connect_timeout ~= nil then c.connect_timeout = duration(o.connect_timeout, "connect_timeout") end
     return c
   end
   return o
@@ -140,7 +140,9 @@ local function send(method, u, o, body)
   u, name = resolve(method, u)
   if o and o.name then name = o.name end
   local ctype
-  if body == nil and o then
+  if type(body) == "table" then -- http.post(url, {k = v}): a form, as k6 sends it
+    body, ctype = urlencode_table(body), "application/x-www-form-urlencoded"
+  elseif body == nil and o then
     if o.form then
       body = type(o.form) == "table" and urlencode_table(o.form) or tostring(o.form)
       ctype = "application/x-www-form-urlencoded"
@@ -153,10 +155,8 @@ local function send(method, u, o, body)
   end
   if body ~= nil then body = tostring(body) end
   local hdrs = header_list(o, ctype)
-  local start = http.intended
-  http.intended = nil
   local copts, insecure = client_opts(o), http.defaults.insecure
-  local r = core.request(method, u, hdrs, body, name, copts, start, insecure)
+  local r = core.request(method, u, hdrs, body, name, copts, nil, insecure)
   local left = o and o.redirects
   if left == nil then left = 10 elseif left == false then left = 0 end
   while REDIRECT[r.status] and left > 0 do
@@ -193,14 +193,12 @@ end
 local WITH_BODY = { POST = true, PUT = true, PATCH = true }
 for _, m in ipairs(METHODS) do
   local M = m:upper()
-  -- http.get(url [, opts]); http.post(url, body_or_nil [, opts]) takes the body second, as k6 does,
-  -- or in opts (form/json/body).
   if WITH_BODY[M] then
-    http[m] = function(u, a, b)
-      if type(a) == "table" and b == nil then return send(M, u, a, nil) end
-      return send(M, u, b, a)
-    end
+    -- http.post(url, body [, opts]), as k6: a string body is sent as it is, a table as a form
+    -- (application/x-www-form-urlencoded), nil for none (or body/form/json in opts).
+    http[m] = function(u, body, o) return send(M, u, o, body) end
   else
+    -- http.get(url [, opts])
     http[m] = function(u, o) return send(M, u, o, nil) end
   end
 end

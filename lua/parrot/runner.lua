@@ -66,9 +66,9 @@ end
 local function iterate(vu, s, intended)
   vu.iteration = vu.iteration + 1
   local t0 = intended or now()
-  http.intended = intended
+  if intended then core.intend(intended) end -- the first request's latency counts from here
   guarded(s.run, vu)
-  http.intended = nil
+  core.intend(nil)
   core.iteration()
   core.trend("iteration_duration", (now() - t0) * 1000)
 end

@@ -19,6 +19,20 @@ describe("http methods", function()
     assert.equal("hello", echo.body)
   end)
 
+  it("http.post with a table as the body sends it as a form, as k6 does", function()
+    local echo = http.post(T .. "/echo", { user = "alice", pass = "a&b" }):json()
+    assert.equal("pass=a%26b&user=alice", echo.body)
+    assert.equal("application/x-www-form-urlencoded", echo.headers["content-type"])
+  end)
+
+  it("http.post never changes the options table it is given", function()
+    local opts = { name = "echo", headers = { ["X-A"] = "1" } }
+    http.post(T .. "/echo", "secret-payload", opts)
+    assert.is_nil(opts.body)
+    local again = http.get(T .. "/echo", opts):json()
+    assert.equal("", again.body)
+  end)
+
   it("http.put and http.patch take a body too", function()
     assert.equal("PUT", http.put(T .. "/echo", "x"):json().method)
     local p = http.patch(T .. "/echo", "y"):json()
@@ -138,6 +152,16 @@ describe("responses", function()
     assert.matches("Set%-Cookie: a=1; Path=/\r\nSet%-Cookie: b=2; Path=/\r\n", r.head)
     assert.matches("\r\n\r\n$", r.head)
     assert.equal("a=1; Path=/, b=2; Path=/", r.headers["set-cookie"])
+  end)
+
+  it("core.intend(t) makes the VU's next request count its latency from t (the rate model's intended start)", function()
+    local core = require "parrot.core"
+    core.intend(core.now() - 0.25) -- the iteration should have started 250 ms ago
+    local late = http.get(T .. "/")
+    local next_one = http.get(T .. "/")
+    assert.truthy(late.timings.latency >= 250, "latency from the intended start: " .. late.timings.latency)
+    assert.truthy(late.timings.total < 250, "the exchange itself was quick: " .. late.timings.total)
+    assert.truthy(next_one.timings.latency < 250, "only the next request: " .. next_one.timings.latency)
   end)
 
   it("r.timings has the phases of the request in milliseconds", function()
