@@ -60,7 +60,8 @@ struct http_pool {
     http_done_cb cb;
     void *ud;
     http_res *res;
-    url u;
+    url u;           /* the request's URL, parsed; kept while requests name the same URL */
+    char *u_src;     /* owned: the string `u` was parsed from, NULL when `u` is not valid */
     const char *key; /* the connection key: points into keyb */
     char *tls_ca, *tls_cert, *tls_key;
     conn_target tgt; /* strings point into u, the client's proxy and the tls_* copies */
@@ -273,7 +274,6 @@ static void call_release(http_pool *p)
     p->active = NULL;
     conn_out_release(p->out);
     p->out = NULL;
-    url_free(&p->u);
     free(p->tls_ca), free(p->tls_cert), free(p->tls_key);
     p->tls_ca = p->tls_cert = p->tls_key = NULL;
     p->key = NULL;
@@ -292,6 +292,8 @@ void http_pool_free(http_pool *p)
     cookie_jar_free(p->jar);
     free(p->head.p);
     free(p->keyb.p);
+    url_free(&p->u);
+    free(p->u_src);
     free(p);
 }
 
@@ -712,9 +714,19 @@ static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 static int call_prepare(http_pool *p, const http_req *req)
 {
     char err[200];
-    if (url_parse(req->url, &p->u, err, sizeof err) < 0) {
-        call_finish(p, ERR_URL, "%s", err);
-        return -1;
+    if (!p->u_src || strcmp(p->u_src, req->url) != 0) { /* a VU mostly repeats its URLs */
+        if (p->u_src) url_free(&p->u);
+        free(p->u_src);
+        p->u_src = NULL;
+        if (url_parse(req->url, &p->u, err, sizeof err) < 0) {
+            call_finish(p, ERR_URL, "%s", err);
+            return -1;
+        }
+        if (!(p->u_src = strdup(req->url))) {
+            url_free(&p->u);
+            call_finish(p, ERR_URL, "out of memory");
+            return -1;
+        }
     }
     p->msg.host = p->u.host, p->msg.target = p->u.target, p->msg.secure = p->u.tls;
     http_client *c = p->c;
@@ -752,9 +764,12 @@ int http_request(http_pool *p, const http_req *req, http_done_cb cb, void *ud)
     p->cb = cb, p->ud = ud;
     p->t0 = uv_hrtime();
     p->start_ns = req->start_ns;
-    p->res = calloc(1, sizeof *p->res);
+    const char *u = req->url ? req->url : "";
+    size_t ulen = strlen(u);
+    p->res = calloc(1, sizeof *p->res + ulen + 1);
     if (!p->res) abort(); /* nothing sensible to report through */
-    p->res->url = strdup(req->url ? req->url : "");
+    p->res->url = (char *)(p->res + 1);
+    memcpy(p->res->url, u, ulen + 1);
     p->http10 = req->http10, p->no_cookies = req->no_cookies;
     p->retried = 0, p->t_send = p->t_sent = p->t_first = 0, p->got_bytes = 0;
     http_msg *m = &p->msg;
@@ -797,10 +812,8 @@ void http_cancel(http_pool *p)
 void http_res_free(http_res *res)
 {
     if (!res) return;
-    free(res->headers);
-    free(res->hbuf);
+    free(res->hmem);
     free(res->body);
-    free(res->url);
     free(res);
 }
 

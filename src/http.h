@@ -90,8 +90,9 @@ typedef struct http_res {
     int http_minor;       /* 0 or 1 */
     http_header *headers; /* `nheaders` entries pointing into `hbuf`, names as received, in order */
     size_t nheaders;
-    char *hbuf;           /* owned: the reason phrase (NUL-terminated, at its start), then headers */
+    char *hbuf;           /* the reason phrase (NUL-terminated, at its start), then the headers' bytes */
     size_t reason_len;    /* the reason phrase is hbuf[0, reason_len) */
+    void *hmem;           /* owned: one block holding `headers` and `hbuf` */
     char *body;                   /* NUL-terminated; decoded when compression was asked; NULL if discarded */
     size_t body_len;              /* bytes kept */
     uint64_t body_bytes;          /* body bytes received on the wire */
@@ -101,7 +102,7 @@ typedef struct http_res {
     uint64_t dns_us, connect_us, tls_us, send_us, ttfb_us, total_us;
     uint64_t latency_us; /* from req.start_ns to the last byte: what statistics record */
     int reused;          /* went over a kept-alive connection */
-    char *url;           /* the URL requested */
+    char *url;           /* the URL requested; stored after the struct, in the same allocation */
 } http_res;
 
 /* Called exactly once per accepted request, always from the loop (never from inside

@@ -48,11 +48,11 @@ void http_msg_finish(http_msg *m)
         else
             r->body[r->body_len] = '\0'; /* body_keep leaves room */
     }
-    if (m->headers_done) { /* res->headers point into hbuf: it goes with them */
-        r->hbuf = m->hbuf;
+    m->headers_done = 0;  /* the headers were copied into res by headers_publish; hbuf is reused */
+    if (m->hcap > 8192) { /* unless a large head grew it: a kept-alive VU should not hold that */
+        free(m->hbuf);
         m->hbuf = NULL;
         m->hlen = m->hcap = 0;
-        m->headers_done = 0;
     }
     z_drop(m);
 }
@@ -169,23 +169,34 @@ static int on_status_complete(llhttp_t *h)
     return hdr_add(m, "", 1);
 }
 
-/* Headers are final: point res->headers into hbuf, store cookies, set up decoding. */
+/* Headers are final: copy them into one block the response owns (the header array, then the
+ * bytes), store cookies, set up decoding. m->hbuf stays with the reader for the next response. */
 static int headers_publish(http_msg *m)
 {
     http_res *r = m->res;
-    free(r->headers);
-    r->headers = m->nh ? calloc(m->nh, sizeof *r->headers) : NULL;
-    if (m->nh && !r->headers) return fail(m, ERR_TOO_LARGE, "out of memory for headers");
+    free(r->hmem);
+    size_t arr = m->nh * sizeof *r->headers;
+    r->hmem = malloc(arr + m->hlen + 1);
+    if (!r->hmem) {
+        r->headers = NULL, r->hbuf = NULL, r->nheaders = 0;
+        return fail(m, ERR_TOO_LARGE, "out of memory for headers");
+    }
+    r->headers = m->nh ? r->hmem : NULL;
+    r->hbuf = (char *)r->hmem + arr;
+    if (m->hlen) memcpy(r->hbuf, m->hbuf, m->hlen);
+    r->hbuf[m->hlen] = '\0';
     r->nheaders = m->nh;
     r->reason_len = m->reason_len;
     char path[2048];
-    target_path(m->target, path, sizeof path);
+    path[0] = '\0';
     for (size_t i = 0; i < m->nh; i++) {
         http_header *hd = &r->headers[i];
-        hd->name = m->hbuf + m->hoffs[i].name, hd->name_len = m->hoffs[i].name_len;
-        hd->value = m->hbuf + m->hoffs[i].value, hd->value_len = m->hoffs[i].value_len;
-        if (m->jar && hd->name_len == 10 && !strncasecmp(hd->name, "Set-Cookie", 10))
+        hd->name = r->hbuf + m->hoffs[i].name, hd->name_len = m->hoffs[i].name_len;
+        hd->value = r->hbuf + m->hoffs[i].value, hd->value_len = m->hoffs[i].value_len;
+        if (m->jar && hd->name_len == 10 && !strncasecmp(hd->name, "Set-Cookie", 10)) {
+            if (!path[0]) target_path(m->target, path, sizeof path);
             cookie_jar_set(m->jar, m->host, path, m->secure, hd->value, hd->value_len, (int64_t)time(NULL));
+        }
     }
     size_t elen = 0;
     const char *enc = http_res_header(r, "Content-Encoding", &elen);

@@ -59,6 +59,7 @@ struct vu_sched {
     int stopping;
     vu *current;    /* the VU being resumed, NULL outside resumes */
     int vus_active; /* session VUs (as the runner reports them) */
+    int iter_trend; /* id of the iteration_duration trend, -1 until first used */
     int closing;
 };
 
@@ -265,6 +266,16 @@ static void on_http_done(http_res *res, void *ud)
     enqueue(v);
 }
 
+/* stats_name_id, skipping the lookup when `last` (the id the caller used before) has this name:
+ * a VU or a thread mostly repeats its names. */
+static int name_id_cached(stats *st, int last, const char *name, int kind)
+{
+    if (last >= 0 && (size_t)last < st->nentries && st->entries[last].kind == kind &&
+        !strcmp(st->entries[last].name, name))
+        return last;
+    return stats_name_id(st, name, kind);
+}
+
 static void read_expect(lua_State *L, vu *v)
 {
     if (lua_istable(L, -1)) {
@@ -377,7 +388,7 @@ static int l_request(lua_State *L)
     else
         req.start_ns = v->intended_ns;
     v->intended_ns = 0;
-    v->name_id = stats_name_id(s->st, name ? name : req.url, STATS_REQUEST);
+    v->name_id = name_id_cached(s->st, v->name_id, name ? name : req.url, STATS_REQUEST);
     if (!v->pool && !(v->pool = http_pool_new(s->http))) return luaL_error(L, "out of memory");
     if (http_request(v->pool, &req, on_http_done, v) != 0)
         return luaL_error(L, "one request at a time per virtual user");
@@ -525,9 +536,17 @@ static int l_transaction(lua_State *L)
     return 0;
 }
 
+/* core.iteration([t0]): one iteration done; with t0 (core.now() seconds, its start) its duration
+ * goes into the iteration_duration trend, in milliseconds. */
 static int l_iteration(lua_State *L)
 {
-    sched_of(L)->st->iterations++;
+    vu_sched *s = sched_of(L);
+    s->st->iterations++;
+    if (lua_type(L, 1) == LUA_TNUMBER) {
+        double ms = ((double)uv_hrtime() / 1e9 - lua_tonumber(L, 1)) * 1000.0;
+        s->iter_trend = name_id_cached(s->st, s->iter_trend, "iteration_duration", STATS_TREND);
+        stats_trend_add(s->st, s->iter_trend, ms);
+    }
     return 0;
 }
 
@@ -877,6 +896,7 @@ vu_sched *vu_sched_new(uv_loop_t *loop, lua_State *L, const vu_sched_config *cfg
     s->loop = loop;
     s->L = L;
     s->cfg = *cfg;
+    s->iter_trend = -1;
     s->st = stats_new();
     s->tm = timers_new(loop);
     http_client_config none = {0};

@@ -68,9 +68,8 @@ local function iterate(vu, s, intended)
   local t0 = intended or now()
   if intended then core.intend(intended) end -- the first request's latency counts from here
   guarded(s.run, vu)
-  core.intend(nil)
-  core.iteration()
-  core.trend("iteration_duration", (now() - t0) * 1000)
+  if intended then core.intend(nil) end
+  core.iteration(t0) -- counts it, and its duration in the iteration_duration trend
 end
 
 -- Wait until `pred()` is true, the deadline passes or a stop is requested; true if pred held.
