@@ -33,7 +33,7 @@ LLHTTP_OBJS := $(BUILD)/llhttp_llhttp.o $(BUILD)/llhttp_api.o $(BUILD)/llhttp_ht
 LUA_SRCS := $(sort $(wildcard lua/parrot/*.lua))
 C_TESTS := $(patsubst spec/c/%.c,$(BUILD)/spec/%,$(wildcard spec/c/test_*.c))
 
-.PHONY: all deps deps-test deps-bench test test-programs demo bench fmt lint clean help fuzz
+.PHONY: parrot all deps deps-test deps-bench test test-programs demo bench fmt lint clean help fuzz
 
 # pkg-config is read when make parses this file, so on a fresh machine the build runs in a sub-make
 # started after the packages are installed.
@@ -60,8 +60,9 @@ deps-test: deps
 deps-bench: deps-test
 	$(call install_missing,$(BENCH_PKGS))
 
+# ./parrot is the binary of the last build asked for (release, or SAN=1): copied whenever it differs.
 parrot: $(BUILD)/parrot
-	cp $< $@.tmp && mv -f $@.tmp $@
+	@cmp -s $< $@ || { cp $< $@.tmp && mv -f $@.tmp $@ && echo "./parrot is $<"; }
 
 $(BUILD)/parrot: $(OBJS) $(LLHTTP_OBJS) $(BUILD)/luamods.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -23,6 +23,12 @@ enum vu_state { VU_READY, VU_RUNNING, VU_WAIT_HTTP, VU_WAIT_TIMER, VU_PARKED };
 #define VU_MAX_EXPECT 16
 #define VU_MAX_HEADERS 128
 
+#define VU_NAME_CACHE 64
+typedef struct name_slot {
+    const char *ptr;
+    int kind, id;
+} name_slot;
+
 typedef struct vu {
     vu_sched *s;
     lua_State *co;   /* the coroutine; anchored by `ref` */
@@ -57,9 +63,9 @@ struct vu_sched {
     vu *live;
     int nlive;
     int stopping;
-    vu *current;    /* the VU being resumed, NULL outside resumes */
-    int vus_active; /* session VUs (as the runner reports them) */
-    int iter_trend; /* id of the iteration_duration trend, -1 until first used */
+    vu *current;                    /* the VU being resumed, NULL outside resumes */
+    int vus_active;                 /* session VUs (as the runner reports them) */
+    name_slot names[VU_NAME_CACHE]; /* see name_id */
     int closing;
 };
 
@@ -266,14 +272,20 @@ static void on_http_done(http_res *res, void *ud)
     enqueue(v);
 }
 
-/* stats_name_id, skipping the lookup when `last` (the id the caller used before) has this name:
- * a VU or a thread mostly repeats its names. */
-static int name_id_cached(stats *st, int last, const char *name, int kind)
+/* stats_name_id through a small cache keyed by the name's address: Lua strings are interned, so
+ * a scenario that repeats a name passes the same pointer, and the entry's own name confirms the
+ * hit (a freed string whose address was reused by another name simply misses). */
+static int name_id(vu_sched *s, const char *name, int kind)
 {
-    if (last >= 0 && (size_t)last < st->nentries && st->entries[last].kind == kind &&
-        !strcmp(st->entries[last].name, name))
-        return last;
-    return stats_name_id(st, name, kind);
+    stats *st = s->st;
+    uintptr_t h = (uintptr_t)name;
+    name_slot *e = &s->names[((h >> 4) ^ (h >> 12) ^ (unsigned)kind) % VU_NAME_CACHE];
+    if (e->ptr == name && e->kind == kind && e->id >= 0 && (size_t)e->id < st->nentries &&
+        st->entries[e->id].kind == kind && !strcmp(st->entries[e->id].name, name))
+        return e->id;
+    int id = stats_name_id(st, name, kind);
+    *e = (name_slot){.ptr = name, .kind = kind, .id = id};
+    return id;
 }
 
 static void read_expect(lua_State *L, vu *v)
@@ -388,7 +400,7 @@ static int l_request(lua_State *L)
     else
         req.start_ns = v->intended_ns;
     v->intended_ns = 0;
-    v->name_id = name_id_cached(s->st, v->name_id, name ? name : req.url, STATS_REQUEST);
+    v->name_id = name_id(s, name ? name : req.url, STATS_REQUEST);
     if (!v->pool && !(v->pool = http_pool_new(s->http))) return luaL_error(L, "out of memory");
     if (http_request(v->pool, &req, on_http_done, v) != 0)
         return luaL_error(L, "one request at a time per virtual user");
@@ -522,7 +534,7 @@ static int l_check(lua_State *L)
 {
     vu_sched *s = sched_of(L);
     const char *name = luaL_checkstring(L, 1);
-    stats_check(s->st, stats_name_id(s->st, name, STATS_CHECK), lua_toboolean(L, 2));
+    stats_check(s->st, name_id(s, name, STATS_CHECK), lua_toboolean(L, 2));
     return 0;
 }
 
@@ -532,7 +544,7 @@ static int l_transaction(lua_State *L)
     const char *name = luaL_checkstring(L, 1);
     double sec = luaL_checknumber(L, 2);
     uint64_t us = sec > 0 ? (uint64_t)(sec * 1e6) : 0;
-    stats_transaction(s->st, stats_name_id(s->st, name, STATS_TRANSACTION), us, lua_toboolean(L, 3));
+    stats_transaction(s->st, name_id(s, name, STATS_TRANSACTION), us, lua_toboolean(L, 3));
     return 0;
 }
 
@@ -544,8 +556,7 @@ static int l_iteration(lua_State *L)
     s->st->iterations++;
     if (lua_type(L, 1) == LUA_TNUMBER) {
         double ms = ((double)uv_hrtime() / 1e9 - lua_tonumber(L, 1)) * 1000.0;
-        s->iter_trend = name_id_cached(s->st, s->iter_trend, "iteration_duration", STATS_TREND);
-        stats_trend_add(s->st, s->iter_trend, ms);
+        stats_trend_add(s->st, name_id(s, "iteration_duration", STATS_TREND), ms);
     }
     return 0;
 }
@@ -568,15 +579,14 @@ static int l_vus(lua_State *L)
 static int l_counter(lua_State *L)
 {
     vu_sched *s = sched_of(L);
-    stats_counter_add(s->st, stats_name_id(s->st, luaL_checkstring(L, 1), STATS_COUNTER),
-                      luaL_optnumber(L, 2, 1));
+    stats_counter_add(s->st, name_id(s, luaL_checkstring(L, 1), STATS_COUNTER), luaL_optnumber(L, 2, 1));
     return 0;
 }
 
 static int l_trend(lua_State *L)
 {
     vu_sched *s = sched_of(L);
-    stats_trend_add(s->st, stats_name_id(s->st, luaL_checkstring(L, 1), STATS_TREND), luaL_checknumber(L, 2));
+    stats_trend_add(s->st, name_id(s, luaL_checkstring(L, 1), STATS_TREND), luaL_checknumber(L, 2));
     return 0;
 }
 
@@ -896,7 +906,8 @@ vu_sched *vu_sched_new(uv_loop_t *loop, lua_State *L, const vu_sched_config *cfg
     s->loop = loop;
     s->L = L;
     s->cfg = *cfg;
-    s->iter_trend = -1;
+    for (int i = 0; i < VU_NAME_CACHE; i++)
+        s->names[i].id = -1;
     s->st = stats_new();
     s->tm = timers_new(loop);
     http_client_config none = {0};
