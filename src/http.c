@@ -72,6 +72,13 @@ struct http_pool {
     int retried, got_bytes, reused;
     http_msg msg;    /* the response reader, reused */
     sbuf head, keyb; /* owned scratch: the request head and the connection key, reused */
+    /* What the head in `head` was built from, so a VU repeating a request reuses it as it is:
+     * valid only for a head without cookies, built from the URL in u_src. */
+    int head_valid, u_same;
+    char head_method[16];
+    size_t head_body_len;
+    unsigned head_has_body : 1, head_http10 : 1, head_compr : 1;
+    sbuf hsig; /* the request's headers, as (length, bytes) pairs */
 };
 
 static void call_finish(http_pool *p, int kind, const char *fmt, ...);
@@ -292,6 +299,7 @@ void http_pool_free(http_pool *p)
     cookie_jar_free(p->jar);
     free(p->head.p);
     free(p->keyb.p);
+    free(p->hsig.p);
     url_free(&p->u);
     free(p->u_src);
     free(p);
@@ -632,12 +640,67 @@ static void sb_cookies(http_pool *p, sbuf *b)
     if (buf != small) free(buf);
 }
 
-/* Format the request (head + body) into p->out. The head is built in the pool's reused buffer. */
+/* The request's headers as they are recorded in hsig: each name and value with its length. */
+static void hsig_put(sbuf *b, const char *s, size_t n)
+{
+    sb_add(b, (const char *)&n, sizeof n);
+    sb_add(b, s, n);
+}
+
+static int hsig_same(const sbuf *b, const http_req *req)
+{
+    size_t off = 0;
+    for (size_t i = 0; i < 2 * req->nheaders; i++) {
+        const http_header *h = &req->headers[i / 2];
+        const char *s = i % 2 ? h->value : h->name;
+        size_t n = i % 2 ? h->value_len : h->name_len, m;
+        if (off + sizeof m > b->len) return 0;
+        memcpy(&m, b->p + off, sizeof m);
+        off += sizeof m;
+        if (m != n || off + n > b->len || memcmp(b->p + off, s, n)) return 0;
+        off += n;
+    }
+    return off == b->len;
+}
+
+/* Whether p->head already holds this request's head (same URL, method, headers, body length and
+ * flags, and no cookies to send): a VU repeating a request formats it once. */
+static int head_reusable(http_pool *p, const http_req *req, const char *method)
+{
+    return p->head_valid && p->u_same && (p->no_cookies || cookie_jar_size(p->jar) == 0) &&
+           p->head_body_len == req->body_len && p->head_has_body == (req->body != NULL) &&
+           p->head_http10 == p->http10 && p->head_compr == p->msg.compression &&
+           !strcmp(p->head_method, method) && hsig_same(&p->hsig, req);
+}
+
+/* Remember what p->head was built from (see head_reusable). */
+static void head_remember(http_pool *p, const http_req *req, const char *method)
+{
+    p->head_valid = 0;
+    if (strlen(method) >= sizeof p->head_method || (!p->no_cookies && cookie_jar_size(p->jar) != 0)) return;
+    sbuf *g = &p->hsig;
+    g->len = 0, g->oom = 0;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        hsig_put(g, req->headers[i].name, req->headers[i].name_len);
+        hsig_put(g, req->headers[i].value, req->headers[i].value_len);
+    }
+    if (g->oom) return;
+    strcpy(p->head_method, method);
+    p->head_body_len = req->body_len;
+    p->head_has_body = req->body != NULL;
+    p->head_http10 = p->http10;
+    p->head_compr = p->msg.compression;
+    p->head_valid = 1;
+}
+
+/* Format the request (head + body) into p->out. The head is built in the pool's reused buffer,
+ * or taken as it is when the VU repeats its last request. */
 static int build_request(http_pool *p, const http_req *req, const url *proxy)
 {
     sbuf *b = &p->head;
-    b->len = 0, b->oom = 0;
     const char *method = req->method && *req->method ? req->method : "GET";
+    if (head_reusable(p, req, method)) goto emit;
+    b->len = 0, b->oom = 0;
     sb_str(b, method);
     sb_add(b, " ", 1);
     if (proxy && !p->u.tls) { /* absolute-form for the proxy */
@@ -673,7 +736,13 @@ static int build_request(http_pool *p, const http_req *req, const url *proxy)
     if (proxy && !p->u.tls && proxy->userinfo[0]) sb_basic_auth(b, "Proxy-Authorization", proxy->userinfo);
     if (!p->no_cookies && !has_header(req, "Cookie")) sb_cookies(p, b);
     sb_add(b, "\r\n", 2);
-    if (b->oom || !(p->out = conn_out_new(b->len + req->body_len))) return -1;
+    if (b->oom) {
+        p->head_valid = 0;
+        return -1;
+    }
+    head_remember(p, req, method);
+emit:
+    if (!(p->out = conn_out_new(b->len + req->body_len))) return -1;
     memcpy(p->out->data, b->p, b->len);
     if (req->body_len) memcpy(p->out->data + b->len, req->body, req->body_len);
     p->out->head_len = b->len;
@@ -714,7 +783,8 @@ static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 static int call_prepare(http_pool *p, const http_req *req)
 {
     char err[200];
-    if (!p->u_src || strcmp(p->u_src, req->url) != 0) { /* a VU mostly repeats its URLs */
+    p->u_same = p->u_src && !strcmp(p->u_src, req->url);
+    if (!p->u_same) { /* a VU mostly repeats its URLs */
         if (p->u_src) url_free(&p->u);
         free(p->u_src);
         p->u_src = NULL;
