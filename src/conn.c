@@ -35,11 +35,11 @@ struct conn {
     int port, proxy_port;
     tls_opts tls_opts; /* owned strings */
     dns_query *dq;     /* running lookup, or NULL */
-    dns_result addrs;
-    size_t ai;        /* address being tried */
-    int last_err;     /* libuv error of the last connect attempt */
-    tls_conn *tls;    /* owned; NULL for plain */
-    llhttp_t *tunnel; /* owned while reading the proxy's CONNECT answer */
+    dns_result *addrs; /* owned while connecting (the answer to try in turn); NULL once connected */
+    size_t ai;         /* address being tried */
+    int last_err;      /* libuv error of the last connect attempt */
+    tls_conn *tls;     /* owned; NULL for plain */
+    llhttp_t *tunnel;  /* owned while reading the proxy's CONNECT answer */
     uint64_t t0, bytes_in, bytes_out;
     conn_times times;
     int pending_kind; /* a failure found inside conn_open, delivered from the loop */
@@ -78,6 +78,7 @@ static void on_closed(uv_handle_t *h)
 {
     conn *c = h->data;
     free(c->host), free(c->proxy_host), free(c->proxy_auth);
+    free(c->addrs);
     free((char *)c->tls_opts.ca), free((char *)c->tls_opts.cert), free((char *)c->tls_opts.key);
     free(c);
 }
@@ -425,7 +426,7 @@ static void next_address(conn *c, int err)
         conn_fail(c, ERR_FD_LIMIT, "connect: %s (%s)", uv_strerror(err), c->peer);
         return;
     }
-    if (++c->ai >= c->addrs.n) {
+    if (++c->ai >= c->addrs->n) {
         if (c->proxy_host) /* the proxy itself is unreachable */
             conn_fail(c, ERR_PROXY, "proxy: connect: %s (%s)", uv_strerror(err), c->peer);
         else
@@ -445,6 +446,8 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     c->times.connect_ns = uv_hrtime() - c->t0 - c->times.dns_ns;
+    free(c->addrs); /* ~1 KB a kept connection need not hold */
+    c->addrs = NULL;
     uv_tcp_nodelay(&c->tcp, 1);
     int rc = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
     if (rc < 0) {
@@ -472,7 +475,7 @@ static int bind_source(conn *c, const struct sockaddr *to)
 
 static void try_connect(conn *c)
 {
-    const struct sockaddr *sa = (const struct sockaddr *)&c->addrs.addr[c->ai];
+    const struct sockaddr *sa = (const struct sockaddr *)&c->addrs->addr[c->ai];
     dns_addr_str(sa, c->peer, sizeof c->peer);
     c->state = C_CONNECTING;
     c->creq.data = c;
@@ -492,7 +495,7 @@ static void on_dns(void *ud, int status, const dns_result *r)
                   c->proxy_host ? "proxy: " : "", name, uv_strerror(status));
         return;
     }
-    c->addrs = *r;
+    *c->addrs = *r;
     try_connect(c);
 }
 
@@ -519,14 +522,15 @@ conn *conn_open(conn_ctx *x, const conn_target *t, const conn_events *ev, void *
     /* t0 stays 0 while inside conn_open: failures found now are delivered from the loop. */
     uint64_t now = uv_hrtime();
     timers_add(x->tm, &c->tmr, now + (t->connect_timeout_ns ? t->connect_timeout_ns : x->connect_timeout_ns));
-    if (!c->host || (t->proxy_host && !c->proxy_host)) {
+    c->addrs = malloc(sizeof *c->addrs);
+    if (!c->host || !c->addrs || (t->proxy_host && !c->proxy_host)) {
         conn_fail(c, ERR_CONNECT, "out of memory");
         c->t0 = now;
         return c;
     }
     const char *name = c->proxy_host ? c->proxy_host : c->host;
     int port = c->proxy_host ? c->proxy_port : c->port;
-    int rc = dns_resolve(x->dns, name, port, &c->addrs, &c->dq, on_dns, c);
+    int rc = dns_resolve(x->dns, name, port, c->addrs, &c->dq, on_dns, c);
     if (rc < 0)
         conn_fail(c, ERR_DNS, "dns: cannot resolve %s: %s", name, uv_strerror(rc));
     else if (rc == 0)

@@ -29,7 +29,8 @@ typedef struct cookie {
 
 /* A jar owns every cookie in `c`. */
 struct cookie_jar {
-    cookie *c[COOKIE_MAX];
+    cookie **c; /* owned array of `cap` (grows up to COOKIE_MAX); NULL while the jar is empty */
+    size_t cap;
     size_t n;
     uint64_t seq;
 };
@@ -56,6 +57,7 @@ void cookie_jar_clear(cookie_jar *j)
 void cookie_jar_free(cookie_jar *j)
 {
     cookie_jar_clear(j);
+    if (j) free(j->c);
     free(j);
 }
 
@@ -378,6 +380,16 @@ static void jar_store(cookie_jar *j, cookie *c, int64_t now)
         for (size_t i = 1; i < j->n; i++)
             if (j->c[i]->accessed < j->c[lru]->accessed) lru = i;
         jar_remove(j, lru);
+    }
+    if (j->n == j->cap) { /* most VUs hold a handful of cookies: the array grows as needed */
+        size_t cap = j->cap ? j->cap * 2 : 8;
+        if (cap > COOKIE_MAX) cap = COOKIE_MAX;
+        cookie **q = realloc(j->c, cap * sizeof *q);
+        if (!q) {
+            free(c);
+            return;
+        }
+        j->c = q, j->cap = cap;
     }
     j->c[j->n++] = c;
 }

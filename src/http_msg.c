@@ -78,7 +78,7 @@ static int hdr_add(http_msg *m, const char *at, size_t n)
 {
     if (m->hlen + n + 1 > HTTP_MAX_HEADER_BYTES) return fail(m, ERR_TOO_LARGE, "response headers over 64 KB");
     if (m->hlen + n + 1 > m->hcap) {
-        size_t cap = m->hcap ? m->hcap * 2 : 2048;
+        size_t cap = m->hcap ? m->hcap * 2 : 512;
         while (cap < m->hlen + n + 1)
             cap *= 2;
         char *q = realloc(m->hbuf, cap);
@@ -114,7 +114,7 @@ static int on_header_field(llhttp_t *h, const char *at, size_t n)
     if (!m->in_field) {
         if (value_close(m) < 0) return -1;
         if (m->nh == m->hoffs_cap) {
-            size_t cap = m->hoffs_cap ? m->hoffs_cap * 2 : 32;
+            size_t cap = m->hoffs_cap ? m->hoffs_cap * 2 : 16;
             http_msg_hdr *q = realloc(m->hoffs, cap * sizeof *q);
             if (!q) return fail(m, ERR_TOO_LARGE, "out of memory for headers");
             m->hoffs = q, m->hoffs_cap = cap;
