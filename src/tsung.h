@@ -9,6 +9,7 @@
 typedef struct tsung_options {
     int skip_unsupported; /* leave out non-HTTP sessions/elements (said on stderr) instead of refusing */
     const char *server;   /* "HOST:PORT": point every <server> there (--server) */
+    const char *exclude_tags; /* "a,b": leave out the requests with these tags (tsung -x) */
 } tsung_options;
 
 /* Translate `path`. Returns 0 and a malloc'ed NUL-terminated Lua source in *lua_out, or -1 with a
@@ -69,7 +70,8 @@ int tsung_import_buffer(const char *buf, size_t len, const char *name, const tsu
                         char **lua_out, char **notes, char *err, size_t errlen);
 
 /* Lua binding (registered as parrot.ext.tsung_import by the integrator):
- *   tsung_import(path [, { skip_unsupported = bool, server = "HOST:PORT" }]) -> lua_source, notes
+ *   tsung_import(path [, { skip_unsupported = bool, server = "HOST:PORT", exclude_tags = "a,b" }])
+ *     -> lua_source, notes
  * notes is a string of lines, or nil when there are none; a refused file raises its one-line
  * message (no position prefix). */
 struct lua_State;

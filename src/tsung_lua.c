@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define TS_MAX_PHASES 10000
@@ -145,24 +146,62 @@ static char *path_clean(char *p)
     return p;
 }
 
-/* The name a file_server/contents_from_file file has inside the bundle (its path relative to the
- * XML's directory when inside it, else its base name); the path itself joins `files`. */
+/* Do files a and b hold the same bytes? */
+static int same_content(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    int same = fa && fb;
+    char x[8192], y[8192];
+    while (same) {
+        size_t n = fread(x, 1, sizeof x, fa), m = fread(y, 1, sizeof y, fb);
+        same = n == m && !memcmp(x, y, n);
+        if (n < sizeof x) break;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
+/* For an absolute path outside the XML's directory: the longest tail of it ("x/in.csv" of
+ * "/a/x/in.csv") that is a file under that directory, when it is that very file (same bytes) or
+ * the path cannot be read here. That is how the file's name comes out the same when the XML is
+ * imported again from a copy of the bundle (a worker's), where the file, inside the scenario's
+ * directory on the queen, sits at its relative path. NULL when there is none. */
+static const char *bundled_tail(ctx *c, const char *clean)
+{
+    struct stat st;
+    char p[PATH_MAX * 2];
+    for (const char *t = strchr(clean + 1, '/'); t; t = strchr(t + 1, '/')) {
+        snprintf(p, sizeof p, "%s/%s", c->dir, t + 1);
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode) && (access(clean, R_OK) != 0 || same_content(p, clean)))
+            return t + 1;
+    }
+    return NULL;
+}
+
+/* The name a file_server/contents_from_file file has inside the bundle: its path relative to the
+ * XML's directory when inside it, else its base name (as the bundle stores it); the path itself
+ * joins `files`. An absolute path names the same file whichever directory the XML is read in. */
 static void bundle_name(ctx *c, node *n, const char *path, sbuf *name)
 {
-    char joined[PATH_MAX * 2], real[PATH_MAX];
+    char joined[PATH_MAX * 2], real[PATH_MAX], clean[PATH_MAX * 2];
     if (path[0] == '/')
         snprintf(joined, sizeof joined, "%s", path);
     else
         snprintf(joined, sizeof joined, "%s/%s", c->dir, path);
-    const char *abs = realpath(joined, real) ? real : joined[0] == '/' ? path_clean(joined) : joined;
-    if (access(abs, R_OK) != 0)
-        tsung_note(c, n->line, "%s: cannot read it (%s); the run needs it", path, strerror(errno));
+    snprintf(clean, sizeof clean, "%s", joined);
+    if (clean[0] == '/') path_clean(clean);
+    const char *abs = realpath(joined, real) ? real : clean;
     size_t dl = strlen(c->dir);
-    const char *base = strrchr(abs, '/');
+    const char *base = strrchr(abs, '/'), *tail = NULL;
     if (!strncmp(abs, c->dir, dl) && abs[dl] == '/')
         tsung_sb_puts(name, abs + dl + 1);
+    else if (path[0] == '/' && (tail = bundled_tail(c, clean)))
+        tsung_sb_puts(name, tail);
     else
         tsung_sb_puts(name, base && base[1] ? base + 1 : abs);
+    if (!tail && access(abs, R_OK) != 0)
+        tsung_note(c, n->line, "%s: cannot read it (%s); the run needs it", path, strerror(errno));
     for (int i = 0; i < c->nfiles; i++)
         if (!strcmp(c->files[i], abs)) return;
     char **f = realloc(c->files, (size_t)(c->nfiles + 1) * sizeof *f);
@@ -180,7 +219,7 @@ static double unit_secs(ctx *c, node *n, const char *u)
     if (!strcmp(u, "minute")) return 60;
     if (!strcmp(u, "hour")) return 3600;
     if (!strcmp(u, "millisecond")) return 0.001;
-    tsung_fail(c, n->line, "<%s unit=\"%s\">: unit must be hour, minute, second or millisecond", n->name, u);
+    tsung_fail_at(c, n, "<%s unit=\"%s\">: unit must be hour, minute, second or millisecond", n->name, u);
     return 1;
 }
 
@@ -190,7 +229,7 @@ static double positive(ctx *c, node *n, const char *a, int zero_ok)
     double d = 0;
     const char *v = tsung_attr(n, a);
     if (!num_of(v, &d) || d < 0 || (!zero_ok && d == 0))
-        tsung_fail(c, n->line, "<%s %s=\"%s\">: expected a %s number", n->name, a, v ? v : "",
+        tsung_fail_at(c, n, "<%s %s=\"%s\">: expected a %s number", n->name, a, v ? v : "",
                    zero_ok ? "non-negative" : "positive");
     return d;
 }
@@ -219,6 +258,8 @@ static void emit_servers(ctx *c)
         port = (int)p;
         tsung_note(c, srv ? srv->line : 0, "every <server> is now %s:%d (%s)", host, port,
                    tls ? "ssl" : "tcp");
+        snprintf(c->srv_host, sizeof c->srv_host, "%s", host);
+        c->srv_port = port, c->srv_tls = tls;
     }
     tsung_sb_puts(b, "  servers = {\n");
     int n = 0;
@@ -229,19 +270,20 @@ static void emit_servers(ctx *c)
         int ssl = !strcmp(t, "ssl") || !strcmp(t, "ssl6") || !strcmp(t, "tls");
         double p = 0, w = 1;
         if (!port && (!num_of(tsung_attr(k, "port"), &p) || p <= 0 || p > 65535 || p != floor(p)))
-            return tsung_fail(c, k->line, "<server port=\"%s\">: not a port number", tsung_attr(k, "port"));
+            return tsung_fail_at(c, k, "<server port=\"%s\">: not a port number", tsung_attr(k, "port"));
         if (tsung_attr(k, "weight") && (!num_of(tsung_attr(k, "weight"), &w) || w < 0))
-            return tsung_fail(c, k->line, "<server weight=\"%s\">: not a number", tsung_attr(k, "weight"));
+            return tsung_fail_at(c, k, "<server weight=\"%s\">: not a number", tsung_attr(k, "weight"));
         tsung_sb_puts(b, "    { host = ");
         lua_cstr(b, port ? host : tsung_attr(k, "host"));
         tsung_sb_printf(b, ", port = %d, type = \"%s\", weight = ", port ? port : (int)p,
                         (port ? tls : ssl) ? "ssl" : "tcp");
         lua_num(b, w);
         tsung_sb_printf(b, " }, -- line %d\n", k->line);
+        c->tls_servers += port ? tls : ssl;
         n++;
     }
     tsung_sb_puts(b, "  },\n");
-    if (!n) tsung_fail(c, srv ? srv->line : 0, "no HTTP <server> to send requests to");
+    if (!n) tsung_fail_at(c, srv, "no HTTP <server> to send requests to");
 }
 
 static void emit_option(ctx *c, node *k, sbuf *extra)
@@ -262,7 +304,6 @@ static void emit_option(ctx *c, node *k, sbuf *extra)
                                             "job_notify_port",
                                             "seed",
                                             "rate_limit",
-                                            "retry_timeout",
                                             "global_ack_timeout",
                                             "certificate",
                                             NULL};
@@ -270,20 +311,24 @@ static void emit_option(ctx *c, node *k, sbuf *extra)
     int first = 1;
     if (!strcmp(nm, "user_agent")) {
         tsung_sb_printf(extra, "  user_agents = { -- line %d\n", k->line);
+        double sum = 0;
         for (int i = 0; i < k->nkids; i++) {
             node *ua = k->kids[i];
             size_t l;
             const char *t = tsung_text_trim(ua, &l);
             double p;
             if (!num_of(tsung_attr(ua, "probability"), &p) || p < 0)
-                return tsung_fail(c, ua->line, "<user_agent probability=\"%s\">: not a number",
+                return tsung_fail_at(c, ua, "<user_agent probability=\"%s\">: not a number",
                                   tsung_attr(ua, "probability"));
+            sum += p;
             tsung_sb_puts(extra, "    { probability = ");
             lua_num(extra, p);
             tsung_sb_puts(extra, ", value = ");
             lua_str(extra, t, l);
             tsung_sb_puts(extra, " },\n");
         }
+        if (k->nkids && fabs(sum - 100) >= 0.05)
+            return tsung_fail_at(c, k, "user_agent probabilities sum to %g, not 100", sum);
         tsung_sb_puts(extra, "  },\n");
     } else if (!strcmp(nm, "thinktime")) {
         tsung_sb_puts(extra, "  thinktime = { ");
@@ -298,7 +343,7 @@ static void emit_option(ctx *c, node *k, sbuf *extra)
                         tsung_is_true(tsung_attr(k, "override")) ? "true" : "false", k->line);
     } else if (!strcmp(nm, "file_server")) {
         const char *id = tsung_attr(k, "id") ? tsung_attr(k, "id") : "default";
-        if (!v) return tsung_fail(c, k->line, "<option name=\"file_server\"> needs value (the file's path)");
+        if (!v) return tsung_fail_at(c, k, "<option name=\"file_server\"> needs value (the file's path)");
         sbuf bn = {0};
         bundle_name(c, k, v, &bn);
         tsung_sb_puts(&c->file_servers, "    [");
@@ -310,17 +355,21 @@ static void emit_option(ctx *c, node *k, sbuf *extra)
     } else if (!strcmp(nm, "http_use_server_as_proxy")) {
         tsung_sb_printf(extra, "  use_server_as_proxy = %s, -- line %d\n",
                         tsung_is_true(v) ? "true" : "false", k->line);
-    } else if (!strcmp(nm, "connect_timeout") || !strcmp(nm, "idle_timeout") || !strcmp(nm, "max_retries")) {
+    } else if (!strcmp(nm, "idle_timeout") || !strcmp(nm, "max_retries") || !strcmp(nm, "retry_timeout")) {
         tsung_sb_puts(extra, "  ");
         field(extra, &first, nm, v ? v : "", 1);
         tsung_sb_printf(extra, ", -- line %d%s\n", k->line,
                         strcmp(nm, "max_retries") ? " (milliseconds)" : "");
+    } else if (!strcmp(nm, "connect_timeout")) {
+        tsung_note(c, k->line, "option connect_timeout has no effect here: connections give up after 10 s");
     } else if (tsung_in_list(no_effect, nm)) {
         tsung_note(c, k->line, "option %s has no effect here", nm);
     } else {
         tsung_note(c, k->line, "unknown option %s, ignored (as Tsung does)", nm);
     }
 }
+
+static double load_limit(ctx *c);
 
 static void emit_config(ctx *c)
 {
@@ -337,12 +386,20 @@ static void emit_config(ctx *c)
     if (extra.s) tsung_sb_puts(b, extra.s);
     free(extra.s);
     if (c->file_servers.s) tsung_sb_printf(b, "  file_servers = {\n%s  },\n", c->file_servers.s);
+    double limit = load_limit(c);
+    if (limit > 0) {
+        tsung_sb_puts(b, "  limit = ");
+        lua_num(b, limit);
+        tsung_sb_printf(b, ", -- <load duration> line %d: every user stops then (error_abort)\n",
+                        tsung_section(c, "load")->line);
+    }
     tsung_sb_puts(b, "}\n\n");
 }
 
 typedef struct phase {
-    double num, rate, inter, dur, max;
-    int line, has_max;
+    double num, rate, inter, dur, max; /* rate: users a second; inter: seconds (or 0) */
+    node *n;
+    int has_max;
 } phase;
 
 static int by_phase(const void *a, const void *b)
@@ -355,7 +412,7 @@ static int by_phase(const void *a, const void *b)
 static void read_phase(ctx *c, node *ap, phase *ph)
 {
     memset(ph, 0, sizeof *ph);
-    ph->line = ap->line;
+    ph->n = ap;
     ph->num = positive(c, ap, "phase", 1);
     ph->dur = positive(c, ap, "duration", 0) * unit_secs(c, ap, tsung_attr(ap, "unit"));
     if (tsung_is_true(tsung_attr(ap, "wait_all_sessions_end")))
@@ -366,14 +423,14 @@ static void read_phase(ctx *c, node *ap, phase *ph)
         if (!strcmp(k->name, "session_setup")) {
             tsung_note(c, k->line, "<session_setup> is not supported: this phase uses the sessions' own mix");
         } else if (u) {
-            return tsung_fail(c, k->line, "<arrivalphase> has more than one <users>");
+            return tsung_fail_at(c, k, "<arrivalphase> has more than one <users>");
         } else {
             u = k;
         }
     }
-    if (!u) return tsung_fail(c, ap->line, "<arrivalphase> needs <users>");
+    if (!u) return tsung_fail_at(c, ap, "<arrivalphase> needs <users>");
     const char *ar = tsung_attr(u, "arrivalrate"), *ia = tsung_attr(u, "interarrival");
-    if (!!ar == !!ia) return tsung_fail(c, u->line, "<users> needs one of arrivalrate and interarrival");
+    if (!!ar == !!ia) return tsung_fail_at(c, u, "<users> needs one of arrivalrate and interarrival");
     double us = unit_secs(c, u, tsung_attr(u, "unit"));
     if (ar)
         ph->rate = positive(c, u, "arrivalrate", 0) / us;
@@ -382,50 +439,118 @@ static void read_phase(ctx *c, node *ap, phase *ph)
     if (tsung_attr(u, "maxnumber")) ph->max = positive(c, u, "maxnumber", 1), ph->has_max = 1;
 }
 
+/* The users a phase starts, as Tsung counts them (ts_config_server:get_client_cfg): the phase's
+ * duration times its rate, at most maxnumber, rounded; arrivals are random, their number is not. */
+static double phase_count(const phase *p)
+{
+    double n = p->dur * (p->inter > 0 ? 1 / p->inter : p->rate);
+    if (p->has_max && p->max < n) n = p->max;
+    return round(n);
+}
+
+/* Does a <user session=...> name a session to run (NAME, or a prefix with '*')? 0 none, 1 one
+ * left to run, -1 only sessions left out (--skip-unsupported). */
+static int session_named(ctx *c, const char *want)
+{
+    node *ss = tsung_section(c, "sessions");
+    size_t wl = strlen(want);
+    int star = wl && want[wl - 1] == '*', found = 0;
+    for (int i = 0; ss && i < ss->nkids; i++) {
+        const char *nm = tsung_attr(ss->kids[i], "name");
+        if (nm && (star ? !strncmp(nm, want, wl - 1) : !strcmp(nm, want))) found = ss->kids[i]->drop ? (found ? found : -1) : 1;
+    }
+    return found;
+}
+
 /* <user session= start_time= unit=>: one user running that session (each matching one, for a
- * name ending in '*') at a set time, besides the arrivals. */
-static void emit_users(ctx *c, node *load)
+ * name ending in '*') at a set time, besides the arrivals; none after the load's duration
+ * (`limit`, 0 for none). Returns the last start time. */
+static double emit_users(ctx *c, node *load, double limit)
 {
     sbuf *b = &c->out;
     int any = 0;
+    double last = 0;
     for (int i = 0; i < load->nkids && !c->failed; i++) {
         node *k = load->kids[i];
         if (strcmp(k->name, "user")) continue;
         double at = tsung_attr(k, "start_time") ? positive(c, k, "start_time", 1) : 0;
         at *= unit_secs(c, k, tsung_attr(k, "unit"));
-        if (!any++) tsung_sb_puts(b, ", users = {\n");
-        tsung_sb_puts(b, "    { session = ");
-        lua_cstr(b, tsung_attr(k, "session"));
+        const char *sn = tsung_attr(k, "session");
+        int found = session_named(c, sn);
+        if (!found) {
+            tsung_fail_at(c, k, "<user session=\"%s\">: no <session> of that name", sn);
+            break;
+        }
+        if (found < 0 || (limit > 0 && at >= limit)) {
+            tsung_note(c, k->line, "<user session=\"%s\"> left out (%s)", sn,
+                       found < 0 ? "its session is left out" : "it starts after the load's duration");
+            continue;
+        }
+        if (at > last) last = at;
+        if (!any++) tsung_sb_puts(b, ",\n    users = {\n");
+        tsung_sb_puts(b, "      { session = ");
+        lua_cstr(b, sn);
         tsung_sb_puts(b, ", start = ");
         lua_num(b, at);
         tsung_sb_printf(b, " }, -- <user> line %d\n", k->line);
     }
-    if (any) tsung_sb_puts(b, "  }");
+    if (any) tsung_sb_puts(b, "    }");
+    return last;
 }
 
+/* The load's duration in seconds (Tsung's hard stop of the whole test), 0 when it has none. */
+static double load_limit(ctx *c)
+{
+    node *load = tsung_section(c, "load");
+    if (!load || !tsung_attr(load, "duration")) return 0;
+    return positive(c, load, "duration", 0) * unit_secs(c, load, tsung_attr(load, "unit"));
+}
+
+/* One phase of the open model: its arrivals, `d` seconds of it (cut at the load's duration),
+ * and the number of users it starts. */
+static void emit_phase(ctx *c, const phase *p, double d)
+{
+    sbuf *b = &c->out;
+    tsung_sb_puts(b, "    { ");
+    if (p->inter > 0)
+        tsung_sb_puts(b, "interarrival = "), lua_num(b, p->inter);
+    else
+        tsung_sb_puts(b, "rate = "), lua_num(b, p->rate);
+    tsung_sb_puts(b, ", duration = ");
+    lua_num(b, d);
+    if (p->has_max) tsung_sb_puts(b, ", max = "), lua_num(b, p->max);
+    tsung_sb_puts(b, ", count = ");
+    lua_num(b, phase_count(p));
+    tsung_sb_printf(b, " }, -- <arrivalphase phase=\"%g\"> line %d\n", p->num, p->n->line);
+}
+
+/* <load>: the phases in phase order (loop times over), cut at the load's duration, the <user>
+ * elements, and when the load has a duration the time left after the phases for running users
+ * (graceful_stop: Tsung stops every user at the load's duration). */
 static void emit_load(ctx *c)
 {
     sbuf *b = &c->out;
     node *load = tsung_section(c, "load");
     phase *ph = calloc((size_t)load->nkids + 1, sizeof *ph);
     if (!ph) abort();
-    int n = 0;
+    int n = 0, users = 0;
     for (int i = 0; i < load->nkids && !c->failed; i++) {
         node *k = load->kids[i];
-        if (strcmp(k->name, "user")) read_phase(c, k, &ph[n++]);
+        if (strcmp(k->name, "user"))
+            read_phase(c, k, &ph[n++]);
+        else
+            users++;
     }
     qsort(ph, (size_t)n, sizeof *ph, by_phase);
     for (int i = 1; i < n && !c->failed; i++)
-        if (ph[i].num == ph[i - 1].num) tsung_fail(c, ph[i].line, "phase %g is there twice", ph[i].num);
-    if (!n && !c->failed) tsung_fail(c, load->line, "<load> has no <arrivalphase>: nothing to run");
-    double loop = 0, limit = 0;
+        if (ph[i].num == ph[i - 1].num) tsung_fail_at(c, ph[i].n, "phase %g is there twice", ph[i].num);
+    if (!n && !users && !c->failed) tsung_fail_at(c, load, "<load> needs <arrivalphase> or <user>: nothing to run");
+    double loop = 0, limit = load_limit(c);
     if (tsung_attr(load, "loop")) loop = floor(positive(c, load, "loop", 1));
-    if (tsung_attr(load, "duration"))
-        limit = positive(c, load, "duration", 0) * unit_secs(c, load, tsung_attr(load, "unit"));
     if ((loop + 1) * n > TS_MAX_PHASES)
-        tsung_fail(c, load->line, "loop=%g makes more than %d phases", loop, TS_MAX_PHASES);
+        tsung_fail_at(c, load, "loop=%g makes more than %d phases", loop, TS_MAX_PHASES);
     if (c->failed) return free(ph);
-    tsung_sb_printf(b, "  load = parrot.open { phases = { -- <load> line %d\n", load->line);
+    tsung_sb_printf(b, "  load = parrot.open { -- <load> line %d\n    phases = {\n", load->line);
     double at = 0;
     for (int r = 0; r <= (int)loop; r++) {
         if (loop > 0) tsung_sb_printf(b, "    -- run %d of %d (loop=%g)\n", r + 1, (int)loop + 1, loop);
@@ -434,25 +559,18 @@ static void emit_load(ctx *c)
             if (limit > 0 && at + d > limit) d = limit - at;
             if (d <= 0) break;
             at += d;
-            tsung_sb_puts(b, "    { ");
-            if (ph[i].inter > 0)
-                tsung_sb_puts(b, "interarrival = "), lua_num(b, ph[i].inter);
-            else
-                tsung_sb_puts(b, "rate = "), lua_num(b, ph[i].rate);
-            tsung_sb_puts(b, ", duration = ");
-            lua_num(b, d);
-            if (ph[i].has_max) tsung_sb_puts(b, ", max = "), lua_num(b, ph[i].max);
-            tsung_sb_printf(b, " }, -- <arrivalphase phase=\"%g\"> line %d\n", ph[i].num, ph[i].line);
+            emit_phase(c, &ph[i], d);
         }
     }
-    tsung_sb_puts(b, "  }");
-    emit_users(c, load);
-    tsung_sb_puts(b, " },\n");
-    if (limit > 0)
-        tsung_note(
-            c, load->line,
-            "<load duration>: arrivals stop after %g s; users still running then finish (Tsung stops them)",
-            limit);
+    tsung_sb_puts(b, "    }");
+    double last = emit_users(c, load, limit);
+    if (limit > 0) {
+        double end = last + 0.01 > at ? last + 0.01 : at;
+        tsung_sb_puts(b, ",\n    graceful_stop = ");
+        lua_num(b, limit > end ? limit - end : 0);
+        tsung_sb_printf(b, ", -- users still running at %g s (<load duration>) are stopped", limit);
+    }
+    tsung_sb_puts(b, "\n  },\n");
     free(ph);
 }
 
@@ -488,7 +606,12 @@ static void emit_item(ctx *c, sbuf *b, int pass, node *k)
                                         "sleep_loop",   "loop_back", "max_restart",
                                         "skip_headers", "name",      "apply_to_content"};
         size_t l;
-        const char *t = tsung_text_trim(k, &l);
+        const char *t = tsung_text_trim(k, &l), *back = tsung_attr(k, "loop_back"), *d = tsung_attr(k, "do");
+        if (d && !strcmp(d, "loop") && back && strspn(back, "0") != strlen(back))
+            return tsung_fail_at(c, k,
+                                 "<match do=\"loop\" loop_back=\"%s\">: jumping back to earlier actions is not "
+                                 "supported (without loop_back the request itself is sent again)",
+                                 back);
         tsung_sb_puts(b, "regex = ");
         lua_str(b, t, l);
         f = 0;
@@ -510,7 +633,7 @@ static void emit_request(ctx *c, node *req)
     node *h = NULL;
     for (int i = 0; i < req->nkids; i++)
         if (!strcmp(req->kids[i]->name, "http")) h = req->kids[i];
-    if (!h) return tsung_fail(c, req->line, "<request> needs <http>");
+    if (!h) return tsung_fail_at(c, req, "<request> needs <http>");
     int first = 1;
     const char *subst = tsung_attr(req, "subst"), *url = tsung_attr(h, "url");
     sbuf u = {0};
@@ -618,7 +741,7 @@ static const char *compare_of(ctx *c, node *n, const char **value)
             else
                 op = ops[i], *value = tsung_attr(n, ops[i]);
         }
-    if (!op) tsung_fail(c, n->line, "<%s> needs one of eq, neq, gt, gte, lt, lte", n->name);
+    if (!op) tsung_fail_at(c, n, "<%s> needs one of eq, neq, gt, gte, lt, lte", n->name);
     return op;
 }
 
@@ -631,11 +754,19 @@ static void emit_thinktime(ctx *c, node *k)
         ind(c), tsung_sb_printf(b, "-- <thinktime value=\"%s\"> line %d: no effect here\n", v, k->line);
         return;
     }
+    const char *r = tsung_attr(k, "random"), *lo = tsung_attr(k, "min"), *hi = tsung_attr(k, "max");
+    double d = 0, dlo = 0, dhi = 0;
+    if (v && strncmp(v, "%%", 2) && (!num_of(v, &d) || d <= 0))
+        return tsung_fail_at(c, k, "<thinktime value=\"%s\">: expected a number of seconds above 0", v);
+    if ((lo || hi) && (v || !lo || !hi))
+        return tsung_fail_at(c, k, "<thinktime>: give value, or min and max (not both)");
+    if (lo && (!num_of(lo, &dlo) || !num_of(hi, &dhi) || dlo <= 0 || dhi <= dlo))
+        return tsung_fail_at(c, k, "<thinktime min=\"%s\" max=\"%s\">: expected 0 < min < max", lo, hi);
     int first = 1;
     ind(c), tsung_sb_puts(b, "s:thinktime { ");
     field(b, &first, "value", v, 1);
-    if (tsung_is_true(tsung_attr(k, "random")))
-        tsung_sb_puts(b, first ? "random = true" : ", random = true"), first = 0;
+    if (r) /* random="false" too: without it the element takes the default's kind */
+        tsung_sb_printf(b, "%srandom = %s", first ? "" : ", ", tsung_is_true(r) ? "true" : "false"), first = 0;
     field(b, &first, "min", tsung_attr(k, "min"), 1);
     field(b, &first, "max", tsung_attr(k, "max"), 1);
     tsung_sb_printf(b, "%s} -- line %d\n", first ? "" : " ", k->line);
@@ -657,8 +788,8 @@ static void emit_setdynvars(ctx *c, node *k)
         int found = c->file_servers.s && strstr(c->file_servers.s, want.s);
         free(want.s);
         if (!found)
-            return tsung_fail(
-                c, k->line, "<setdynvars fileid=\"%s\">: no <option name=\"file_server\" id=\"%s\">", id, id);
+            return tsung_fail_at(c, k, "<setdynvars fileid=\"%s\">: no <option name=\"file_server\" id=\"%s\">",
+                                 id, id);
     }
     ind(c), tsung_sb_puts(b, "s:setdynvars { ");
     field(b, &first, "sourcetype", t, 0);
@@ -684,7 +815,7 @@ static void emit_function_body(ctx *c, node *k)
 static void emit_loop_body(ctx *c, node *k)
 {
     if (++c->loops > 40)
-        return tsung_fail(c, k->line, "more than 40 <for>/<foreach> loops inside one another");
+        return tsung_fail_at(c, k, "more than 40 <for>/<foreach> loops inside one another");
     c->indent++, emit_block(c, k), c->indent--;
     c->loops--;
     ind(c), tsung_sb_puts(&c->out, "end\n");
@@ -697,7 +828,7 @@ static void emit_repeat(ctx *c, node *k)
     node *cond = NULL;
     for (int i = 0; i < k->nkids; i++)
         if (!strcmp(k->kids[i]->name, "while") || !strcmp(k->kids[i]->name, "until")) {
-            if (cond) return tsung_fail(c, k->kids[i]->line, "<repeat> has more than one <while>/<until>");
+            if (cond) return tsung_fail_at(c, k->kids[i], "<repeat> has more than one <while>/<until>");
             cond = k->kids[i];
         }
     int first = 1;
@@ -721,6 +852,43 @@ static void emit_repeat(ctx *c, node *k)
     tsung_sb_printf(b, " }) -- <%s> line %d\n", cond->name, cond->line);
 }
 
+/* <change_type new_type="ts_http" host= port= server_type=>: later requests go to that server
+ * (--server points it elsewhere too); store/restore keep or bring back a session's state. */
+static void emit_change_type(ctx *c, node *k)
+{
+    sbuf *b = &c->out;
+    int first = 1;
+    char port[16];
+    snprintf(port, sizeof port, "%d", c->srv_port);
+    const char *t = tsung_attr(k, "server_type");
+    ind(c), tsung_sb_puts(b, "s:change_type { ");
+    field(b, &first, "host", c->srv_port ? c->srv_host : tsung_attr(k, "host"), 0);
+    field(b, &first, "port", c->srv_port ? port : tsung_attr(k, "port"), 1);
+    field(b, &first, "server_type", c->srv_port ? (c->srv_tls ? "ssl" : "tcp") : t, 0);
+    if (tsung_is_true(tsung_attr(k, "store"))) tsung_sb_puts(b, ", store = true");
+    tsung_sb_printf(b, " } -- line %d\n", k->line);
+    if (c->srv_port) tsung_note(c, k->line, "<change_type> now goes to %s:%d (--server)", c->srv_host, c->srv_port);
+    if (tsung_is_true(tsung_attr(k, "restore")))
+        tsung_note(c, k->line, "<change_type restore=\"true\">: the user goes on with its current cookies");
+    if (strcmp(t, "tcp") && strcmp(t, "ssl") && strcmp(t, "tcp6") && strcmp(t, "ssl6") && strcmp(t, "tls"))
+        tsung_fail_at(c, k, "<change_type server_type=\"%s\">: expected tcp or ssl", t);
+    else if (!strncmp(t, "ssl", 3) || !strcmp(t, "tls"))
+        c->tls_servers++;
+}
+
+/* Is `tag` one of the tags -x leaves out ("a,b")? */
+static int excluded(ctx *c, const char *tag)
+{
+    const char *list = c->o->exclude_tags;
+    size_t tl = tag ? strlen(tag) : 0;
+    for (const char *p = list; tl && p && *p;) {
+        size_t l = strcspn(p, ",");
+        if (l == tl && !memcmp(p, tag, l)) return 1;
+        p += l + (p[l] == ',');
+    }
+    return 0;
+}
+
 /* One statement of a session, transaction or loop body. */
 static void emit_stmt(ctx *c, node *k)
 {
@@ -728,6 +896,8 @@ static void emit_stmt(ctx *c, node *k)
     const char *nm = k->name;
     if (k->drop) {
         ind(c), tsung_sb_printf(b, "-- <%s> line %d left out (--skip-unsupported)\n", nm, k->line);
+    } else if (!strcmp(nm, "request") && excluded(c, tsung_attr(k, "tag"))) {
+        ind(c), tsung_sb_printf(b, "-- <request> line %d left out (its tag is excluded with -x)\n", k->line);
     } else if (!strcmp(nm, "request")) {
         emit_request(c, k);
     } else if (!strcmp(nm, "thinktime")) {
@@ -769,10 +939,12 @@ static void emit_stmt(ctx *c, node *k)
         const char *t = tsung_attr(k, "type");
         ind(c), tsung_sb_printf(b, "s:abort(\"%s\") -- line %d\n", t && !strcmp(t, "all") ? "all" : "session",
                                 k->line);
+    } else if (!strcmp(nm, "change_type")) {
+        emit_change_type(c, k);
     } else if (!strcmp(nm, "while") || !strcmp(nm, "until")) {
         if (strcmp(k->parent->name, "repeat"))
             tsung_note(c, k->line, "<%s> outside a <repeat> has no effect", nm);
-    } else { /* change_type to ts_http, set_option, interaction */
+    } else { /* set_option, interaction */
         const char *what = tsung_attr(k, "name")     ? tsung_attr(k, "name")
                            : tsung_attr(k, "action") ? tsung_attr(k, "action")
                                                      : tsung_attr(k, "new_type");
@@ -783,7 +955,7 @@ static void emit_stmt(ctx *c, node *k)
 
 static void emit_block(ctx *c, node *n)
 {
-    if (c->indent > 80) return tsung_fail(c, n->line, "control flow nested too deeply");
+    if (c->indent > 80) return tsung_fail_at(c, n, "control flow nested too deeply");
     for (int i = 0; i < n->nkids && !c->failed; i++)
         emit_stmt(c, n->kids[i]);
 }
@@ -801,8 +973,8 @@ static void emit_sessions(ctx *c)
         if (k->drop) continue;
         n++;
         const char *p = tsung_attr(k, "probability"), *w = tsung_attr(k, "weight");
-        if (p && w) return tsung_fail(c, k->line, "<session> has both probability and weight");
-        if (!p && !w) return tsung_fail(c, k->line, "<session> needs probability or weight");
+        if (p && w) return tsung_fail_at(c, k, "<session> has both probability and weight");
+        if (!p && !w) return tsung_fail_at(c, k, "<session> needs probability or weight");
         sum += positive(c, k, p ? "probability" : "weight", 1);
         nprob += !!p, nweight += !!w;
         if (tsung_attr(k, "persistent"))
@@ -810,12 +982,12 @@ static void emit_sessions(ctx *c)
         if (tsung_attr(k, "bidi")) tsung_note(c, k->line, "bidi has no effect here");
     }
     if (c->failed) return;
-    if (!n) return tsung_fail(c, ss->line, "no HTTP <session> left to run");
-    if (nprob && nweight) return tsung_fail(c, ss->line, "sessions mix probability and weight; use one");
+    if (!n) return tsung_fail_at(c, ss, "no HTTP <session> left to run");
+    if (nprob && nweight) return tsung_fail_at(c, ss, "sessions mix probability and weight; use one");
     int as_weight = nweight || (c->dropped_sessions && fabs(sum - 100) > 0.05);
     if (nprob && !as_weight && fabs(sum - 100) > 0.05)
-        return tsung_fail(c, ss->line, "session probabilities sum to %g, not 100", sum);
-    if (sum <= 0) return tsung_fail(c, ss->line, "every session has probability 0: nothing to run");
+        return tsung_fail_at(c, ss, "session probabilities sum to %g, not 100", sum);
+    if (sum <= 0) return tsung_fail_at(c, ss, "every session has probability 0: nothing to run");
     if (nprob && as_weight)
         tsung_note(c, ss->line, "the HTTP sessions left keep their probabilities as weights");
     tsung_sb_printf(b, "  sessions = { -- line %d\n", ss->line);
@@ -879,17 +1051,26 @@ void tsung_lua_write(ctx *c)
     if (!c->failed) emit_sessions(c);
     if (c->failed) return;
     tsung_sb_puts(b, "}\n");
-    if (c->nfiles) { /* the files list goes right after the name; sessions may have added some */
-        sbuf f = {0};
+    /* what the sessions found goes right after the name: the files, certificates not checked */
+    sbuf f = {0};
+    if (c->tls_servers) {
+        tsung_sb_puts(&f, "  insecure = true, -- servers of type ssl: Tsung 1.7 does not check certificates\n");
+        tsung_note(c, tsung_section(c, "servers")->line,
+                   "type=\"ssl\": certificates are not checked (Tsung 1.7 does not check them)");
+    }
+    if (c->nfiles) {
         tsung_sb_puts(&f, "  files = { -- file_server and contents_from_file files travel in the bundle\n");
         for (int i = 0; i < c->nfiles; i++)
             tsung_sb_puts(&f, "    "), lua_cstr(&f, c->files[i]), tsung_sb_puts(&f, ",\n");
         tsung_sb_puts(&f, "  },\n");
+    }
+    if (f.len) {
         sbuf all = {0};
         tsung_sb_add(&all, b->s, files_at);
         tsung_sb_add(&all, f.s, f.len);
         tsung_sb_add(&all, b->s + files_at, b->len - files_at);
-        free(b->s), free(f.s);
+        free(b->s);
         *b = all;
     }
+    free(f.s);
 }

@@ -90,16 +90,29 @@ const char *tsung_text_trim(node *n, size_t *len)
 /* ------------------------------------------------------------------------------------------ */
 /* messages */
 
-void tsung_fail(ctx *c, int line, const char *fmt, ...)
+static void fail_v(ctx *c, int line, int col, const char *fmt, va_list ap)
 {
     if (c->failed++) return;
-    int n = line > 0 && c->fail_col > 0 ? snprintf(c->err, c->errlen, "%s:%d:%d: ", c->file, line, c->fail_col)
-            : line > 0                  ? snprintf(c->err, c->errlen, "%s:%d: ", c->file, line)
-                                        : snprintf(c->err, c->errlen, "%s: ", c->file);
+    int n = line > 0 && col > 0 ? snprintf(c->err, c->errlen, "%s:%d:%d: ", c->file, line, col)
+            : line > 0          ? snprintf(c->err, c->errlen, "%s:%d: ", c->file, line)
+                                : snprintf(c->err, c->errlen, "%s: ", c->file);
     if (n < 0 || (size_t)n >= c->errlen) return;
+    vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+}
+
+void tsung_fail(ctx *c, int line, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+    fail_v(c, line, c->fail_col, fmt, ap);
+    va_end(ap);
+}
+
+void tsung_fail_at(ctx *c, const node *n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fail_v(c, n ? n->line : 0, n ? n->col : 0, fmt, ap);
     va_end(ap);
 }
 
@@ -202,6 +215,96 @@ static const elem_spec specs[] = {
     {"amqp", NULL, "", "", 1},
     {"mqtt", NULL, "", "", 1},
 };
+
+/* The values the DTD allows for attributes (a list of words), and the attributes Tsung reads as
+ * numbers: "#int" a whole number (0, 1, 2...), "#num" a number (2, 0.5). */
+typedef struct attr_rule {
+    const char *elem, *attr, *allowed;
+} attr_rule;
+
+#define BOOL "true false"
+#define SESSION_TYPES                                                                                        \
+    "ts_jabber ts_http ts_raw ts_pgsql ts_ldap ts_webdav ts_mysql ts_fs ts_shell ts_job ts_websocket "       \
+    "ts_amqp ts_mqtt"
+#define HTTP_METHODS                                                                                         \
+    "GET POST PUT PATCH DELETE HEAD PROPFIND PROPPATCH COPY MOVE LOCK UNLOCK MKCOL MKACTIVITY OPTIONS "      \
+    "REPORT VERSION-CONTROL MERGE CHECKOUT"
+
+static const attr_rule rules[] = {
+    {"tsung", "dumptraffic", "true false light protocol protocol_local"},
+    {"tsung", "backend", "text json rrdtool fullstats"},
+    {"tsung", "loglevel", "emergency critical error warning notice info debug"},
+    {"server", "type", "ssl tcp udp erlang ssl6 tcp6 udp6 bosh bosh_ssl websocket websocket_ssl tls"},
+    {"server", "port", "#int"},
+    {"server", "weight", "#num"},
+    {"client", "type", "machine batch"},
+    {"client", "batch", "torque pbs lsf oar"},
+    {"client", "use_controller_vm", BOOL},
+    {"ip", "scan", BOOL},
+    {"monitor", "batch", BOOL},
+    {"monitor", "type", "snmp erlang munin"},
+    {"snmp", "version", "v1 v2"},
+    /* millisecond: the DTD has it for phases and <user> only; here every unit may use it */
+    {"load", "unit", "hour minute second millisecond"},
+    {"load", "duration", "#int"},
+    {"load", "loop", "#int"},
+    {"arrivalphase", "unit", "hour minute second millisecond"},
+    {"arrivalphase", "phase", "#int"},
+    {"arrivalphase", "duration", "#int"},
+    {"users", "unit", "hour minute second millisecond"},
+    {"users", "maxnumber", "#int"},
+    {"users", "interarrival", "#num"},
+    {"users", "arrivalrate", "#num"},
+    {"user", "unit", "hour minute second millisecond"},
+    {"user", "start_time", "#num"},
+    {"option", "override", BOOL},
+    {"option", "random", BOOL},
+    {"option", "type", "ts_http ts_jabber ts_pgsql ts_amqp"},
+    {"set_option", "type", "ts_http ts_jabber ts_pgsql"},
+    {"user_agent", "probability", "#num"},
+    {"session", "persistent", BOOL},
+    {"session", "type", SESSION_TYPES},
+    {"session", "probability", "#num"},
+    {"session", "weight", "#num"},
+    {"session_setup", "probability", "#num"},
+    {"session_setup", "weight", "#num"},
+    {"abort", "type", "session all"},
+    {"interaction", "action", "send receive"},
+    {"change_type", "new_type", SESSION_TYPES},
+    {"change_type", "store", BOOL},
+    {"change_type", "restore", BOOL},
+    {"change_type", "bidi", BOOL},
+    {"request", "subst", "true false all_except_body"},
+    {"match", "do", "continue loop abort restart log dump abort_test"},
+    {"match", "when", "match nomatch"},
+    {"match", "subst", BOOL},
+    {"match", "max_loop", "#int"},
+    {"match", "loop_back", "#int"},
+    {"match", "max_restart", "#int"},
+    {"match", "sleep_loop", "#int"},
+    {"thinktime", "random", BOOL},
+    {"thinktime", "min", "#int"},
+    {"thinktime", "max", "#int"},
+    {"http", "method", HTTP_METHODS},
+    {"http", "version", "1.0 1.1"},
+    {"dyn_variable", "decode", "html_entities false"},
+    {"www_authenticate", "type", "basic digest"},
+    {"oauth", "method", "HMAC-SHA1 PLAINTEXT RSA-SHA1"},
+    {"setdynvars", "sourcetype", "random_string urandom_string random_number file erlang eval jsonpath value server"},
+    {"setdynvars", "order", "iter random"},
+    {"setdynvars", "length", "#int"},
+    {"setdynvars", "start", "#int"},
+    {"setdynvars", "end", "#int"},
+    {"for", "incr", "#int"},
+    {"repeat", "max_repeat", "#int"},
+};
+
+const char *tsung_attr_rule(const char *elem, const char *attr)
+{
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
+        if (!strcmp(rules[i].elem, elem) && !strcmp(rules[i].attr, attr)) return rules[i].allowed;
+    return NULL;
+}
 
 /* Is `w` one of the space-separated words of `list`? */
 int tsung_has_word(const char *list, const char *w)

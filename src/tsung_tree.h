@@ -65,7 +65,10 @@ typedef struct ctx {
     int nfiles;
     sbuf file_servers; /* Lua "id = name, " pairs */
     int indent, failed, dropped_sessions;
-    int loops; /* for/foreach nested in the current Lua function (4 locals each) */
+    int loops;       /* for/foreach nested in the current Lua function (4 locals each) */
+    int tls_servers; /* servers of type ssl: certificates are not checked, as in Tsung 1.7 */
+    char srv_host[256]; /* --server's host, port (0: none) and scheme */
+    int srv_port, srv_tls;
     char *err;
     size_t errlen;
     int fail_col; /* > 0: the next failure names this column too (FILE:LINE:COL) */
@@ -73,6 +76,8 @@ typedef struct ctx {
 
 /* The first failure wins: "FILE:LINE: message" into c->err (line <= 0: no line), c->failed set. */
 __attribute__((format(printf, 3, 4))) void tsung_fail(ctx *c, int line, const char *fmt, ...);
+/* The same at element n: "FILE:LINE:COL: message" (the column of the element's '<'). */
+__attribute__((format(printf, 3, 4))) void tsung_fail_at(ctx *c, const node *n, const char *fmt, ...);
 /* A line for the user in c->notes ("FILE:LINE: message"). */
 __attribute__((format(printf, 3, 4))) void tsung_note(ctx *c, int line, const char *fmt, ...);
 
@@ -84,6 +89,9 @@ typedef struct elem_spec {
 
 /* The element named `name`, or NULL when the DTD has no such element. */
 const elem_spec *tsung_spec_of(const char *name);
+/* What attribute `attr` of <elem> may be: the DTD's space-separated values, "#int" (a whole
+ * number), "#num" (a number), or NULL when any text goes. */
+const char *tsung_attr_rule(const char *elem, const char *attr);
 /* Is `w` one of the space-separated words of `list`? */
 int tsung_has_word(const char *list, const char *w);
 /* Is s (may be NULL) in the NULL-terminated list l? */
