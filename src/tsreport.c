@@ -85,7 +85,8 @@ static void close_counters(tsreport *t)
         if (e->sum / TS_WINDOW_S > r->hi_rate) r->hi_rate = e->sum / TS_WINDOW_S;
     }
     tsrow *in = row_of(t, "size_rcv"), *out = row_of(t, "size_sent");
-    if ((double)t->win->bytes_in / TS_WINDOW_S > in->hi_rate) in->hi_rate = (double)t->win->bytes_in / TS_WINDOW_S;
+    if ((double)t->win->bytes_in / TS_WINDOW_S > in->hi_rate)
+        in->hi_rate = (double)t->win->bytes_in / TS_WINDOW_S;
     if ((double)t->win->bytes_out / TS_WINDOW_S > out->hi_rate)
         out->hi_rate = (double)t->win->bytes_out / TS_WINDOW_S;
 }
@@ -96,9 +97,12 @@ static void close_window(tsreport *t)
     const char *fixed[] = {"request"};
     for (size_t k = 0; k < 1 + t->win->nentries; k++) {
         const char *name;
-        if (k == 0) name = fixed[0];
-        else if (is_sample(&t->win->entries[k - 1])) name = t->win->entries[k - 1].name;
-        else continue;
+        if (k == 0)
+            name = fixed[0];
+        else if (is_sample(&t->win->entries[k - 1]))
+            name = t->win->entries[k - 1].name;
+        else
+            continue;
         const stats_hist *h = sample_of(t->win, name);
         uint64_t n = h ? stats_hist_count(h) : 0;
         if (!n) continue;
@@ -213,14 +217,14 @@ static void print_counters(FILE *f, const tsreport *t, const stats *total, doubl
     free(names);
 }
 
-
 void tsreport_print(FILE *f, const tsreport *t, const stats *total, double dur)
 {
     fprintf(f, "\n  Tsung report (10-second windows; a last partial window is not counted in them)\n\n");
     fprintf(f, "  %-20s %16s %16s %14s %18s %15s %10s\n", "Name", "highest 10sec mean", "lowest 10sec mean",
             "Highest Rate", "Mean Rate", "Mean", "Count");
     const char *fixed[] = {"connect", "page", "request", "session"};
-    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) print_sample(f, t, total, fixed[i], dur);
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+        print_sample(f, t, total, fixed[i], dur);
     const char **tr = calloc(total->nentries + 1, sizeof *tr);
     size_t ntr = 0;
     for (size_t i = 0; tr && i < total->nentries; i++)
@@ -228,7 +232,8 @@ void tsreport_print(FILE *f, const tsreport *t, const stats *total, double dur)
             tr[ntr++] = total->entries[i].name;
     if (ntr) qsort(tr, ntr, sizeof *tr, cmp_str);
     if (ntr) fprintf(f, "\n  Transactions\n");
-    for (size_t i = 0; i < ntr; i++) print_sample(f, t, total, tr[i], dur);
+    for (size_t i = 0; i < ntr; i++)
+        print_sample(f, t, total, tr[i], dur);
     free(tr);
     print_throughput(f, t, total, dur);
     print_counters(f, t, total, dur, 0);

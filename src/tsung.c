@@ -1,7 +1,8 @@
 /* tsung: Tsung XML configurations translated to Lua scenarios on parrot.tsung (see tsung.h for the
  * shape of the generated Lua). Three passes over a small element tree built with libexpat: check
  * it against the DTD's elements and attributes, find what cannot run here, then write the Lua
- * (tsung_lua.c; the tree and the DTD's table are in tsung_tree.c). */
+ * (tsung_conf.c for the configuration and the load, tsung_lua.c for the sessions; the tree and
+ * the DTD's tables are in tsung_tree.c). */
 #include "tsung.h"
 
 #include "tsung_lua.h"

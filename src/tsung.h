@@ -7,8 +7,8 @@
 #include <stddef.h>
 
 typedef struct tsung_options {
-    int skip_unsupported; /* leave out non-HTTP sessions/elements (said on stderr) instead of refusing */
-    const char *server;   /* "HOST:PORT": point every <server> there (--server) */
+    int skip_unsupported;     /* leave out non-HTTP sessions/elements (said on stderr) instead of refusing */
+    const char *server;       /* "HOST:PORT": point every <server> there (--server) */
     const char *exclude_tags; /* "a,b": leave out the requests with these tags (tsung -x) */
 } tsung_options;
 
@@ -66,8 +66,8 @@ int tsung_import(const char *path, const tsung_options *o, char **lua_out, char 
 
 /* The same from a buffer: `name` is the file name used in messages, and its directory is where
  * relative file_server/contents_from_file paths start (the fuzz target and tests use it). */
-int tsung_import_buffer(const char *buf, size_t len, const char *name, const tsung_options *o,
-                        char **lua_out, char **notes, char *err, size_t errlen);
+int tsung_import_buffer(const char *buf, size_t len, const char *name, const tsung_options *o, char **lua_out,
+                        char **notes, char *err, size_t errlen);
 
 /* Lua binding (registered as parrot.ext.tsung_import by the integrator):
  *   tsung_import(path [, { skip_unsupported = bool, server = "HOST:PORT", exclude_tags = "a,b" }])

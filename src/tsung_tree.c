@@ -1,8 +1,11 @@
-/* tsung_tree: the Tsung importer's element tree and what both of its halves share: growable
- * strings, the nodes libexpat builds, the elements and attributes the DTD allows, and the
- * messages (fail, note) that name a line of the XML. Internal to tsung.c and tsung_lua.c. */
+/* tsung_tree: the Tsung importer's element tree and what its parts share: growable strings, the
+ * nodes libexpat builds, the elements and attributes the DTD allows (and the values it lists),
+ * the messages (fail, note) that name a line of the XML, and the helpers that write Lua. Internal
+ * to tsung.c, tsung_conf.c and tsung_lua.c. */
 #include "tsung_tree.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,7 +293,8 @@ static const attr_rule rules[] = {
     {"dyn_variable", "decode", "html_entities false"},
     {"www_authenticate", "type", "basic digest"},
     {"oauth", "method", "HMAC-SHA1 PLAINTEXT RSA-SHA1"},
-    {"setdynvars", "sourcetype", "random_string urandom_string random_number file erlang eval jsonpath value server"},
+    {"setdynvars", "sourcetype",
+     "random_string urandom_string random_number file erlang eval jsonpath value server"},
     {"setdynvars", "order", "iter random"},
     {"setdynvars", "length", "#int"},
     {"setdynvars", "start", "#int"},
@@ -338,4 +342,116 @@ node *tsung_section(ctx *c, const char *name)
     for (int i = 0; i < c->root->nkids; i++)
         if (!strcmp(c->root->kids[i]->name, name)) return c->root->kids[i];
     return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Lua output helpers */
+
+void tsung_lua_str(sbuf *b, const char *s, size_t n)
+{
+    int nl = 0, plain = 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '\n')
+            nl = 1;
+        else if ((ch < 32 && ch != '\t') || ch == 127)
+            plain = 0;
+    }
+    if (nl && plain && n > 60) { /* a long bracket reads better for bodies */
+        int level = 0;
+        char close[72];
+        for (;; level++) {
+            close[0] = ']';
+            memset(close + 1, '=', (size_t)level);
+            close[level + 1] = ']';
+            close[level + 2] = 0;
+            if (!memmem(s, n, close, (size_t)level + 2) && !(n && s[n - 1] == ']' && level == 0)) break;
+            if (level > 60) break;
+        }
+        if (level <= 60) {
+            tsung_sb_puts(b, "[");
+            for (int i = 0; i < level; i++)
+                tsung_sb_puts(b, "=");
+            tsung_sb_puts(b, "[\n"); /* the first newline after the bracket is not part of the string */
+            tsung_sb_add(b, s, n);
+            tsung_sb_puts(b, close);
+            return;
+        }
+    }
+    tsung_sb_puts(b, "\"");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\')
+            tsung_sb_printf(b, "\\%c", ch);
+        else if (ch == '\n')
+            tsung_sb_puts(b, "\\n");
+        else if (ch == '\t')
+            tsung_sb_puts(b, "\\t");
+        else if (ch < 32 || ch == 127)
+            tsung_sb_printf(b, "\\%03d", ch);
+        else
+            tsung_sb_add(b, (const char *)&ch, 1);
+    }
+    tsung_sb_puts(b, "\"");
+}
+void tsung_lua_cstr(sbuf *b, const char *s) { tsung_lua_str(b, s, strlen(s)); }
+
+/* A plain decimal number ("2", "0.5", "1e3"), as Tsung writes numbers. */
+int tsung_num_of(const char *s, double *v)
+{
+    if (!s || !*s || strspn(s, "0123456789.eE+-") != strlen(s) || !strpbrk(s, "0123456789")) return 0;
+    if (s[0] != '-' && s[0] != '.' && (s[0] < '0' || s[0] > '9')) return 0;
+    char *end;
+    errno = 0;
+    double d = strtod(s, &end);
+    if (*end || errno || !isfinite(d)) return 0;
+    *v = d;
+    return 1;
+}
+
+void tsung_lua_num(sbuf *b, double d)
+{
+    char t[40];
+    if (d == floor(d) && fabs(d) < 1e15) {
+        snprintf(t, sizeof t, "%.0f", d);
+    } else {
+        snprintf(t, sizeof t, "%.15g", d);
+        if (strtod(t, NULL) != d) snprintf(t, sizeof t, "%.17g", d);
+    }
+    tsung_sb_puts(b, t);
+}
+
+/* key = value, for an attribute that is there: a number when it reads as one, else a string. */
+int tsung_field(sbuf *b, int *first, const char *key, const char *v, int numeric)
+{
+    if (!v) return 0;
+    double d;
+    tsung_sb_puts(b, *first ? "" : ", ");
+    *first = 0;
+    if (!strcmp(key, "do") || !strcmp(key, "end"))
+        tsung_sb_printf(b, "[\"%s\"] = ", key);
+    else
+        tsung_sb_printf(b, "%s = ", key);
+    if (numeric && tsung_num_of(v, &d))
+        tsung_lua_num(b, d);
+    else
+        tsung_lua_cstr(b, v);
+    return 1;
+}
+
+void tsung_ind(ctx *c)
+{
+    for (int i = 0; i < c->indent; i++)
+        tsung_sb_puts(&c->out, "  ");
+}
+
+/* A positive number attribute or a failure naming it. */
+double tsung_positive(ctx *c, node *n, const char *a, int zero_ok)
+{
+    double d = 0;
+    const char *v = tsung_attr(n, a);
+    if (!tsung_num_of(v, &d) || d < 0 || (!zero_ok && d == 0))
+        tsung_fail_at(c, n, "<%s %s=\"%s\">: expected a %s number", n->name, a, v ? v : "",
+                      zero_ok ? "non-negative" : "positive");
+    return d;
 }

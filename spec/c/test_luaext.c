@@ -153,7 +153,8 @@ static void test_shared(void)
               "return ext.shared_add('spec a') == 1 and ext.shared_add('spec a') == 2 and "
               "ext.shared_add('spec b', 5) == 5");
     int rc = luaL_dostring(other, "return ext.shared_add('spec a')");
-    CHECK(rc == 0 && lua_tointeger(other, -1) == 3, "another lua_State (another thread's) sees the same counter");
+    CHECK(rc == 0 && lua_tointeger(other, -1) == 3,
+          "another lua_State (another thread's) sees the same counter");
     lua_close(other);
 }
 

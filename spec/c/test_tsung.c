@@ -277,8 +277,8 @@ static void test_bad_xml(void)
     CHECK(r->rc == -1 && has(r->err, "sum.xml:6:1: session probabilities sum to 90, not 100"),
           "probabilities must sum to 100 (%s)", r->err);
     r = try("none.xml", HEAD "<tsung/>", NULL);
-    CHECK(r->rc == -1 && has(r->err, "none.xml:3:1: <tsung> needs <clients>"), "an empty <tsung>: FILE:LINE:COL (%s)",
-          r->err);
+    CHECK(r->rc == -1 && has(r->err, "none.xml:3:1: <tsung> needs <clients>"),
+          "an empty <tsung>: FILE:LINE:COL (%s)", r->err);
 }
 
 static void test_translation(void)
@@ -329,7 +329,8 @@ static void test_translation(void)
     CHECK(has(r->lua, "limit = 90, -- <load duration> line 14") && has(r->lua, "graceful_stop = 0,"),
           "<load duration>: a limit where every user stops, and no time after the phases");
     CHECK(has(r->lua, "thinktime = { value = 2, random = true, override = true }") &&
-              has(r->lua, "max_retries = 5") && has(r->notes, "order.xml:13: option connect_timeout has no effect"),
+              has(r->lua, "max_retries = 5") &&
+              has(r->notes, "order.xml:13: option connect_timeout has no effect"),
           "options: thinktime default, max_retries; connect_timeout is noted as having no effect");
     CHECK(has(r->lua, "insecure = true, -- servers of type ssl") &&
               has(r->notes, "type=\"ssl\": certificates are not checked (Tsung 1.7 does not check them)"),
@@ -342,7 +343,11 @@ static void test_translation(void)
     CHECK(r->rc == 0 && has(r->lua, "{ host = \"127.0.0.1\", port = 9999, type = \"tcp\", weight = 1 }") &&
               has(r->calls, "url=http://127.0.0.1:9999/x?a=%%_id%%"),
           "--server points the servers and absolute URLs at HOST:PORT (%s)", r->err);
+}
 
+/* file_server and contents_from_file: names in the bundle, paths that travel with it. */
+static void test_files(void)
+{
     char abs[400], xml[2048], dir[300];
     snprintf(dir, sizeof dir, "%s/data", tmp);
     mkdir(dir, 0700);
@@ -364,7 +369,7 @@ static void test_translation(void)
         "<setdynvars sourcetype=\"file\" fileid=\"ids\"><var name=\"id\"/></setdynvars>\n"
         "<request><http url=\"/\" method=\"PUT\" contents_from_file=\"data/users.csv\"/></request>\n"
         "</session></sessions></tsung>\n");
-    r = try("files.xml", xml, NULL);
+    result *r = try("files.xml", xml, NULL);
     char want[600];
     snprintf(want, sizeof want, "\"%s\",\n    \"/tmp/tsung-test-outside/ids.csv\",", abs);
     CHECK(r->rc == 0 && has(r->lua, "[\"default\"] = \"data/users.csv\"") &&
@@ -523,20 +528,27 @@ static void test_refusals(void)
          "bad.xml:7:10: <http version=\"2.0\">: version must be one of 1.0, 1.1"},
         {"<request><http url=\"/\" method=\"FETCH\"/></request>\n",
          "bad.xml:7:10: <http method=\"FETCH\">: method must be one of GET, POST"},
-        {"<abort type=\"everything\"/>\n", "bad.xml:7:1: <abort type=\"everything\">: type must be one of session, all"},
-        {"<thinktime value=\"abc\"/>\n", "bad.xml:7:1: <thinktime value=\"abc\">: expected a number of seconds"},
-        {"<thinktime value=\"0\"/>\n", "bad.xml:7:1: <thinktime value=\"0\">: expected a number of seconds above 0"},
-        {"<thinktime min=\"3\" max=\"2\"/>\n", "bad.xml:7:1: <thinktime min=\"3\" max=\"2\">: expected 0 < min < max"},
-        {"<thinktime value=\"1\" min=\"1\" max=\"2\"/>\n", "bad.xml:7:1: <thinktime>: give value, or min and max"},
+        {"<abort type=\"everything\"/>\n",
+         "bad.xml:7:1: <abort type=\"everything\">: type must be one of session, all"},
+        {"<thinktime value=\"abc\"/>\n",
+         "bad.xml:7:1: <thinktime value=\"abc\">: expected a number of seconds"},
+        {"<thinktime value=\"0\"/>\n",
+         "bad.xml:7:1: <thinktime value=\"0\">: expected a number of seconds above 0"},
+        {"<thinktime min=\"3\" max=\"2\"/>\n",
+         "bad.xml:7:1: <thinktime min=\"3\" max=\"2\">: expected 0 < min < max"},
+        {"<thinktime value=\"1\" min=\"1\" max=\"2\"/>\n",
+         "bad.xml:7:1: <thinktime>: give value, or min and max"},
         {"<request><match max_loop=\"many\">x</match><http url=\"/\"/></request>\n",
          "bad.xml:7:10: <match max_loop=\"many\">: expected a whole number"},
         {"<repeat name=\"r\" max_repeat=\"2.5\"><request><http url=\"/\"/></request><while var=\"a\" "
          "eq=\"1\"/></repeat>\n",
          "bad.xml:7:1: <repeat max_repeat=\"2.5\">: expected a whole number"},
-        {"<setdynvars sourcetype=\"random_number\" start=\"%%_a%%\" end=\"9\"><var name=\"n\"/></setdynvars>\n",
+        {"<setdynvars sourcetype=\"random_number\" start=\"%%_a%%\" end=\"9\"><var "
+         "name=\"n\"/></setdynvars>\n",
          "bad.xml:7:1: <setdynvars start=\"%%_a%%\">: expected a whole number"},
         {"<request><match do=\"loop\" loop_back=\"2\">x</match><http url=\"/\"/></request>\n",
-         "bad.xml:7:10: <match do=\"loop\" loop_back=\"2\">: jumping back to earlier actions is not supported"},
+         "bad.xml:7:10: <match do=\"loop\" loop_back=\"2\">: jumping back to earlier actions is not "
+         "supported"},
         {"<change_type new_type=\"ts_http\" host=\"h\" port=\"80\" server_type=\"udp\"/>\n",
          "bad.xml:7:1: <change_type server_type=\"udp\">: expected tcp or ssl"},
     };
@@ -563,7 +575,8 @@ static void test_refusals(void)
         {HEAD "<tsung>\n<clients><client host=\"localhost\"/></clients>\n"
               "<servers><server host=\"h\" port=\"80\" type=\"tcp\"/></servers>\n"
               "<load><user session=\"s\" start_time=\"1\" unit=\"second\"/></load>\n"
-              "<options>\n <option type=\"ts_http\" name=\"user_agent\"><user_agent probability=\"60\">a</user_agent>"
+              "<options>\n <option type=\"ts_http\" name=\"user_agent\"><user_agent "
+              "probability=\"60\">a</user_agent>"
               "<user_agent probability=\"30\">b</user_agent></option></options>\n"
               "<sessions><session name=\"s\" probability=\"100\" type=\"ts_http\"/></sessions></tsung>\n",
          "more.xml:8:2: user_agent probabilities sum to 90, not 100"},
@@ -585,7 +598,8 @@ static void test_fidelity(void)
                          "<sessions><session name=\"s\" probability=\"100\" type=\"ts_http\"><request><http "
                          "url=\"/\"/></request></session></sessions></tsung>\n",
                     NULL);
-    CHECK(r->rc == 0 && r->runs && has(r->lua, "phases = {\n    },\n    users = {\n      { session = \"s\", start = 2 }"),
+    CHECK(r->rc == 0 && r->runs &&
+              has(r->lua, "phases = {\n    },\n    users = {\n      { session = \"s\", start = 2 }"),
           "a <load> of <user> elements only runs those users (%s)", r->err);
 
     r = try("one.xml",
@@ -606,8 +620,9 @@ static void test_fidelity(void)
     CHECK(r->rc == 0 && r->runs && has(r->lua, "{ interarrival = 1, duration = 1, max = 1, count = 1 }") &&
               has(r->lua, "{ interarrival = 3, duration = 1, count = 0 }"),
           "maxnumber=1 over 1 s starts exactly one user; 1 s of one every 3 s starts none (%s)", r->err);
-    CHECK(has(r->calls, "thinktime {value=3}\nthinktime {random=false,value=4}"),
-          "thinktimes: random=\"false\" is written down, so that only those without random take the default's");
+    CHECK(
+        has(r->calls, "thinktime {value=3}\nthinktime {random=false,value=4}"),
+        "thinktimes: random=\"false\" is written down, so that only those without random take the default's");
     CHECK(has(r->calls, "change_type {host=other,port=8081,server_type=ssl}") &&
               has(r->lua, "insecure = true"),
           "change_type to ts_http: later requests go to that server (ssl: certificates not checked)");
@@ -664,7 +679,8 @@ static void test_bundle_names(void)
         if (i == 2) unlink(path); /* a worker elsewhere: the absolute path is not there at all */
         snprintf(name, sizeof name, "%s/t.xml", dirs[i]);
         result *r = try(name, xml, NULL);
-        CHECK(r->rc == 0 && has(r->lua, "[\"u\"] = \"x/in.csv\"") && has(r->calls, "contents_from_file=x/in.csv"),
+        CHECK(r->rc == 0 && has(r->lua, "[\"u\"] = \"x/in.csv\"") &&
+                  has(r->calls, "contents_from_file=x/in.csv"),
               "an absolute path inside the XML's directory is x/in.csv in the bundle, read from %s%s (%s)",
               dirs[i], i == 2 ? " where the path is gone" : "", r->err);
     }
@@ -710,6 +726,7 @@ int main(void)
     test_examples();
     test_bad_xml();
     test_translation();
+    test_files();
     test_unsupported();
     test_control_flow();
     test_refusals();
