@@ -50,7 +50,8 @@ local function random_picker(sessions)
 end
 
 local function new_vu(id, ctx)
-  return { id = id, iteration = 0, vars = {}, setup = ctx.setup, thread = ctx.thread, stop = false, t0 = ctx.t0 }
+  return { id = id, iteration = 0, vars = {}, setup = ctx.setup, thread = ctx.thread, stop = false,
+           t0 = ctx.t0, load = ctx.scenario.load }
 end
 
 local function start_session(vu, s)

@@ -155,7 +155,10 @@ local function new_state(T, vu)
                            ua = T.user_agents and pick_weighted(T.user_agents, "probability").value or "Tsung",
                            restarts = 0, cookie_names = {} }, S)
   s.base = origin(s.scheme, s.host, s.port)
-  if T.limit and vu.t0 then s.deadline = vu.t0 + T.limit end
+  -- the load's duration, unless --duration made the run longer (the importer cuts phases at it)
+  if T.limit and vu.t0 and not (vu.load and parrot.load_duration(vu.load) > T.limit + 1e-6) then
+    s.deadline = vu.t0 + T.limit
+  end
   return s
 end
 

@@ -130,6 +130,13 @@ target f_one && for k in 1 2 3; do
 done
 target f_limit && bgrun f_limit "$TS/f_limit.xml" --server "127.0.0.1:${TPORT[f_limit]}" --out "$TMP/f_limit.json"
 target f_uid && bgrun f_uid "$TS/f_uid.xml" --server "127.0.0.1:${TPORT[f_uid]}"
+# a file_server path that is absolute, inside the XML's directory, run from another directory
+mkdir -p "$TMP/absdir/x" && printf 'a\nb\nc\nd\n' >"$TMP/absdir/x/letters.csv"
+sed "s#value=\"f_letters.csv\"#value=\"$TMP/absdir/x/letters.csv\"#" "$TS/f_uid.xml" >"$TMP/absdir/f_abs.xml"
+if target f_abs; then
+    cd / && bgrun f_abs "$TMP/absdir/f_abs.xml" --server "127.0.0.1:${TPORT[f_abs]}"
+    cd - >/dev/null || exit 1
+fi
 target f_user_only && bgrun f_user_only "$TS/f_user_only.xml" --server "127.0.0.1:${TPORT[f_user_only]}"
 bgrun f_refused "$TS/f_one.xml" --server "127.0.0.1:$(free_port)" --tsung-report
 if target f_tls --tls; then
@@ -329,6 +336,13 @@ is "$(sed -E -n 's#^.*"GET /echo\?uid=[0-9]+&u=[0-9]+&x=([a-d]) .*$#\1#p' "${TLO
     "setdynvars file order=iter: one position for every user of every load thread (each line once)"
 is "$(sed -E -n 's#^.*"GET /echo\?again=([0-9]+) .*$#\1#p' "${TLOG[f_uid]}" | sort -n | tr '\n' ,)" "1,2,3,4," \
     "get_unique_id is the same for the whole session"
+
+bgwait f_abs
+untarget f_abs
+is "$(sed -E -n 's#^.*"GET /echo\?uid=[0-9]+&u=[0-9]+&x=([a-d]) .*$#\1#p' "${TLOG[f_abs]}" | sort | tr '\n' ,)" "a,b,c,d," \
+    "file_server with an absolute path inside the XML's directory, run from elsewhere: the workers read it"
+grep -q 'cannot read' "$TMP/f_abs.stderr" && notok "... and no 'cannot read' error" "$(grep -m1 'cannot read' "$TMP/f_abs.stderr")" ||
+    ok "... and no 'cannot read' error"
 
 bgwait f_user_only
 untarget f_user_only
