@@ -168,8 +168,8 @@ end
 -- are counted by a watchdog coroutine of the thread, and the runner ends them.
 
 local LIMIT_MARGIN = 0.002 -- users stop this much before the runner's own end of the run
-local active = {}         -- the users of this thread that have a deadline
-local watching = false
+local active, active_for = {}, nil -- this thread's users with a deadline, and that deadline (the run's)
+local watcher_for = nil            -- the deadline a running watchdog looks after
 
 function S:stop_at_limit()
   if not self.limit_hit then
@@ -184,21 +184,29 @@ function S:check_limit()
   if self.limit_hit or (self.deadline and core().now() >= self.deadline - LIMIT_MARGIN) then self:stop_at_limit() end
 end
 
-local function watch(deadline)
-  if watching then return end
-  watching = true
+-- A user with a deadline joins its run's list, which a watchdog looks after while it is not
+-- empty (users of an earlier run, ended by the runner, are left behind with their list; a
+-- watchdog the runner ended is replaced by the next run's).
+local function enlist(s)
+  local deadline = s.deadline
+  if active_for ~= deadline then active, active_for = {}, deadline end
+  active[s] = true
+  s.active = active
+  if watcher_for == deadline then return end
+  watcher_for = deadline
+  local users = active
   core().spawn(function()
-    while next(active) do
+    while next(users) do
       local left = deadline - LIMIT_MARGIN - core().now()
       if left <= 0 then
-        for st in pairs(active) do
+        for st in pairs(users) do
           if not st.limit_hit then st.limit_hit = true; counter("error_abort") end
         end
         break
       end
       core().sleep(math.min(left, 0.25))
     end
-    watching = false
+    if watcher_for == deadline then watcher_for = nil end
   end)
 end
 
@@ -221,10 +229,7 @@ function Config:session(fn)
     local t0 = core().now()
     local err
     counter("users_count")
-    if s.deadline then
-      active[s] = true
-      watch(s.deadline)
-    end
+    if s.deadline then enlist(s) end
     while true do
       local ok, e = xpcall(fn, function(x)
         if is_control(x) then return x end
@@ -239,7 +244,7 @@ function Config:session(fn)
         break
       end
     end
-    active[s] = nil
+    if s.active then s.active[s] = nil end
     s:page_end()
     s:set_connected(false)
     counter("finish_users_count")
