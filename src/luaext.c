@@ -540,6 +540,42 @@ static size_t check_count(lua_State *L, int idx)
     return (size_t)n;
 }
 
+/* ---- counters shared by the threads of the process ---- */
+
+/* Named counters every lua_State of the process sees (Tsung's user ids and its file positions
+ * shared by all users). A fixed table: past SHARED_MAX names the oldest name is dropped. */
+#define SHARED_MAX 256
+#define SHARED_KEY_MAX 512
+static struct {
+    char key[SHARED_KEY_MAX];
+    int64_t value;
+} shared[SHARED_MAX];
+static int shared_n, shared_next; /* names in use, the slot the next new name takes */
+static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* shared_add(key, n) -> the counter's new value (a new counter starts at 0). */
+static int l_shared_add(lua_State *L)
+{
+    size_t kl;
+    const char *key = luaL_checklstring(L, 1, &kl);
+    int64_t n = (int64_t)luaL_optinteger(L, 2, 1), v = 0;
+    luaL_argcheck(L, kl < SHARED_KEY_MAX, 1, "key longer than 511 bytes");
+    pthread_mutex_lock(&shared_mu);
+    int i = 0;
+    while (i < shared_n && strcmp(shared[i].key, key))
+        i++;
+    if (i == shared_n) { /* a new name: a free slot, or the oldest one's */
+        i = shared_n < SHARED_MAX ? shared_n++ : shared_next;
+        shared_next = (i + 1) % SHARED_MAX;
+        memcpy(shared[i].key, key, kl + 1);
+        shared[i].value = 0;
+    }
+    v = shared[i].value += n;
+    pthread_mutex_unlock(&shared_mu);
+    lua_pushinteger(L, (lua_Integer)v);
+    return 1;
+}
+
 static int l_random_string(lua_State *L)
 {
     static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -628,6 +664,7 @@ int luaext_open(lua_State *L)
         {"md5_hex", l_md5_hex},
         {"random_string", l_random_string},
         {"urandom_bytes", l_urandom_bytes},
+        {"shared_add", l_shared_add},
         {NULL, NULL},
     };
     luaL_checkstack(L, 4, "luaext_open");

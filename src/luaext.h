@@ -18,7 +18,9 @@
  *   base64_encode(s), base64_decode(s)   -> string (decode: nil, message when invalid)
  *   sha256_hex(s), md5_hex(s)            -> lowercase hex digest
  *   random_string(n)                     -> n random [A-Za-z0-9] characters (fast PRNG)
- *   urandom_bytes(n)                     -> n bytes from the kernel's CSPRNG */
+ *   urandom_bytes(n)                     -> n bytes from the kernel's CSPRNG
+ *   shared_add(key [, n])                -> adds n (default 1) to the counter named key, shared
+ *                                           by every thread of the process; its new value */
 int luaext_open(lua_State *L);
 
 #endif

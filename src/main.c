@@ -94,6 +94,7 @@ static const char *usage_run =
     "  --quiet            no live progress\n"
     "  --server HOST:PORT Tsung files: send to this server instead of the file's <server>\n"
     "  --skip-unsupported Tsung files: run the HTTP sessions alone, leaving out what cannot run\n"
+    "  -x, --exclude-tags A,B  Tsung files: leave out the requests tagged A or B (tsung -x)\n"
     "  --tsung-report     add a section laid out like Tsung's report (request, page, session,\n"
     "                     connect, tr_*, status codes, counters over 10-second windows)\n"
     "\n"
@@ -128,10 +129,11 @@ static const char *usage_worker =
 static int bad_option(const char *cmd, const char *what, const char *arg);
 
 static const char *usage_import =
-    "usage: parrot import tsung FILE.xml [--server HOST:PORT] [--skip-unsupported] > scenario.lua\n"
+    "usage: parrot import tsung FILE.xml [--server HOST:PORT] [--skip-unsupported] [-x TAGS] > scenario.lua\n"
     "\n"
     "  writes the Lua scenario equivalent to a Tsung configuration, with the XML line of each part\n"
-    "  in a comment; parrot run FILE.xml runs the same translation directly.\n";
+    "  in a comment; parrot run FILE.xml runs the same translation directly.\n"
+    "  -x, --exclude-tags A,B  leave out the requests tagged A or B (tsung -x)\n";
 
 /* `parrot import tsung FILE.xml`: the translation on stdout, notes on stderr. */
 static int cmd_import(int argc, char **argv)
@@ -145,6 +147,8 @@ static int cmd_import(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--skip-unsupported")) o.skip_unsupported = 1;
         else if (!strcmp(argv[i], "--server") && i + 1 < argc) o.server = argv[++i];
+        else if ((!strcmp(argv[i], "-x") || !strcmp(argv[i], "--exclude-tags")) && i + 1 < argc)
+            o.exclude_tags = argv[++i];
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage_import, stdout);
             return 0;
@@ -155,7 +159,8 @@ static int cmd_import(int argc, char **argv)
         fputs(usage_import, stderr);
         return 2;
     }
-    char *lua = NULL, *notes = NULL, err[2048];
+    char *lua = NULL, *notes = NULL;
+    static char err[65536]; /* a refusal lists every unsupported element with its lines */
     if (tsung_import(file, &o, &lua, &notes, err, sizeof err) != 0) {
         fprintf(stderr, "parrot import: %s\n", err);
         free(notes);
@@ -278,7 +283,7 @@ static int cmd_run(int argc, char **argv, int queen)
 {
     static int dump_left;
     const char *cmd = queen ? "queen" : "run";
-    static char server_env[300];
+    static char server_env[300], tags_env[1100];
     queen_options o = {0};
     strlist env = {0}, outs = {0}, headers = {0}, resolve = {0}, sources = {0};
     char *source_copy = NULL;
@@ -367,6 +372,10 @@ static int cmd_run(int argc, char **argv, int queen)
             if (!strchr(v, ':')) return bad_option(cmd, "--server needs HOST:PORT, not", v);
             snprintf(server_env, sizeof server_env, "TSUNG_SERVER=%s", v);
             strlist_add(&env, server_env);
+        } else if (!strcmp(a, "-x") || !strcmp(a, "--exclude-tags")) { /* Tsung files: tsung -x */
+            NEEDV;
+            snprintf(tags_env, sizeof tags_env, "TSUNG_EXCLUDE_TAGS=%s", v);
+            strlist_add(&env, tags_env);
         } else if (!strcmp(a, "--tsung-report")) {
             o.tsung_report = 1;
         } else if (!strcmp(a, "--skip-unsupported")) {

@@ -1,6 +1,7 @@
-/* tsreport: the `--tsung-report` section, laid out like the main tables of Tsung's report: for
- * request, page, session, connect and each tr_ transaction the highest and lowest 10-second mean,
- * the highest and mean rate, the mean and the count; then HTTP status codes and counters. */
+/* tsreport: the `--tsung-report` section, laid out like the tables of Tsung's report: for request,
+ * page, session, connect and each tr_ transaction the highest and lowest 10-second mean, the
+ * highest and mean rate, the mean and the count; then network throughput (size_rcv, size_sent),
+ * counters, the maxima of users and connected, the error_* counters and HTTP status codes. */
 #ifndef PARROT_TSREPORT_H
 #define PARROT_TSREPORT_H
 

@@ -1,7 +1,8 @@
 /* tsung: Tsung XML configurations translated to Lua scenarios on parrot.tsung (see tsung.h for the
  * shape of the generated Lua). Three passes over a small element tree built with libexpat: check
  * it against the DTD's elements and attributes, find what cannot run here, then write the Lua
- * (tsung_lua.c; the tree and the DTD's table are in tsung_tree.c). */
+ * (tsung_conf.c for the configuration and the load, tsung_lua.c for the sessions; the tree and
+ * the DTD's tables are in tsung_tree.c). */
 #include "tsung.h"
 
 #include "tsung_lua.h"
@@ -20,7 +21,7 @@
 #define TS_MAX_NODES 100000
 #define TS_MAX_INPUT (32u << 20)
 #define TS_MAX_TEXT (16u << 20)
-#define TS_MAX_UNSUP_LINES 8 /* lines listed per unsupported element before "..." */
+#define TS_MAX_ERR (64u << 10) /* a refusal lists every unsupported element and line */
 
 /* Something that cannot run here: listed in the refusal, or left out with a note. kind 1 = not
  * HTTP, 2 = Erlang code. */
@@ -51,10 +52,7 @@ static void unsupported(ctx *c, node *n, const char *label, int kind)
     }
     if (it->count && it->last == n->line) return;
     it->last = n->line;
-    if (it->count < TS_MAX_UNSUP_LINES)
-        tsung_sb_printf(&it->lines, "%s%d", it->count ? ", " : "", n->line);
-    else if (it->count == TS_MAX_UNSUP_LINES)
-        tsung_sb_puts(&it->lines, ", ...");
+    tsung_sb_printf(&it->lines, "%s%d", it->count ? ", " : "", n->line);
     it->count++;
 }
 
@@ -65,6 +63,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 {
     ctx *c = ud;
     int line = (int)XML_GetCurrentLineNumber(c->xp);
+    c->fail_col = (int)XML_GetCurrentColumnNumber(c->xp) + 1; /* failures here name the '<' */
     if (c->depth >= TS_MAX_DEPTH || c->nnodes >= TS_MAX_NODES) {
         tsung_fail(c, line, "%s",
                    c->depth >= TS_MAX_DEPTH ? "elements nested deeper than 64" : "more than 100000 elements");
@@ -73,7 +72,6 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
     }
     if (!c->cur && c->root) return; /* cannot happen: one root */
     if (!c->root && strcmp(name, "tsung")) {
-        c->fail_col = (int)XML_GetCurrentColumnNumber(c->xp) + 1;
         tsung_fail(c, line, "the root element is <%s>, not <tsung>: not a Tsung configuration", name);
         XML_StopParser(c->xp, XML_FALSE);
         return;
@@ -121,6 +119,7 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
     ctx *c = ud;
     if (!c->cur || len <= 0) return;
     if (c->ntext + (size_t)len > TS_MAX_TEXT) {
+        c->fail_col = (int)XML_GetCurrentColumnNumber(c->xp) + 1;
         tsung_fail(c, (int)XML_GetCurrentLineNumber(c->xp), "more than 16 MB of text");
         XML_StopParser(c->xp, XML_FALSE);
         return;
@@ -136,6 +135,7 @@ static void XMLCALL on_entity(void *ud, const XML_Char *name, int is_param, cons
 {
     ctx *c = ud;
     (void)is_param, (void)value, (void)vlen, (void)base, (void)sys, (void)pub, (void)notation;
+    c->fail_col = (int)XML_GetCurrentColumnNumber(c->xp) + 1;
     tsung_fail(c, (int)XML_GetCurrentLineNumber(c->xp),
                "entity declarations (<!ENTITY %s ...>) are not supported", name);
     XML_StopParser(c->xp, XML_FALSE);
@@ -160,31 +160,61 @@ static int parse_xml(ctx *c, const char *buf, size_t len)
     }
     XML_ParserFree(c->xp);
     c->xp = NULL;
+    c->fail_col = 0; /* later failures name an element (tsung_fail_at) or no place */
     if (!c->failed && !c->root) tsung_fail(c, 0, "no <tsung> element");
     return c->failed ? -1 : 0;
+}
+
+/* A whole number ("0", "42") or a number ("0.5"), as Tsung reads them. */
+static int is_int(const char *v) { return *v && strspn(v, "0123456789") == strlen(v); }
+static int is_num(const char *v)
+{
+    char *end;
+    if (!*v || !strchr("0123456789.", *v)) return 0;
+    double d = strtod(v, &end);
+    return !*end && d >= 0 && d < 1e15;
+}
+
+/* An attribute whose values the DTD lists, or that Tsung reads as a number. */
+static void check_value(ctx *c, node *n, const char *a, const char *v)
+{
+    const char *allowed = tsung_attr_rule(n->name, a);
+    if (!allowed) return;
+    if (!strcmp(allowed, "#int")) {
+        if (!is_int(v)) tsung_fail_at(c, n, "<%s %s=\"%s\">: expected a whole number", n->name, a, v);
+    } else if (!strcmp(allowed, "#num")) {
+        if (!is_num(v)) tsung_fail_at(c, n, "<%s %s=\"%s\">: expected a number", n->name, a, v);
+    } else if (!tsung_has_word(allowed, v)) {
+        sbuf m = {0};
+        for (const char *p = allowed; *p; p++)
+            tsung_sb_puts(&m, *p == ' ' ? ", " : (char[]){*p, 0});
+        tsung_fail_at(c, n, "<%s %s=\"%s\">: %s must be one of %s", n->name, a, v, a, m.s);
+        free(m.s);
+    }
 }
 
 /* Pass 1: every element known, where the DTD allows it, with its required attributes. */
 static void check_tree(ctx *c, node *n, const elem_spec *parent)
 {
     const elem_spec *s = tsung_spec_of(n->name);
-    c->fail_col = n->col; /* the DTD's complaints name the element's column */
-    if (!s) return tsung_fail(c, n->line, "unknown element <%s>", n->name);
+    if (!s) return tsung_fail_at(c, n, "unknown element <%s>", n->name);
     if (parent && !tsung_has_word(parent->kids, n->name))
-        return tsung_fail(c, n->line, "<%s> cannot be inside <%s>", n->name, parent->name);
+        return tsung_fail_at(c, n, "<%s> cannot be inside <%s>", n->name, parent->name);
     if (s->attrs) {
         char w[64];
         for (const char *p = s->required; *p;) {
             size_t l = strcspn(p, " ");
             snprintf(w, sizeof w, "%.*s", (int)l, p);
-            if (!tsung_attr(n, w)) return tsung_fail(c, n->line, "<%s> needs %s", n->name, w);
+            if (!tsung_attr(n, w)) return tsung_fail_at(c, n, "<%s> needs %s", n->name, w);
             p += l + (p[l] == ' ');
         }
-        for (char **a = n->attr; a && a[0]; a += 2)
+        for (char **a = n->attr; a && a[0] && !c->failed; a += 2) {
             if (!tsung_has_word(s->attrs, a[0]))
                 tsung_note(c, n->line, "<%s %s=...>: unknown attribute, ignored", n->name, a[0]);
+            else
+                check_value(c, n, a[0], a[1]);
+        }
     }
-    c->fail_col = 0; /* later passes name lines only */
     for (int i = 0; i < n->nkids && !c->failed; i++)
         check_tree(c, n->kids[i], s);
 }
@@ -368,7 +398,7 @@ int tsung_import_buffer(const char *buf, size_t len, const char *name, const tsu
     if (!c.failed) {
         for (const char *const *s = (const char *const[]){"clients", "servers", "load", "sessions", NULL}; *s;
              s++)
-            if (!tsung_section(&c, *s)) tsung_fail(&c, c.root->line, "<tsung> needs <%s>", *s);
+            if (!tsung_section(&c, *s)) tsung_fail_at(&c, c.root, "<tsung> needs <%s>", *s);
     }
     if (!c.failed) scan_unsupported(&c);
     if (!c.failed) tsung_lua_write(&c);
@@ -428,13 +458,18 @@ int tsung_lua_import(lua_State *L)
         o.skip_unsupported = lua_toboolean(L, -1);
         lua_getfield(L, 2, "server");
         o.server = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL; /* stays on the stack */
+        lua_getfield(L, 2, "exclude_tags");
+        o.exclude_tags = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
     }
-    char *src, *notes, err[1024];
-    if (tsung_import(path, &o, &src, &notes, err, sizeof err) != 0) {
+    char *src, *notes, *err = malloc(TS_MAX_ERR);
+    if (!err) abort();
+    if (tsung_import(path, &o, &src, &notes, err, TS_MAX_ERR) != 0) {
         free(notes);
         lua_pushstring(L, err);
+        free(err);
         return lua_error(L);
     }
+    free(err);
     lua_pushstring(L, src);
     if (notes)
         lua_pushstring(L, notes);

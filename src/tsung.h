@@ -7,8 +7,9 @@
 #include <stddef.h>
 
 typedef struct tsung_options {
-    int skip_unsupported; /* leave out non-HTTP sessions/elements (said on stderr) instead of refusing */
-    const char *server;   /* "HOST:PORT": point every <server> there (--server) */
+    int skip_unsupported;     /* leave out non-HTTP sessions/elements (said on stderr) instead of refusing */
+    const char *server;       /* "HOST:PORT": point every <server> there (--server) */
+    const char *exclude_tags; /* "a,b": leave out the requests with these tags (tsung -x) */
 } tsung_options;
 
 /* Translate `path`. Returns 0 and a malloc'ed NUL-terminated Lua source in *lua_out, or -1 with a
@@ -30,12 +31,18 @@ int tsung_import(const char *path, const tsung_options *o, char **lua_out, char 
  *     user_agents = { { probability = 80, value = "Mozilla/5.0 ..." }, ... },         -- or nil
  *     thinktime = { value = 2, random = true, min = nil, max = nil, override = false }, -- or nil
  *     file_servers = { default = "users.csv", userdb = "db.csv" },  -- names inside the bundle
- *     use_server_as_proxy = false, connect_timeout = nil, idle_timeout = nil, max_retries = 3,
+ *     use_server_as_proxy = false, idle_timeout = nil, max_retries = 3, retry_timeout = nil,
+ *     limit = 600,                                        -- <load duration> (seconds), or nil
  *   }
  *   return parrot.scenario {
  *     name = "http_simple",
+ *     insecure = true,                                    -- only with servers of type ssl
  *     files = { "/abs/path/users.csv" },                  -- file_server files travel in the bundle
- *     load = parrot.open { phases = { { rate = 2, duration = 600, max = nil }, ... } },  -- or interarrival
+ *     load = parrot.open {
+ *       phases = { { rate = 2, duration = 600, max = nil, count = 1200 }, ... },  -- or interarrival
+ *       users = { { session = "name", start = 30 } },     -- <user> elements, or nil
+ *       graceful_stop = 0,                                -- with a limit: the time left after the phases
+ *     },
  *     sessions = {
  *       { name = "http-example", probability = 100, run = T:session(function(s)       -- line 20
  *           s:thinktime { value = 2, random = true }                                  -- line 21
@@ -57,6 +64,7 @@ int tsung_import(const char *path, const tsung_options *o, char **lua_out, char 
  *                         { kind = "while", var = "x", op = "eq", value = "1" })
  *           if s:test("var", "eq", "value") then ... end
  *           for _ in s:foreach("name", "listvar", { include = nil, exclude = nil }) do ... end
+ *           s:change_type { host = "h", port = 8080, server_type = "tcp", store = nil }
  *           s:abort("session")
  *         end) },
  *     },
@@ -65,11 +73,12 @@ int tsung_import(const char *path, const tsung_options *o, char **lua_out, char 
 
 /* The same from a buffer: `name` is the file name used in messages, and its directory is where
  * relative file_server/contents_from_file paths start (the fuzz target and tests use it). */
-int tsung_import_buffer(const char *buf, size_t len, const char *name, const tsung_options *o,
-                        char **lua_out, char **notes, char *err, size_t errlen);
+int tsung_import_buffer(const char *buf, size_t len, const char *name, const tsung_options *o, char **lua_out,
+                        char **notes, char *err, size_t errlen);
 
 /* Lua binding (registered as parrot.ext.tsung_import by the integrator):
- *   tsung_import(path [, { skip_unsupported = bool, server = "HOST:PORT" }]) -> lua_source, notes
+ *   tsung_import(path [, { skip_unsupported = bool, server = "HOST:PORT", exclude_tags = "a,b" }])
+ *     -> lua_source, notes
  * notes is a string of lines, or nil when there are none; a refused file raises its one-line
  * message (no position prefix). */
 struct lua_State;

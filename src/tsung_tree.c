@@ -1,8 +1,11 @@
-/* tsung_tree: the Tsung importer's element tree and what both of its halves share: growable
- * strings, the nodes libexpat builds, the elements and attributes the DTD allows, and the
- * messages (fail, note) that name a line of the XML. Internal to tsung.c and tsung_lua.c. */
+/* tsung_tree: the Tsung importer's element tree and what its parts share: growable strings, the
+ * nodes libexpat builds, the elements and attributes the DTD allows (and the values it lists),
+ * the messages (fail, note) that name a line of the XML, and the helpers that write Lua. Internal
+ * to tsung.c, tsung_conf.c and tsung_lua.c. */
 #include "tsung_tree.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,16 +93,29 @@ const char *tsung_text_trim(node *n, size_t *len)
 /* ------------------------------------------------------------------------------------------ */
 /* messages */
 
-void tsung_fail(ctx *c, int line, const char *fmt, ...)
+static void fail_v(ctx *c, int line, int col, const char *fmt, va_list ap)
 {
     if (c->failed++) return;
-    int n = line > 0 && c->fail_col > 0 ? snprintf(c->err, c->errlen, "%s:%d:%d: ", c->file, line, c->fail_col)
-            : line > 0                  ? snprintf(c->err, c->errlen, "%s:%d: ", c->file, line)
-                                        : snprintf(c->err, c->errlen, "%s: ", c->file);
+    int n = line > 0 && col > 0 ? snprintf(c->err, c->errlen, "%s:%d:%d: ", c->file, line, col)
+            : line > 0          ? snprintf(c->err, c->errlen, "%s:%d: ", c->file, line)
+                                : snprintf(c->err, c->errlen, "%s: ", c->file);
     if (n < 0 || (size_t)n >= c->errlen) return;
+    vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+}
+
+void tsung_fail(ctx *c, int line, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+    fail_v(c, line, c->fail_col, fmt, ap);
+    va_end(ap);
+}
+
+void tsung_fail_at(ctx *c, const node *n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fail_v(c, n ? n->line : 0, n ? n->col : 0, fmt, ap);
     va_end(ap);
 }
 
@@ -203,6 +219,97 @@ static const elem_spec specs[] = {
     {"mqtt", NULL, "", "", 1},
 };
 
+/* The values the DTD allows for attributes (a list of words), and the attributes Tsung reads as
+ * numbers: "#int" a whole number (0, 1, 2...), "#num" a number (2, 0.5). */
+typedef struct attr_rule {
+    const char *elem, *attr, *allowed;
+} attr_rule;
+
+#define BOOL "true false"
+#define SESSION_TYPES                                                                                        \
+    "ts_jabber ts_http ts_raw ts_pgsql ts_ldap ts_webdav ts_mysql ts_fs ts_shell ts_job ts_websocket "       \
+    "ts_amqp ts_mqtt"
+#define HTTP_METHODS                                                                                         \
+    "GET POST PUT PATCH DELETE HEAD PROPFIND PROPPATCH COPY MOVE LOCK UNLOCK MKCOL MKACTIVITY OPTIONS "      \
+    "REPORT VERSION-CONTROL MERGE CHECKOUT"
+
+static const attr_rule rules[] = {
+    {"tsung", "dumptraffic", "true false light protocol protocol_local"},
+    {"tsung", "backend", "text json rrdtool fullstats"},
+    {"tsung", "loglevel", "emergency critical error warning notice info debug"},
+    {"server", "type", "ssl tcp udp erlang ssl6 tcp6 udp6 bosh bosh_ssl websocket websocket_ssl tls"},
+    {"server", "port", "#int"},
+    {"server", "weight", "#num"},
+    {"client", "type", "machine batch"},
+    {"client", "batch", "torque pbs lsf oar"},
+    {"client", "use_controller_vm", BOOL},
+    {"ip", "scan", BOOL},
+    {"monitor", "batch", BOOL},
+    {"monitor", "type", "snmp erlang munin"},
+    {"snmp", "version", "v1 v2"},
+    /* millisecond: the DTD has it for phases and <user> only; here every unit may use it */
+    {"load", "unit", "hour minute second millisecond"},
+    {"load", "duration", "#int"},
+    {"load", "loop", "#int"},
+    {"arrivalphase", "unit", "hour minute second millisecond"},
+    {"arrivalphase", "phase", "#int"},
+    {"arrivalphase", "duration", "#int"},
+    {"users", "unit", "hour minute second millisecond"},
+    {"users", "maxnumber", "#int"},
+    {"users", "interarrival", "#num"},
+    {"users", "arrivalrate", "#num"},
+    {"user", "unit", "hour minute second millisecond"},
+    {"user", "start_time", "#num"},
+    {"option", "override", BOOL},
+    {"option", "random", BOOL},
+    {"option", "type", "ts_http ts_jabber ts_pgsql ts_amqp"},
+    {"set_option", "type", "ts_http ts_jabber ts_pgsql"},
+    {"user_agent", "probability", "#num"},
+    {"session", "persistent", BOOL},
+    {"session", "type", SESSION_TYPES},
+    {"session", "probability", "#num"},
+    {"session", "weight", "#num"},
+    {"session_setup", "probability", "#num"},
+    {"session_setup", "weight", "#num"},
+    {"abort", "type", "session all"},
+    {"interaction", "action", "send receive"},
+    {"change_type", "new_type", SESSION_TYPES},
+    {"change_type", "store", BOOL},
+    {"change_type", "restore", BOOL},
+    {"change_type", "bidi", BOOL},
+    {"request", "subst", "true false all_except_body"},
+    {"match", "do", "continue loop abort restart log dump abort_test"},
+    {"match", "when", "match nomatch"},
+    {"match", "subst", BOOL},
+    {"match", "max_loop", "#int"},
+    {"match", "loop_back", "#int"},
+    {"match", "max_restart", "#int"},
+    {"match", "sleep_loop", "#int"},
+    {"thinktime", "random", BOOL},
+    {"thinktime", "min", "#int"},
+    {"thinktime", "max", "#int"},
+    {"http", "method", HTTP_METHODS},
+    {"http", "version", "1.0 1.1"},
+    {"dyn_variable", "decode", "html_entities false"},
+    {"www_authenticate", "type", "basic digest"},
+    {"oauth", "method", "HMAC-SHA1 PLAINTEXT RSA-SHA1"},
+    {"setdynvars", "sourcetype",
+     "random_string urandom_string random_number file erlang eval jsonpath value server"},
+    {"setdynvars", "order", "iter random"},
+    {"setdynvars", "length", "#int"},
+    {"setdynvars", "start", "#int"},
+    {"setdynvars", "end", "#int"},
+    {"for", "incr", "#int"},
+    {"repeat", "max_repeat", "#int"},
+};
+
+const char *tsung_attr_rule(const char *elem, const char *attr)
+{
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
+        if (!strcmp(rules[i].elem, elem) && !strcmp(rules[i].attr, attr)) return rules[i].allowed;
+    return NULL;
+}
+
 /* Is `w` one of the space-separated words of `list`? */
 int tsung_has_word(const char *list, const char *w)
 {
@@ -235,4 +342,116 @@ node *tsung_section(ctx *c, const char *name)
     for (int i = 0; i < c->root->nkids; i++)
         if (!strcmp(c->root->kids[i]->name, name)) return c->root->kids[i];
     return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Lua output helpers */
+
+void tsung_lua_str(sbuf *b, const char *s, size_t n)
+{
+    int nl = 0, plain = 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '\n')
+            nl = 1;
+        else if ((ch < 32 && ch != '\t') || ch == 127)
+            plain = 0;
+    }
+    if (nl && plain && n > 60) { /* a long bracket reads better for bodies */
+        int level = 0;
+        char close[72];
+        for (;; level++) {
+            close[0] = ']';
+            memset(close + 1, '=', (size_t)level);
+            close[level + 1] = ']';
+            close[level + 2] = 0;
+            if (!memmem(s, n, close, (size_t)level + 2) && !(n && s[n - 1] == ']' && level == 0)) break;
+            if (level > 60) break;
+        }
+        if (level <= 60) {
+            tsung_sb_puts(b, "[");
+            for (int i = 0; i < level; i++)
+                tsung_sb_puts(b, "=");
+            tsung_sb_puts(b, "[\n"); /* the first newline after the bracket is not part of the string */
+            tsung_sb_add(b, s, n);
+            tsung_sb_puts(b, close);
+            return;
+        }
+    }
+    tsung_sb_puts(b, "\"");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\')
+            tsung_sb_printf(b, "\\%c", ch);
+        else if (ch == '\n')
+            tsung_sb_puts(b, "\\n");
+        else if (ch == '\t')
+            tsung_sb_puts(b, "\\t");
+        else if (ch < 32 || ch == 127)
+            tsung_sb_printf(b, "\\%03d", ch);
+        else
+            tsung_sb_add(b, (const char *)&ch, 1);
+    }
+    tsung_sb_puts(b, "\"");
+}
+void tsung_lua_cstr(sbuf *b, const char *s) { tsung_lua_str(b, s, strlen(s)); }
+
+/* A plain decimal number ("2", "0.5", "1e3"), as Tsung writes numbers. */
+int tsung_num_of(const char *s, double *v)
+{
+    if (!s || !*s || strspn(s, "0123456789.eE+-") != strlen(s) || !strpbrk(s, "0123456789")) return 0;
+    if (s[0] != '-' && s[0] != '.' && (s[0] < '0' || s[0] > '9')) return 0;
+    char *end;
+    errno = 0;
+    double d = strtod(s, &end);
+    if (*end || errno || !isfinite(d)) return 0;
+    *v = d;
+    return 1;
+}
+
+void tsung_lua_num(sbuf *b, double d)
+{
+    char t[40];
+    if (d == floor(d) && fabs(d) < 1e15) {
+        snprintf(t, sizeof t, "%.0f", d);
+    } else {
+        snprintf(t, sizeof t, "%.15g", d);
+        if (strtod(t, NULL) != d) snprintf(t, sizeof t, "%.17g", d);
+    }
+    tsung_sb_puts(b, t);
+}
+
+/* key = value, for an attribute that is there: a number when it reads as one, else a string. */
+int tsung_field(sbuf *b, int *first, const char *key, const char *v, int numeric)
+{
+    if (!v) return 0;
+    double d;
+    tsung_sb_puts(b, *first ? "" : ", ");
+    *first = 0;
+    if (!strcmp(key, "do") || !strcmp(key, "end"))
+        tsung_sb_printf(b, "[\"%s\"] = ", key);
+    else
+        tsung_sb_printf(b, "%s = ", key);
+    if (numeric && tsung_num_of(v, &d))
+        tsung_lua_num(b, d);
+    else
+        tsung_lua_cstr(b, v);
+    return 1;
+}
+
+void tsung_ind(ctx *c)
+{
+    for (int i = 0; i < c->indent; i++)
+        tsung_sb_puts(&c->out, "  ");
+}
+
+/* A positive number attribute or a failure naming it. */
+double tsung_positive(ctx *c, node *n, const char *a, int zero_ok)
+{
+    double d = 0;
+    const char *v = tsung_attr(n, a);
+    if (!tsung_num_of(v, &d) || d < 0 || (!zero_ok && d == 0))
+        tsung_fail_at(c, n, "<%s %s=\"%s\">: expected a %s number", n->name, a, v ? v : "",
+                      zero_ok ? "non-negative" : "positive");
+    return d;
 }

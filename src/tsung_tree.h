@@ -1,6 +1,7 @@
-/* tsung_tree: internal to the Tsung importer (tsung.c reads and checks, tsung_lua.c writes Lua).
- * The element tree, the translation's state, growable strings, the DTD's element table and the
- * messages (fail, note) that name a line of the XML; not for use outside tsung*.c. */
+/* tsung_tree: internal to the Tsung importer (tsung.c reads and checks, tsung_conf.c and
+ * tsung_lua.c write Lua). The element tree, the translation's state, growable strings, the DTD's
+ * element and value tables, the messages (fail, note) that name a line of the XML, and the
+ * helpers that write Lua values; not for use outside tsung*.c. */
 #ifndef PARROT_TSUNG_TREE_H
 #define PARROT_TSUNG_TREE_H
 
@@ -65,7 +66,10 @@ typedef struct ctx {
     int nfiles;
     sbuf file_servers; /* Lua "id = name, " pairs */
     int indent, failed, dropped_sessions;
-    int loops; /* for/foreach nested in the current Lua function (4 locals each) */
+    int loops;          /* for/foreach nested in the current Lua function (4 locals each) */
+    int tls_servers;    /* servers of type ssl: certificates are not checked, as in Tsung 1.7 */
+    char srv_host[256]; /* --server's host, port (0: none) and scheme */
+    int srv_port, srv_tls;
     char *err;
     size_t errlen;
     int fail_col; /* > 0: the next failure names this column too (FILE:LINE:COL) */
@@ -73,6 +77,8 @@ typedef struct ctx {
 
 /* The first failure wins: "FILE:LINE: message" into c->err (line <= 0: no line), c->failed set. */
 __attribute__((format(printf, 3, 4))) void tsung_fail(ctx *c, int line, const char *fmt, ...);
+/* The same at element n: "FILE:LINE:COL: message" (the column of the element's '<'). */
+__attribute__((format(printf, 3, 4))) void tsung_fail_at(ctx *c, const node *n, const char *fmt, ...);
 /* A line for the user in c->notes ("FILE:LINE: message"). */
 __attribute__((format(printf, 3, 4))) void tsung_note(ctx *c, int line, const char *fmt, ...);
 
@@ -84,11 +90,31 @@ typedef struct elem_spec {
 
 /* The element named `name`, or NULL when the DTD has no such element. */
 const elem_spec *tsung_spec_of(const char *name);
+/* What attribute `attr` of <elem> may be: the DTD's space-separated values, "#int" (a whole
+ * number), "#num" (a number), or NULL when any text goes. */
+const char *tsung_attr_rule(const char *elem, const char *attr);
 /* Is `w` one of the space-separated words of `list`? */
 int tsung_has_word(const char *list, const char *w);
 /* Is s (may be NULL) in the NULL-terminated list l? */
 int tsung_in_list(const char *const *l, const char *s);
 /* The first child of <tsung> named `name`, or NULL. */
 node *tsung_section(ctx *c, const char *name);
+
+/* ---- writing Lua (both halves of the writer, tsung_conf.c and tsung_lua.c) ---- */
+
+/* A Lua string literal of s[0..n) (a long bracket for long multi-line text). */
+void tsung_lua_str(sbuf *b, const char *s, size_t n);
+void tsung_lua_cstr(sbuf *b, const char *s);
+/* A plain decimal number ("2", "0.5", "1e3"), as Tsung writes numbers: 1 and *v, or 0. */
+int tsung_num_of(const char *s, double *v);
+/* A number as Lua reads it back exactly. */
+void tsung_lua_num(sbuf *b, double d);
+/* `key = value` (", " before all but the first) for an attribute that is there: a number when it
+ * reads as one and `numeric`, else a string. Returns 1 when written. */
+int tsung_field(sbuf *b, int *first, const char *key, const char *v, int numeric);
+/* The indentation of c->indent levels. */
+void tsung_ind(ctx *c);
+/* Attribute a of n as a non-negative (zero_ok) or positive number, or a failure naming it. */
+double tsung_positive(ctx *c, node *n, const char *a, int zero_ok);
 
 #endif

@@ -63,7 +63,8 @@ function parrot.closed(t)
   return l
 end
 
--- parrot.open{phases = {{rate | interarrival, duration, dist}}, max_users}: Tsung's arrivals.
+-- parrot.open{phases = {{rate | interarrival, duration, dist, max, count}}, max_users, users}:
+-- Tsung's arrivals.
 function parrot.open(t)
   t = t or {}
   local l = { model = "open", phases = {}, max_users = t.max_users and parrot.count(t.max_users, "open.max_users"),
@@ -78,8 +79,10 @@ function parrot.open(t)
     local rate = p.rate and parrot.count(p.rate, what .. ".rate")
     if p.interarrival then rate = 1 / parrot.duration(p.interarrival, what .. ".interarrival") end
     if not rate then error(what .. ": give a rate (users per second) or an interarrival time", 2) end
+    -- count: exactly this many arrivals in the phase (Tsung), the first at its start
     l.phases[i] = { rate = rate, duration = parrot.duration(p.duration or "10s", what .. ".duration"),
-                    dist = p.dist or l.dist, max = p.max and parrot.count(p.max) }
+                    dist = p.dist or l.dist, max = p.max and parrot.count(p.max),
+                    count = p.count and parrot.count(p.count, what .. ".count") }
   end
   return l
 end
@@ -99,6 +102,7 @@ function parrot.load_duration(l)
   elseif l.phases then
     local d = 0
     for _, p in ipairs(l.phases) do d = d + p.duration end
+    for _, u in ipairs(l.users or {}) do d = math.max(d, u.start) end -- users at a set time
     return d
   end
   return l.duration or 0
@@ -222,12 +226,14 @@ function parrot.load(path, ov)
 end
 
 -- A Tsung XML configuration, translated to Lua (parrot import tsung shows the same text).
--- --server HOST:PORT and --skip-unsupported arrive as TSUNG_SERVER and TSUNG_SKIP_UNSUPPORTED.
+-- --server HOST:PORT, --skip-unsupported and -x TAGS arrive as TSUNG_SERVER, TSUNG_SKIP_UNSUPPORTED
+-- and TSUNG_EXCLUDE_TAGS.
 function parrot.tsung_chunk(path)
   local ext = require "parrot.ext"
   if not ext.tsung_import then return nil, path .. ": this parrot cannot read Tsung files" end
   local ok, src, notes = pcall(ext.tsung_import, path, {
     server = rawget(parrot.env, "TSUNG_SERVER") or os.getenv("TSUNG_SERVER"),
+    exclude_tags = rawget(parrot.env, "TSUNG_EXCLUDE_TAGS") or os.getenv("TSUNG_EXCLUDE_TAGS"),
     skip_unsupported = (rawget(parrot.env, "TSUNG_SKIP_UNSUPPORTED") or "") ~= "" })
   if not ok then return nil, tostring(src) end
   -- notes once, from the queen's state (load threads have the real core with `spawn`)

@@ -50,7 +50,8 @@ local function random_picker(sessions)
 end
 
 local function new_vu(id, ctx)
-  return { id = id, iteration = 0, vars = {}, setup = ctx.setup, thread = ctx.thread, stop = false }
+  return { id = id, iteration = 0, vars = {}, setup = ctx.setup, thread = ctx.thread, stop = false,
+           t0 = ctx.t0, load = ctx.scenario.load }
 end
 
 local function start_session(vu, s)
@@ -211,6 +212,8 @@ local function open(ctx)
     local phase_end = phase_start + p.duration
     -- a phase's maxnumber is shared: this slot starts its part of it (slots interleave)
     local my_max = p.max and (math.floor(p.max * (ctx.thread + 1) / ctx.threads) - math.floor(p.max * ctx.thread / ctx.threads))
+    -- a phase's count (Tsung) is shared the same way: exactly that many arrivals, the first at once
+    local my_count = p.count and (math.floor(p.count * (ctx.thread + 1) / ctx.threads) - math.floor(p.count * ctx.thread / ctx.threads))
     local started = 0
     local next_at = phase_start
     local function gap()
@@ -219,10 +222,10 @@ local function open(ctx)
       if p.dist == "uniform" then return 1 / rate end
       return -math.log(1 - math.random()) / rate
     end
-    next_at = next_at + gap()
+    if not my_count then next_at = next_at + gap() end
     while next_at < phase_end do
       local t = now()
-      if core.stopping() then break end
+      if core.stopping() or (my_count and started >= my_count) then break end
       if t >= next_at then
         if my_max and started >= my_max then
           -- maxnumber reached: no more arrivals in this phase (not dropped: they never come)

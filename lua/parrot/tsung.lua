@@ -37,20 +37,23 @@ end
 -- substitution: %%_name%% (a user's variable; "undefined" when it has none, as in Tsung),
 -- %%_list[N]%% (element N, 1-based, of a list variable) and %%module:function%% built-ins
 
-local unique = 0
--- A counter unique across this worker's threads (thread + k * threads), as get_unique_id is.
-local function next_unique()
-  local thread, threads = 0, 1
-  local ok, t, n = pcall(function() return core().thread() end)
-  if ok and t then thread, threads = t, n end
-  unique = unique + 1
-  return tostring(thread + (unique - 1) * threads + 1)
+-- What keeps one run's shared counters apart from another's in a worker that runs several.
+local function run_key(vu) return vu and vu.t0 and string.format("%.6f", vu.t0) or "-" end
+
+-- A user's id, as Tsung's tsung_userid: 1, 2, 3, ... in the order users start, over every thread
+-- of this process (each worker of a cluster counts its own users). Specs give vu.id instead.
+local function next_userid(vu)
+  if not vu.t0 then return tostring(vu.id or 1) end
+  return tostring(ext.shared_add("tsung.userid " .. run_key(vu), 1))
 end
 
+-- %%ts_user_server:...%%: get_unique_id is the user's id (the same for its whole session, as
+-- Tsung's is tsung_userid); get_really_unique_id is "<epoch seconds>-<id>"; get_id is a random
+-- user number (1..10000, Tsung's default userid_max).
 local builtins = {
-  ["ts_user_server:get_unique_id"] = function() return next_unique() end,
-  ["ts_user_server:get_really_unique_id"] = function() return next_unique() end,
-  ["ts_user_server:get_id"] = function() return next_unique() end,
+  ["ts_user_server:get_unique_id"] = function(s) return s.vars.tsung_userid end,
+  ["ts_user_server:get_really_unique_id"] = function(s) return os.time() .. "-" .. s.vars.tsung_userid end,
+  ["ts_user_server:get_id"] = function() return tostring(math.random(10000)) end,
 }
 
 local S = {} -- the methods of a user's state
@@ -94,13 +97,15 @@ Config.__index = Config
 
 local function bool(v) return v == true or v == "true" end
 
--- ts.config{servers, user_agents, thinktime, file_servers, use_server_as_proxy, connect_timeout,
--- idle_timeout, max_retries} -> T, whose T:session(fn) makes a session's run(vu) function.
+-- ts.config{servers, user_agents, thinktime, file_servers, use_server_as_proxy, idle_timeout,
+-- max_retries, retry_timeout, limit} -> T, whose T:session(fn) makes a session's run(vu) function.
+-- limit: the load's duration in seconds; every user still running then stops (error_abort).
 function ts.config(t)
   t = t or {}
   local c = setmetatable({ file = t.file or "tsung", servers = {}, user_agents = t.user_agents,
                            thinktime = t.thinktime, file_servers = t.file_servers or {},
-                           idle_timeout = t.idle_timeout, max_retries = t.max_retries or 3,
+                           idle_timeout = t.idle_timeout, max_retries = tonumber(t.max_retries) or 3,
+                           retry_timeout = tonumber(t.retry_timeout) or 10, limit = tonumber(t.limit),
                            use_server_as_proxy = bool(t.use_server_as_proxy) }, Config)
   for i, s in ipairs(t.servers or {}) do
     if not s.host then error(c.file .. ": server " .. i .. " has no host", 2) end
@@ -145,12 +150,74 @@ end
 -- its user agent (Tsung's own name when the configuration gives none).
 local function new_state(T, vu)
   local srv = #T.servers == 1 and T.servers[1] or pick_weighted(T.servers, "weight")
-  local s = setmetatable({ T = T, vu = vu, vars = { tsung_userid = tostring(vu.id or 1) }, lists = {},
+  local s = setmetatable({ T = T, vu = vu, vars = { tsung_userid = next_userid(vu) }, lists = {},
                            server = srv, scheme = srv.scheme, host = srv.host, port = srv.port,
                            ua = T.user_agents and pick_weighted(T.user_agents, "probability").value or "Tsung",
                            restarts = 0, cookie_names = {} }, S)
   s.base = origin(s.scheme, s.host, s.port)
+  -- the load's duration, unless --duration made the run longer (the importer cuts phases at it)
+  if T.limit and vu.t0 and not (vu.load and parrot.load_duration(vu.load) > T.limit + 1e-6) then
+    s.deadline = vu.t0 + T.limit
+  end
   return s
+end
+
+------------------------------------------------------------------------------------------------
+-- the load's duration: Tsung stops every user then, counting error_abort. A user stops itself
+-- at its next step (before a request, or a thinktime cut short); users waiting on a response
+-- are counted by a watchdog coroutine of the thread, and the runner ends them.
+
+local LIMIT_MARGIN = 0.002 -- users stop this much before the runner's own end of the run
+local active, active_for = {}, nil -- this thread's users with a deadline, and that deadline (the run's)
+local watcher_for = nil            -- the deadline a running watchdog looks after
+
+function S:stop_at_limit()
+  if not self.limit_hit then
+    self.limit_hit = true
+    counter("error_abort")
+  end
+  throw("abort", "the load's duration")
+end
+
+-- Stop here when the load's duration has come (or the watchdog said so).
+function S:check_limit()
+  if self.limit_hit or (self.deadline and core().now() >= self.deadline - LIMIT_MARGIN) then self:stop_at_limit() end
+end
+
+-- A user with a deadline joins its run's list, which a watchdog looks after while it is not
+-- empty (users of an earlier run, ended by the runner, are left behind with their list; a
+-- watchdog the runner ended is replaced by the next run's).
+local function enlist(s)
+  local deadline = s.deadline
+  if active_for ~= deadline then active, active_for = {}, deadline end
+  active[s] = true
+  s.active = active
+  if watcher_for == deadline then return end
+  watcher_for = deadline
+  local users = active
+  core().spawn(function()
+    while next(users) do
+      local left = deadline - LIMIT_MARGIN - core().now()
+      if left <= 0 then
+        for st in pairs(users) do
+          if not st.limit_hit then st.limit_hit = true; counter("error_abort") end
+        end
+        break
+      end
+      core().sleep(math.min(left, 0.25))
+    end
+    if watcher_for == deadline then watcher_for = nil end
+  end)
+end
+
+------------------------------------------------------------------------------------------------
+-- Tsung's `connected` statistic: +1 when a user opens its connection, -1 when it is closed.
+
+function S:set_connected(on)
+  if on ~= (self.connected or false) then
+    self.connected = on
+    counter("connected", on and 1 or -1)
+  end
 end
 
 -- T:session(fn) -> run(vu): runs fn(s) once for the user; a match do=restart runs it again from
@@ -161,6 +228,8 @@ function Config:session(fn)
     local s = new_state(T, vu or {})
     local t0 = core().now()
     local err
+    counter("users_count")
+    if s.deadline then enlist(s) end
     while true do
       local ok, e = xpcall(fn, function(x)
         if is_control(x) then return x end
@@ -175,7 +244,10 @@ function Config:session(fn)
         break
       end
     end
+    if s.active then s.active[s] = nil end
     s:page_end()
+    s:set_connected(false)
+    counter("finish_users_count")
     core().trend("session", (core().now() - t0) * 1000)
     if err then error(err, 0) end
   end
@@ -205,32 +277,61 @@ end
 ------------------------------------------------------------------------------------------------
 -- thinktime
 
--- s:thinktime{value | min, max | random}: a fixed value; random = true is exponential with that
--- mean; min/max is uniform; none takes the configuration's default (5 s when there is none); the
--- configuration's override = true replaces every thinktime. "%%_var%%" values are substituted.
-function S:thinktime(t)
-  local def = self.T.thinktime
-  if def and bool(def.override) then
-    t = def
-  elseif not t or (t.value == nil and t.min == nil) then
-    local random = t and t.random
-    t = def or { value = 5 }
-    if random ~= nil then t = { value = t.value, min = t.min, max = t.max, random = random } end
-  end
-  local secs
-  local min, max = tonumber(self:subst(t.min)), tonumber(self:subst(t.max))
-  if min and max then
-    secs = min + math.random() * (max - min)
-  else
+-- The random kind of a <thinktime> that gives none, from the configuration's default: "range"
+-- (its min/max), true (exponential) or false.
+local function default_random(def)
+  if def.min and def.max then return "range" end
+  return bool(def.random)
+end
+
+-- The pause of a thinktime in seconds, as Tsung 1.7 reads it (ts_config.erl): a "%%_var%%" value
+-- is substituted and fixed; override = true takes the configuration's value and kind; min/max is
+-- uniform; otherwise the element's value (or the default's, 5 s without one) with its own random
+-- or, when it has none, the default's (exponential, or the default's min/max range).
+function S:think_seconds(t)
+  local def = self.T.thinktime or {}
+  if type(t.value) == "string" and t.value:find("%%", 1, true) then
     local v = self:subst(t.value)
-    secs = tonumber(v)
+    local secs = tonumber(v)
     if not secs then
       warn_once("think:" .. tostring(v), "thinktime value '" .. tostring(v) .. "' is not a number of seconds; no pause")
-      secs = 0
     end
-    if bool(t.random) then secs = -secs * math.log(1 - math.random()) end
+    return secs or 0
   end
+  local value, random, min, max
+  if bool(def.override) then
+    value, random, min, max = def.value, default_random(def), def.min, def.max
+  elseif t.min and t.max then
+    random, min, max = "range", t.min, t.max
+  else
+    value = t.value or def.value
+    if t.random ~= nil then random = bool(t.random) else random = default_random(def) end
+    min, max = def.min, def.max
+  end
+  if random == "range" then
+    min, max = tonumber(min) or 0, tonumber(max) or 0
+    return min + math.random() * (max - min)
+  end
+  local secs = tonumber(value) or 5
+  if random then secs = -secs * math.log(1 - math.random()) end
+  return secs
+end
+
+-- s:thinktime{value | min, max | random}: a pause (see think_seconds); it ends the page, and it
+-- is cut short at the load's duration, where the user stops.
+function S:thinktime(t)
+  local secs = self:think_seconds(t or {})
   self:page_end()
+  self:pause(secs)
+end
+
+-- Sleep `secs`, or until the load's duration and stop there.
+function S:pause(secs)
+  local dl = self.deadline
+  if dl and core().now() + secs >= dl - LIMIT_MARGIN then
+    core().sleep(math.max(0, dl - LIMIT_MARGIN - core().now()))
+    self:stop_at_limit()
+  end
   core().sleep(secs)
 end
 
@@ -542,7 +643,7 @@ function S:match_fired(m, act, label, raw, url, loops)
     counter("match_stop")
     throw("abort", label)
   elseif act == "abort_test" then
-    counter("match_stop")
+    counter("match_stop_test")
     throw("abort_test", "match " .. label .. " on " .. url)
   elseif act == "restart" then
     if self.restarts >= (tonumber(m.max_restart) or 3) then
@@ -557,7 +658,7 @@ function S:match_fired(m, act, label, raw, url, loops)
     if (tonumber(m.loop_back) or 0) > 0 then
       warn_once("loop_back", "match loop_back is not supported; the same request is sent again")
     end
-    core().sleep(tonumber(m.sleep_loop) or 5)
+    self:pause(tonumber(m.sleep_loop) or 5)
     return "loop"
   end
 end
@@ -580,7 +681,7 @@ function S:check_matches(matches, r, raw, url, loops)
       local act = m["do"] or "continue"
       local label = m.name or regex
       if act == "continue" then
-        check(found, label)
+        check(fire, label) -- passes when the match does what `when` says (matches, or not)
       elseif not fire then
         if act == "restart" then self.restarts = 0 end -- Tsung counts restarts in a row
       elseif self:match_fired(m, act, label, raw, url, loops) == "loop" then
@@ -592,18 +693,80 @@ function S:check_matches(matches, r, raw, url, loops)
   end
 end
 
+-- uv_strerror's words for the POSIX names Tsung puts in its error counters
+local POSIX = {
+  ["connection refused"] = "econnrefused", ["connection timed out"] = "etimedout",
+  ["host is unreachable"] = "ehostunreach", ["network is unreachable"] = "enetunreach",
+  ["connection reset by peer"] = "econnreset", ["address already in use"] = "eaddrinuse",
+  ["address not available"] = "eaddrnotavail", ["too many open files"] = "emfile",
+  ["permission denied"] = "eacces", ["broken pipe"] = "epipe", ["connection aborted"] = "econnaborted",
+}
+local function posix_of(msg)
+  local low = (msg or ""):lower()
+  for words, name in pairs(POSIX) do
+    if low:find(words, 1, true) then return name end
+  end
+end
+
+-- The error counter Tsung names for a request that got no response, and whether it was the
+-- connection that failed (Tsung tries those again, max_retries times).
+local function tsung_error(r)
+  local kind, msg = r.error_kind, r.error or ""
+  if kind == "connect" then
+    if msg:find("connect timeout", 1, true) then return "error_connect_timeout", true end
+    return "error_connect_" .. (posix_of(msg) or "error"), true
+  elseif kind == "dns" then return "error_connect_nxdomain", true
+  elseif kind == "tls" then return "error_connect_ssl", true
+  elseif kind == "fd_limit" then return "error_connect_emfile", true
+  elseif kind == "timeout" then return "error_timeout", false
+  elseif kind == "reset" then
+    local p = posix_of(msg)
+    return p and ("error_inet_" .. p) or "error_closed", false
+  elseif kind == "protocol" or kind == "too_large" then return "error_unknown_data", false
+  end
+  return "error_unknown", false
+end
+
+-- Send one request as Tsung does: a connection that fails is counted (error_connect_<reason>)
+-- and tried again after retry_timeout x the tries so far, max_retries times, then the user stops
+-- (error_abort_max_conn_retries); any other transport error stops it too.
+function S:send(spec)
+  local tries = 0
+  while true do
+    self:check_limit()
+    if not self.page_t0 then self.page_t0 = core().now() end
+    local r = http.request(spec)
+    local tm = r.timings
+    local connect = tm.connect + tm.tls
+    if connect > 0 then
+      core().trend("connect", connect) -- Tsung's `connect` statistic
+      self:set_connected(true)
+    end
+    if r.status ~= 0 then return r end
+    self:set_connected(false)
+    local name, retry = tsung_error(r)
+    if r.error_kind == "cancelled" then throw("abort", r.error) end
+    counter(name)
+    if not retry then throw("abort", r.error) end
+    if tries >= self.T.max_retries then
+      counter("error_abort_max_conn_retries")
+      throw("abort", r.error)
+    end
+    tries = tries + 1
+    self:pause(self.T.retry_timeout * tries / 1000)
+  end
+end
+
 -- s:request{...}: one <request>: built, sent (no redirects), then dyn variables, then matches.
 -- A transport error ends the user's session, as it does in Tsung.
 function S:request(q)
   local loops = 0
   while true do
     local spec = self:build(q)
-    if not self.page_t0 then self.page_t0 = core().now() end
-    local r = http.request(spec)
-    local tm = r.timings
-    local connect = tm.connect + tm.tls
-    if connect > 0 then core().trend("connect", connect) end -- Tsung's `connect` statistic
-    if r.status == 0 then throw("abort", r.error) end
+    local r = self:send(spec)
+    if spec.version == "1.0" or (r:header("connection") or ""):lower():find("close", 1, true) then
+      self:set_connected(false) -- the server closes it (HTTP/1.0 always does)
+    end
     if r:header("set-cookie") then -- the names the jar may hold, for add_cookie to send them too
       for _, n in ipairs(ext.re_gmatch_all(r.headers["set-cookie"], "(?:^|,)\\s*([^=;,\\s]+)=")) do
         self.cookie_names[n] = true
@@ -623,7 +786,7 @@ end
 ------------------------------------------------------------------------------------------------
 -- setdynvars
 
-local files = {} -- path -> { lines, pos, step }: one position per file for all users of this thread
+local files = {} -- path -> { lines, name, path }: a file_server file, read once per thread
 
 local function file_source(T, fileid)
   local name = T.file_servers[fileid or "default"]
@@ -640,12 +803,7 @@ local function file_source(T, fileid)
     line = line:gsub("\r$", "")
     if line ~= "" then lines[#lines + 1] = line end
   end
-  -- threads interleave (thread k takes lines k, k + threads, ...) so a pass covers each line once
-  local thread, threads = 0, 1
-  local ok, t, n = pcall(function() return core().thread() end)
-  if ok and t then thread, threads = t, n end
-  if #lines < threads then thread, threads = 0, 1 end
-  f = { lines = lines, first = thread + 1, pos = thread + 1, step = threads, name = name }
+  f = { lines = lines, name = name, path = p }
   files[p] = f
   return f
 end
@@ -693,10 +851,9 @@ function S:setdynvars(o)
     local line
     if o.order == "random" then
       line = f.lines[math.random(n)]
-    else
-      if f.pos > n then f.pos = f.first end
-      line = f.lines[f.pos]
-      f.pos = f.pos + f.step
+    else -- iter: one position for all users of every thread of this process, wrapping at the end
+      local k = ext.shared_add("tsung.iter " .. run_key(self.vu) .. " " .. f.path, 1)
+      line = f.lines[(k - 1) % n + 1]
     end
     local fields = split_plain(line, o.delimiter or ";")
     for i, v in ipairs(vars) do if fields[i] ~= nil then self.vars[v] = fields[i] end end
@@ -756,24 +913,30 @@ function S:for_loop(var, from, to, incr)
   end
 end
 
--- s:repeat_loop({name, max_repeat}, body, {kind = while|until, var, op, value}): do-while; after
--- max_repeat runs (default 20) it stops and counts max_repeat.
+-- s:repeat_loop({name, max_repeat}, body, {kind = while|until, var, op, value}): a do-while, as
+-- Tsung 1.7 runs it (ts_client.erl): after each pass the variable named like the repeat counts
+-- the passes (%%_NAME%% is 2 in the second pass; it is not reset when the loop ends); past
+-- max_repeat (default 20) it stops and counts max_repeat; a condition on a variable the user does
+-- not have counts error_repeat_NAMEundef and leaves the loop.
 function S:repeat_loop(opts, body, cond)
+  local name = opts and opts.name or "repeat"
   local max = tonumber(opts and opts.max_repeat) or 20
-  local n = 0
   while true do
     body()
-    n = n + 1
     if not cond then return end
-    local v = self:lookup(cond.var)
-    local holds = compare(v == nil and "" or tostring(v), cond.op, self:subst(tostring(cond.value or "")))
-    local again
-    if cond.kind == "until" then again = not holds else again = holds end
-    if not again then return end
-    if n > max then -- Tsung 1.7 repeats max_repeat times after the first pass (seen: 3 -> 4 bodies)
+    local iteration = tonumber(self.vars[name]) or 1
+    if iteration > max then
       counter("max_repeat")
       return
     end
+    local v = self:lookup(cond.var)
+    if v == nil then
+      counter("error_repeat_" .. name .. "undef")
+      return
+    end
+    local holds = compare(tostring(v), cond.op, self:subst(tostring(cond.value or "")))
+    self.vars[name] = tostring(iteration + 1)
+    if holds ~= (cond.kind ~= "until") then return end
   end
 end
 
@@ -796,6 +959,25 @@ function S:foreach(name, listvar, o)
       end
     end
   end
+end
+
+-- s:change_type{host, port, server_type, store}: later requests of the user go to this server
+-- (relative URLs, Host header). Unless store = true, the user's connections are closed and its
+-- cookie jar emptied: a new session of the protocol, as in Tsung. "%%_var%%" host and port are
+-- substituted.
+function S:change_type(o)
+  local host, port = self:subst(o.host), tonumber(self:subst(tostring(o.port)))
+  if not host or host == "" or not port then error("change_type: needs a host and a port number", 0) end
+  if not bool(o.store) then
+    core().close_connections()
+    http.cookies.clear()
+    self.cookie_names = {}
+    self:set_connected(false)
+  end
+  local t = (o.server_type or "tcp"):lower()
+  self.scheme = (t == "ssl" or t == "ssl6" or t == "tls") and "https" or "http"
+  self.host, self.port = host, port
+  self.base = origin(self.scheme, self.host, self.port)
 end
 
 -- s:abort("session" | "all")

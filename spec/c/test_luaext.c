@@ -142,6 +142,22 @@ static void test_random(void)
     lua_check("negative sizes are refused", "return not pcall(ext.random_string, -1)");
 }
 
+/* Counters every lua_State of the process shares (Tsung's user ids, its file positions). */
+static void test_shared(void)
+{
+    lua_State *other = luaL_newstate();
+    luaL_openlibs(other);
+    luaext_open(other);
+    lua_setglobal(other, "ext");
+    lua_check("shared_add counts from 1; another name counts on its own",
+              "return ext.shared_add('spec a') == 1 and ext.shared_add('spec a') == 2 and "
+              "ext.shared_add('spec b', 5) == 5");
+    int rc = luaL_dostring(other, "return ext.shared_add('spec a')");
+    CHECK(rc == 0 && lua_tointeger(other, -1) == 3,
+          "another lua_State (another thread's) sees the same counter");
+    lua_close(other);
+}
+
 int main(void)
 {
     L = luaL_newstate();
@@ -157,6 +173,7 @@ int main(void)
     test_xpath();
     test_codecs();
     test_random();
+    test_shared();
     CHECK(lua_gettop(L) == 0, "the stack is balanced at the end");
     lua_close(L);
     return check_done();

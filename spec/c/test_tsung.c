@@ -155,8 +155,9 @@ static void test_examples(void)
         if (!strcmp(names[i], "http_simple.xml") && lua) {
             CHECK(has(lua, "{ host = \"myserver\", port = 80, type = \"tcp\", weight = 1 }, -- line 12"),
                   "http_simple: its server");
-            CHECK(has(lua, "{ interarrival = 2, duration = 600 }, -- <arrivalphase phase=\"1\"> line 25"),
-                  "http_simple: 10 minutes of one user every 2 s");
+            CHECK(has(lua, "{ interarrival = 2, duration = 600, count = 300 }, -- <arrivalphase phase=\"1\"> "
+                           "line 25"),
+                  "http_simple: 10 minutes of one user every 2 s: 300 users, as Tsung counts them");
             CHECK(has(lua, "{ probability = 80, value = \"Mozilla/5.0 (X11;") &&
                       has(lua, "{ probability = 20, value ="),
                   "http_simple: user agents with their probabilities");
@@ -273,10 +274,11 @@ static void test_bad_xml(void)
             HEAD TOP "<sessions><session name=\"a\" probability=\"70\" type=\"ts_http\"/>\n"
                      "<session name=\"b\" probability=\"20\" type=\"ts_http\"/></sessions></tsung>",
             NULL);
-    CHECK(r->rc == -1 && has(r->err, "sum.xml:6: session probabilities sum to 90, not 100"),
+    CHECK(r->rc == -1 && has(r->err, "sum.xml:6:1: session probabilities sum to 90, not 100"),
           "probabilities must sum to 100 (%s)", r->err);
     r = try("none.xml", HEAD "<tsung/>", NULL);
-    CHECK(r->rc == -1 && has(r->err, "<tsung> needs <clients>"), "an empty <tsung> (%s)", r->err);
+    CHECK(r->rc == -1 && has(r->err, "none.xml:3:1: <tsung> needs <clients>"),
+          "an empty <tsung>: FILE:LINE:COL (%s)", r->err);
 }
 
 static void test_translation(void)
@@ -319,13 +321,20 @@ static void test_translation(void)
               has(r->calls, "matches={1={do=abort,regex=200 OK,when=nomatch}}") &&
               has(r->calls, "dyn={1={jsonpath=items[0].id,name=id}}"),
           "a request's headers, cookies, auth, body, match and dyn_variable");
-    CHECK(has(r->lua, "{ rate = 0.05, duration = 60 }, -- <arrivalphase phase=\"1\"> line 15") &&
-              has(r->lua,
-                  "{ interarrival = 0.5, duration = 30, max = 10 }, -- <arrivalphase phase=\"2\"> line 14"),
-          "phases in phase order, units converted, cut at the load's duration");
+    CHECK(has(r->lua, "{ rate = 0.05, duration = 60, count = 3 }, -- <arrivalphase phase=\"1\"> line 15") &&
+              has(r->lua, "{ interarrival = 0.5, duration = 30, max = 10, count = 10 }, -- <arrivalphase "
+                          "phase=\"2\"> line 14"),
+          "phases in phase order, units converted, cut at the load's duration; each starts "
+          "round(duration x rate) users, at most maxnumber (counted on the whole phase, as Tsung does)");
+    CHECK(has(r->lua, "limit = 90, -- <load duration> line 14") && has(r->lua, "graceful_stop = 0,"),
+          "<load duration>: a limit where every user stops, and no time after the phases");
     CHECK(has(r->lua, "thinktime = { value = 2, random = true, override = true }") &&
-              has(r->lua, "max_retries = 5") && has(r->lua, "connect_timeout = 2000"),
-          "options: thinktime default, max_retries, connect_timeout");
+              has(r->lua, "max_retries = 5") &&
+              has(r->notes, "order.xml:13: option connect_timeout has no effect"),
+          "options: thinktime default, max_retries; connect_timeout is noted as having no effect");
+    CHECK(has(r->lua, "insecure = true, -- servers of type ssl") &&
+              has(r->notes, "type=\"ssl\": certificates are not checked (Tsung 1.7 does not check them)"),
+          "a server of type ssl: certificates are not checked, as in Tsung 1.7, with a note");
     CHECK(has(r->notes, "order.xml:12: option hibernate has no effect here\n") &&
               has(r->notes, "order.xml:10: persistent has no effect"),
           "notes, one per line, with the line");
@@ -334,7 +343,11 @@ static void test_translation(void)
     CHECK(r->rc == 0 && has(r->lua, "{ host = \"127.0.0.1\", port = 9999, type = \"tcp\", weight = 1 }") &&
               has(r->calls, "url=http://127.0.0.1:9999/x?a=%%_id%%"),
           "--server points the servers and absolute URLs at HOST:PORT (%s)", r->err);
+}
 
+/* file_server and contents_from_file: names in the bundle, paths that travel with it. */
+static void test_files(void)
+{
     char abs[400], xml[2048], dir[300];
     snprintf(dir, sizeof dir, "%s/data", tmp);
     mkdir(dir, 0700);
@@ -356,7 +369,7 @@ static void test_translation(void)
         "<setdynvars sourcetype=\"file\" fileid=\"ids\"><var name=\"id\"/></setdynvars>\n"
         "<request><http url=\"/\" method=\"PUT\" contents_from_file=\"data/users.csv\"/></request>\n"
         "</session></sessions></tsung>\n");
-    r = try("files.xml", xml, NULL);
+    result *r = try("files.xml", xml, NULL);
     char want[600];
     snprintf(want, sizeof want, "\"%s\",\n    \"/tmp/tsung-test-outside/ids.csv\",", abs);
     CHECK(r->rc == 0 && has(r->lua, "[\"default\"] = \"data/users.csv\"") &&
@@ -495,6 +508,184 @@ static void test_control_flow(void)
           "quotes, backslashes, brackets, newlines survive into Lua");
 }
 
+/* Values the DTD lists, numbers Tsung reads, and what must name something that is there: each
+ * refused at import with FILE:LINE:COL and what to write instead. */
+static void test_refusals(void)
+{
+    static const struct {
+        const char *body, *want;
+    } bad[] = {
+        {"<request><match do=\"jump\">x</match><http url=\"/\"/></request>\n",
+         "bad.xml:7:10: <match do=\"jump\">: do must be one of continue, loop, abort, restart, log, dump, "
+         "abort_test"},
+        {"<request><match when=\"always\">x</match><http url=\"/\"/></request>\n",
+         "bad.xml:7:10: <match when=\"always\">: when must be one of match, nomatch"},
+        {"<request subst=\"yes\"><http url=\"/\"/></request>\n",
+         "bad.xml:7:1: <request subst=\"yes\">: subst must be one of true, false, all_except_body"},
+        {"<setdynvars sourcetype=\"magic\"><var name=\"a\"/></setdynvars>\n",
+         "bad.xml:7:1: <setdynvars sourcetype=\"magic\">: sourcetype must be one of random_string"},
+        {"<request><http url=\"/\" version=\"2.0\"/></request>\n",
+         "bad.xml:7:10: <http version=\"2.0\">: version must be one of 1.0, 1.1"},
+        {"<request><http url=\"/\" method=\"FETCH\"/></request>\n",
+         "bad.xml:7:10: <http method=\"FETCH\">: method must be one of GET, POST"},
+        {"<abort type=\"everything\"/>\n",
+         "bad.xml:7:1: <abort type=\"everything\">: type must be one of session, all"},
+        {"<thinktime value=\"abc\"/>\n",
+         "bad.xml:7:1: <thinktime value=\"abc\">: expected a number of seconds"},
+        {"<thinktime value=\"0\"/>\n",
+         "bad.xml:7:1: <thinktime value=\"0\">: expected a number of seconds above 0"},
+        {"<thinktime min=\"3\" max=\"2\"/>\n",
+         "bad.xml:7:1: <thinktime min=\"3\" max=\"2\">: expected 0 < min < max"},
+        {"<thinktime value=\"1\" min=\"1\" max=\"2\"/>\n",
+         "bad.xml:7:1: <thinktime>: give value, or min and max"},
+        {"<request><match max_loop=\"many\">x</match><http url=\"/\"/></request>\n",
+         "bad.xml:7:10: <match max_loop=\"many\">: expected a whole number"},
+        {"<repeat name=\"r\" max_repeat=\"2.5\"><request><http url=\"/\"/></request><while var=\"a\" "
+         "eq=\"1\"/></repeat>\n",
+         "bad.xml:7:1: <repeat max_repeat=\"2.5\">: expected a whole number"},
+        {"<setdynvars sourcetype=\"random_number\" start=\"%%_a%%\" end=\"9\"><var "
+         "name=\"n\"/></setdynvars>\n",
+         "bad.xml:7:1: <setdynvars start=\"%%_a%%\">: expected a whole number"},
+        {"<request><match do=\"loop\" loop_back=\"2\">x</match><http url=\"/\"/></request>\n",
+         "bad.xml:7:10: <match do=\"loop\" loop_back=\"2\">: jumping back to earlier actions is not "
+         "supported"},
+        {"<change_type new_type=\"ts_http\" host=\"h\" port=\"80\" server_type=\"udp\"/>\n",
+         "bad.xml:7:1: <change_type server_type=\"udp\">: expected tcp or ssl"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char xml[2048];
+        snprintf(xml, sizeof xml, HEAD SESSION("%s"), bad[i].body);
+        result *r = try("bad.xml", xml, NULL);
+        CHECK(r->rc == -1 && has(r->err, bad[i].want), "refused: %s", r->rc ? r->err : "(translated)");
+    }
+    static const struct {
+        const char *xml, *want;
+    } more[] = {
+        {HEAD "<tsung>\n  <clients><client host=\"localhost\"/></clients>\n"
+              "<servers><server host=\"h\" port=\"80\" type=\"tcp\"/></servers>\n"
+              "  <load duration=\"2\" unit=\"days\"><arrivalphase phase=\"1\" duration=\"1\" unit=\"second\">"
+              "<users arrivalrate=\"1\" unit=\"second\"/></arrivalphase></load>\n"
+              "<sessions><session name=\"s\" probability=\"100\" type=\"ts_http\"/></sessions></tsung>\n",
+         "more.xml:6:3: <load unit=\"days\">: unit must be one of hour, minute, second, millisecond"},
+        {HEAD "<tsung>\n<clients><client host=\"localhost\"/></clients>\n"
+              "<servers><server host=\"h\" port=\"80\" type=\"tcp\"/></servers>\n"
+              "<load>\n  <user session=\"nosuch\" start_time=\"1\" unit=\"second\"/></load>\n"
+              "<sessions><session name=\"s\" probability=\"100\" type=\"ts_http\"/></sessions></tsung>\n",
+         "more.xml:7:3: <user session=\"nosuch\">: no <session> of that name"},
+        {HEAD "<tsung>\n<clients><client host=\"localhost\"/></clients>\n"
+              "<servers><server host=\"h\" port=\"80\" type=\"tcp\"/></servers>\n"
+              "<load><user session=\"s\" start_time=\"1\" unit=\"second\"/></load>\n"
+              "<options>\n <option type=\"ts_http\" name=\"user_agent\"><user_agent "
+              "probability=\"60\">a</user_agent>"
+              "<user_agent probability=\"30\">b</user_agent></option></options>\n"
+              "<sessions><session name=\"s\" probability=\"100\" type=\"ts_http\"/></sessions></tsung>\n",
+         "more.xml:8:2: user_agent probabilities sum to 90, not 100"},
+    };
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+        result *r = try("more.xml", more[i].xml, NULL);
+        CHECK(r->rc == -1 && has(r->err, more[i].want), "refused: %s", r->rc ? r->err : "(translated)");
+    }
+}
+
+/* What Tsung does that the importer writes down: arrivals counted per phase, a load of <user>
+ * elements only, change_type, thinktimes that take the default's kind, -x, every unsupported line. */
+static void test_fidelity(void)
+{
+    result *r = try("users.xml",
+                    HEAD "<tsung><clients><client host=\"localhost\"/></clients>\n"
+                         "<servers><server host=\"h\" port=\"80\" type=\"tcp\"/></servers>\n"
+                         "<load><user session=\"s\" start_time=\"2\" unit=\"second\"/></load>\n"
+                         "<sessions><session name=\"s\" probability=\"100\" type=\"ts_http\"><request><http "
+                         "url=\"/\"/></request></session></sessions></tsung>\n",
+                    NULL);
+    CHECK(r->rc == 0 && r->runs &&
+              has(r->lua, "phases = {\n    },\n    users = {\n      { session = \"s\", start = 2 }"),
+          "a <load> of <user> elements only runs those users (%s)", r->err);
+
+    r = try("one.xml",
+            HEAD "<tsung><clients><client host=\"localhost\"/></clients>\n"
+                 "<servers><server host=\"h\" port=\"80\" type=\"tcp\"/></servers>\n"
+                 "<load><arrivalphase phase=\"1\" duration=\"1\" unit=\"second\"><users maxnumber=\"1\" "
+                 "interarrival=\"1\" unit=\"second\"/></arrivalphase>\n"
+                 "<arrivalphase phase=\"2\" duration=\"1\" unit=\"second\"><users interarrival=\"3\" "
+                 "unit=\"second\"/></arrivalphase></load>\n"
+                 "<options><option name=\"thinktime\" value=\"2\" random=\"true\"/></options>\n"
+                 "<sessions><session name=\"s\" probability=\"100\" type=\"ts_http\">\n"
+                 "<thinktime value=\"3\"/><thinktime value=\"4\" random=\"false\"/>\n"
+                 "<change_type new_type=\"ts_http\" host=\"other\" port=\"8081\" server_type=\"ssl\"/>\n"
+                 "<request tag=\"img\"><http url=\"/a.png\"/></request><request tag=\"page\"><http "
+                 "url=\"/\"/></request>\n"
+                 "</session></sessions></tsung>\n",
+            NULL);
+    CHECK(r->rc == 0 && r->runs && has(r->lua, "{ interarrival = 1, duration = 1, max = 1, count = 1 }") &&
+              has(r->lua, "{ interarrival = 3, duration = 1, count = 0 }"),
+          "maxnumber=1 over 1 s starts exactly one user; 1 s of one every 3 s starts none (%s)", r->err);
+    CHECK(
+        has(r->calls, "thinktime {value=3}\nthinktime {random=false,value=4}"),
+        "thinktimes: random=\"false\" is written down, so that only those without random take the default's");
+    CHECK(has(r->calls, "change_type {host=other,port=8081,server_type=ssl}") &&
+              has(r->lua, "insecure = true"),
+          "change_type to ts_http: later requests go to that server (ssl: certificates not checked)");
+    CHECK(has(r->calls, "url=/a.png") && has(r->calls, "url=/,"), "without -x every tagged request is sent");
+    tsung_options x = {.exclude_tags = "img,other"};
+    r = try("one.xml", NULL, &x);
+    CHECK(r->rc == 0 && r->runs && !has(r->calls, "url=/a.png") && has(r->calls, "url=/,") &&
+              has(r->lua, "-- <request> line 11 left out (its tag is excluded with -x)"),
+          "-x img,other leaves out the requests tagged img (%s)", r->err);
+    tsung_options srv = {.server = "127.0.0.1:9"};
+    r = try("one.xml", NULL, &srv);
+    CHECK(r->rc == 0 && has(r->calls, "change_type {host=127.0.0.1,port=9,server_type=tcp}"),
+          "--server points change_type there too (%s)", r->err);
+
+    /* every line of every unsupported element, however many */
+    char many[8192];
+    int at = snprintf(many, sizeof many,
+                      HEAD TOP "<sessions><session name=\"j\" probability=\"100\" type=\"ts_jabber\">\n");
+    for (int i = 0; i < 30; i++)
+        at += snprintf(many + at, sizeof many - (size_t)at,
+                       "<request><jabber type=\"connect\" ack=\"no_ack\"/></request>\n");
+    snprintf(many + at, sizeof many - (size_t)at, "</session></sessions></tsung>\n");
+    r = try("many.xml", many, NULL);
+    CHECK(r->rc == -1 && has(r->err, "<jabber> lines 7, 8, 9,") && has(r->err, ", 35, 36 (--skip") &&
+              !has(r->err, "..."),
+          "the refusal lists every line of every unsupported element (%.200s...)", r->err);
+}
+
+/* A file_server path that is absolute, inside the XML's directory, keeps its name in the bundle
+ * when the XML is read again from a copy of the bundle (where workers read it). */
+static void test_bundle_names(void)
+{
+    char a[400], b[400], path[500], xml[2048];
+    snprintf(a, sizeof a, "%s/proj", tmp);
+    snprintf(b, sizeof b, "%s/bundlecopy", tmp);
+    mkdir(a, 0700), mkdir(b, 0700);
+    snprintf(path, sizeof path, "%s/x", a), mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/x", b), mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/x/in.csv", b), write_file(path, "u1;p1\n");
+    snprintf(path, sizeof path, "%s/x/in.csv", a), write_file(path, "u1;p1\n");
+    snprintf(xml, sizeof xml,
+             HEAD "<tsung><clients><client host=\"localhost\"/></clients>\n"
+                  "<servers><server host=\"h\" port=\"80\" type=\"tcp\"/></servers>\n"
+                  "<load><arrivalphase phase=\"1\" duration=\"1\" unit=\"second\"><users arrivalrate=\"1\" "
+                  "unit=\"second\"/></arrivalphase></load>\n"
+                  "<options><option name=\"file_server\" id=\"u\" value=\"%s\"/></options>\n"
+                  "<sessions><session name=\"s\" probability=\"100\" type=\"ts_http\">\n"
+                  "<request><http url=\"/\" method=\"POST\" contents_from_file=\"%s\"/></request>\n"
+                  "</session></sessions></tsung>\n",
+             path, path);
+    const char *dirs[] = {"proj", "bundlecopy", "bundlecopy"};
+    for (int i = 0; i < 3; i++) {
+        char name[300];
+        if (i == 2) unlink(path); /* a worker elsewhere: the absolute path is not there at all */
+        snprintf(name, sizeof name, "%s/t.xml", dirs[i]);
+        result *r = try(name, xml, NULL);
+        CHECK(r->rc == 0 && has(r->lua, "[\"u\"] = \"x/in.csv\"") &&
+                  has(r->calls, "contents_from_file=x/in.csv"),
+              "an absolute path inside the XML's directory is x/in.csv in the bundle, read from %s%s (%s)",
+              dirs[i], i == 2 ? " where the path is gone" : "", r->err);
+    }
+}
+
 static void test_lua_binding(void)
 {
     lua_State *L = luaL_newstate();
@@ -535,8 +726,12 @@ int main(void)
     test_examples();
     test_bad_xml();
     test_translation();
+    test_files();
     test_unsupported();
     test_control_flow();
+    test_refusals();
+    test_fidelity();
+    test_bundle_names();
     test_lua_binding();
     try("none", "", NULL); /* frees the last result */
     char cmd[400];

@@ -3,7 +3,9 @@
 # (1) every example of Debian's tsung package (HTTP ones run, the others are refused before any
 # load), (2) bad XML, (3) equivalence specs: a Tsung XML with one user and its hand-written Lua
 # twin (spec/e2e/tsung/X.xml and X.lua) send the same request lines in the same order, (4) real
-# Tsung and parrot on one configuration make the same request counts per URL (when Tsung runs).
+# Tsung and parrot on one configuration make the same request counts per URL (when Tsung runs),
+# (6) what Tsung does that a user notices: users counted per phase, the load's duration as a hard
+# stop, user ids, shared file positions, <user> alone, ssl servers, error names, -x.
 # Independent runs go in parallel, each against its own target, so the script stays under 2 min.
 . "$(dirname "$0")/lib.sh"
 
@@ -13,8 +15,8 @@ EXAMPLES=${TSUNG_EXAMPLES:-/usr/share/doc/tsung/examples} # overridable, to try 
 declare -A JOB TPORT TPID TLOG
 
 # target NAME: a fresh `parrot target` with its own access log; fills TPORT/TPID/TLOG[NAME]
-target() {
-    if start_target "$1"; then
+target() { # target NAME [parrot target options]
+    if start_target "$@"; then
         TPORT[$1]=$TARGET_PORT TPID[$1]=$TARGET_PID TLOG[$1]=$TARGET_LOG
         return 0
     fi
@@ -122,6 +124,29 @@ else
     tsung_skip="its parrot target did not start"
 fi
 
+# 6 (started now). Tsung's semantics a user notices; checked in section 6 below.
+target f_one && for k in 1 2 3; do
+    bgrun "f_one$k" "$TS/f_one.xml" --server "127.0.0.1:${TPORT[f_one]}" --tsung-report
+done
+target f_limit && bgrun f_limit "$TS/f_limit.xml" --server "127.0.0.1:${TPORT[f_limit]}" --out "$TMP/f_limit.json"
+target f_uid && bgrun f_uid "$TS/f_uid.xml" --server "127.0.0.1:${TPORT[f_uid]}"
+# a file_server path that is absolute, inside the XML's directory, run from another directory
+mkdir -p "$TMP/absdir/x" && printf 'a\nb\nc\nd\n' >"$TMP/absdir/x/letters.csv"
+sed "s#value=\"f_letters.csv\"#value=\"$TMP/absdir/x/letters.csv\"#" "$TS/f_uid.xml" >"$TMP/absdir/f_abs.xml"
+if target f_abs; then
+    cd / && bgrun f_abs "$TMP/absdir/f_abs.xml" --server "127.0.0.1:${TPORT[f_abs]}"
+    cd - >/dev/null || exit 1
+fi
+target f_user_only && bgrun f_user_only "$TS/f_user_only.xml" --server "127.0.0.1:${TPORT[f_user_only]}"
+bgrun f_refused "$TS/f_one.xml" --server "127.0.0.1:$(free_port)" --tsung-report
+if target f_tls --tls; then
+    sed "s/port=\"PORT\"/port=\"${TPORT[f_tls]}\"/" "$TS/f_ssl.xml" >"$TMP/f_ssl.xml"
+    bgrun f_tls "$TMP/f_ssl.xml"
+fi
+if [ -n "$have_examples" ]; then
+    target f_tag && bgrun f_tag "$EX/http_tag.xml" --server "127.0.0.1:${TPORT[f_tag]}" -x landing,gif --rate 4 --duration 2s
+fi
+
 # ---------------------------------------------------------------------------------------------
 # 1b. The examples that are not HTTP (and http_distributed, whose SOAP request calls Erlang) are
 # refused by `parrot run`: exit 2 before any load, naming each unsupported element with its line.
@@ -147,7 +172,7 @@ if [ -n "$have_examples" ]; then
         notok "example http_distributed: the message names %%symbol:new%% and its line 111" "stderr: $(head -c 200 "$TMP/no_distributed.stderr")"
     prun no_distributed_skip "$EX/http_distributed.xml" --server "127.0.0.1:${TPORT[refused]}" --duration 2s --skip-unsupported
     is "$RC" 2 "example http_distributed --skip-unsupported: refused, its session probabilities sum to 60 (as Tsung refuses it)"
-    grep -q 'http_distributed.xml:[0-9]*: session probabilities sum to 60' "$TMP/no_distributed_skip.stderr" &&
+    grep -q 'http_distributed.xml:[0-9]*:[0-9]*: session probabilities sum to 60' "$TMP/no_distributed_skip.stderr" &&
         ok "example http_distributed --skip-unsupported: the message says the probabilities sum to 60" ||
         notok "example http_distributed --skip-unsupported: the message says the probabilities sum to 60" "stderr: $(head -c 200 "$TMP/no_distributed_skip.stderr")"
     # http_setdynvars without the CSV its file_server names: refused, naming the file
@@ -179,6 +204,8 @@ bad notwf 'bad_notwf\.xml:9:45: mismatched tag' "not well-formed (FILE:LINE:COL)
 bad root 'bad_root\.xml:3:1: .*root element is <config>' "wrong root element (FILE:LINE:COL)"
 bad noattr 'bad_noattr\.xml:9:16: <http> needs url' "missing required attribute (FILE:LINE:COL)"
 bad unknown 'bad_unknown\.xml:9:16: unknown element <frobnicate>' "unknown element (FILE:LINE:COL)"
+bad value 'bad_value\.xml:9:16: <match do="jump">: do must be one of continue, loop, abort, restart, log, dump, abort_test' \
+    "a value the DTD does not list (FILE:LINE:COL)"
 untarget refused
 is "$(lines "${TLOG[refused]}")" 0 "refused configurations: no request reached the target"
 
@@ -196,9 +223,9 @@ if [ -n "$have_examples" ]; then
     # http_tag's tagged requests are sent (no -x given), http_setdynvars' CSV users are used
     is "$(lines "${TLOG[ex_http_tag]}" 'GET /img/excluded.png ')" "$(lines "${TLOG[ex_http_tag]}" 'GET /img/not-excluded.png ')" \
         "example http_tag: every request of a session is sent (tags exclude nothing without -x)"
-    grep -Eq '"GET /index\.html\?toto=&user=(alice|bob)&password=secret[12]&id=[a-z]{5}&id2=[0-9]+ ' "${TLOG[ex_http_setdynvars]}" &&
-        ok "example http_setdynvars: the CSV user and password, a 5-letter random string and the unique id substituted" ||
-        notok "example http_setdynvars: the CSV user and password, a 5-letter random string and the unique id substituted" \
+    grep -Eq '"GET /index\.html\?toto=&user=(alice|bob)&password=secret[12]&id=[a-z]{5}&id2=[0-9]+-[0-9]+ ' "${TLOG[ex_http_setdynvars]}" &&
+        ok "example http_setdynvars: the CSV user and password, a 5-letter random string and the really unique id (epoch-id) substituted" ||
+        notok "example http_setdynvars: the CSV user and password, a 5-letter random string and the really unique id (epoch-id) substituted" \
             "$(grep -m1 'index.html' "${TLOG[ex_http_setdynvars]}")"
 fi
 
@@ -281,6 +308,70 @@ exit_normal "$RC" "user.xml: parrot run exits 0 or 99"
 requests "${TLOG[user_el]}" | sort | uniq -c | awk '{ print $2, $3, $1 }' >"$TMP/user_el.counts"
 is "$(tr '\n' ',' <"$TMP/user_el.counts")" "GET /echo?main 2,GET /echo?special 2,GET /echo?spectator 1," \
     "<user session=\"special\"> and <user session=\"spec*\"> each start their users at their time"
+
+# ---------------------------------------------------------------------------------------------
+# 6. Tsung's semantics a user notices
+for k in 1 2 3; do bgwait "f_one$k"; done
+untarget f_one
+is "$(lines "${TLOG[f_one]}" 'GET /echo?one ')" 3 \
+    "maxnumber=1 interarrival=1 over 1 s starts exactly one user (3 runs, 3 requests), 1 s of one every 3 s none"
+grep -q '^  size_rcv ' "$TMP/f_one1.stdout" && grep -q '^  size_sent ' "$TMP/f_one1.stdout" &&
+    grep -Eq '^  users_count +[0-9.]+ / sec +[0-9.]+ / sec +1$' "$TMP/f_one1.stdout" &&
+    grep -Eq '^  finish_users_count ' "$TMP/f_one1.stdout" && grep -Eq '^  connected +[0-9]+$' "$TMP/f_one1.stdout" &&
+    ok "--tsung-report: network throughput, users_count, finish_users_count, connected" ||
+    notok "--tsung-report: network throughput, users_count, finish_users_count, connected" "$(sed -n '/Tsung report/,$p' "$TMP/f_one1.stdout" | head -c 600)"
+
+bgwait f_limit
+untarget f_limit
+is "$RC" 0 "<load duration=1>: parrot run exits 0"
+between "$(json_get "$TMP/f_limit.json" duration_s)" 0.9 2.5 "<load duration=1>: the run ends at 1 s though the users would go on for 4 s"
+is "$(json_num "$TMP/f_limit.json" custom.error_abort.value)" 2 "<load duration=1>: both users still running are stopped, counting error_abort"
+between "$(lines "${TLOG[f_limit]}" 'GET /echo?ld=')" 4 12 "<load duration=1>: no request after it (2 users, 0.2 s apart)"
+
+bgwait f_uid
+untarget f_uid
+is "$(sed -E -n 's#^.*"GET /echo\?uid=([0-9]+)&u=([0-9]+)&x=([a-d]) .*$#\1 \2 \3#p' "${TLOG[f_uid]}" | awk '$1 == $2 { print $1 }' | sort -n | tr '\n' ,)" "1,2,3,4," \
+    "tsung_userid and get_unique_id: the users are 1..4 over all load threads, the same id twice in a request"
+is "$(sed -E -n 's#^.*"GET /echo\?uid=[0-9]+&u=[0-9]+&x=([a-d]) .*$#\1#p' "${TLOG[f_uid]}" | sort | tr '\n' ,)" "a,b,c,d," \
+    "setdynvars file order=iter: one position for every user of every load thread (each line once)"
+is "$(sed -E -n 's#^.*"GET /echo\?again=([0-9]+) .*$#\1#p' "${TLOG[f_uid]}" | sort -n | tr '\n' ,)" "1,2,3,4," \
+    "get_unique_id is the same for the whole session"
+
+bgwait f_abs
+untarget f_abs
+is "$(sed -E -n 's#^.*"GET /echo\?uid=[0-9]+&u=[0-9]+&x=([a-d]) .*$#\1#p' "${TLOG[f_abs]}" | sort | tr '\n' ,)" "a,b,c,d," \
+    "file_server with an absolute path inside the XML's directory, run from elsewhere: the workers read it"
+grep -q 'cannot read' "$TMP/f_abs.stderr" && notok "... and no 'cannot read' error" "$(grep -m1 'cannot read' "$TMP/f_abs.stderr")" ||
+    ok "... and no 'cannot read' error"
+
+bgwait f_user_only
+untarget f_user_only
+is "$RC" 0 "a <load> of <user> elements only: parrot run exits 0"
+is "$(lines "${TLOG[f_user_only]}" 'GET /echo?only ')" 1 "a <load> of <user> elements only runs that user"
+
+bgwait f_refused
+if grep -Eq '^  error_connect_econnrefused +[0-9.]+ / sec +4$' "$TMP/f_refused.stdout" &&
+    grep -Eq '^  error_abort_max_conn_retries +[0-9.]+ / sec +1$' "$TMP/f_refused.stdout" &&
+    grep -q '^  Errors$' "$TMP/f_refused.stdout"; then
+    ok "a refused connection: tried again max_retries (3) times, error_connect_econnrefused 4, error_abort_max_conn_retries 1, in the Errors table"
+else
+    notok "a refused connection: tried again max_retries (3) times, error_connect_econnrefused 4, error_abort_max_conn_retries 1, in the Errors table" \
+        "$(sed -n '/Errors/,$p' "$TMP/f_refused.stdout" | head -c 400)"
+fi
+
+if [ -n "${JOB[f_tls]:-}" ]; then
+    bgwait f_tls
+    untarget f_tls
+    is "$RC" 0 "a server of type ssl with a self-signed certificate: parrot run exits 0"
+    is "$(lines "${TLOG[f_tls]}" 'GET /echo?tls ')" 1 "a server of type ssl: the certificate is not checked (as in Tsung 1.7)"
+fi
+
+if [ -n "${JOB[f_tag]:-}" ]; then
+    bgwait f_tag
+    untarget f_tag
+    is "$(lines "${TLOG[f_tag]}" 'GET /img/excluded')" 0 "-x landing,gif: the requests with those tags are left out"
+    gt "$(lines "${TLOG[f_tag]}" 'GET /img/not-excluded.png ')" 0 "-x landing,gif: the other requests are sent"
+fi
 
 if [ -n "$tsung_skip" ]; then
     ok "real Tsung comparison # SKIP $tsung_skip"

@@ -1,7 +1,7 @@
 /* fuzz_tsung: libFuzzer target for the Tsung importer. Every input is translated or refused with a
  * reason; what translates must be Lua that LuaJIT compiles (spec/fuzz/fuzz.sh builds and runs it over
  * spec/fuzz/corpus/tsung/). */
-/* fuzz-sources: src/tsung.c src/tsung_lua.c src/tsung_tree.c */
+/* fuzz-sources: src/tsung.c src/tsung_conf.c src/tsung_lua.c src/tsung_tree.c */
 #include "tsung.h"
 
 #include <lauxlib.h>

@@ -38,6 +38,17 @@ end
 
 local function echo(r) return cjson.decode(r.body) end
 
+-- The counters (Tsung's statistics: error_*, match_*, users_count...) a function adds up.
+local function counters(fn)
+  local core = require "parrot.core"
+  local real, got = core.counter, {}
+  core.counter = function(name, n) got[name] = (got[name] or 0) + (n or 1); return real(name, n) end
+  local ok, err = pcall(fn)
+  core.counter = real
+  if not ok then error(err, 0) end
+  return got
+end
+
 describe("tsung requests", function()
   it("a plain GET of a relative URL goes to the <server>, Host header host:port", function()
     local r
@@ -241,14 +252,25 @@ describe("tsung substitution", function()
     assert.equal("%%_x%%", e.body)
   end)
 
-  it("%%ts_user_server:get_unique_id%% gives a new id each time", function()
-    local a, b
+  it("%%ts_user_server:get_unique_id%% is the user's id (tsung_userid) for its whole session", function()
+    local a, b, really
     run(function(s)
       a = echo(s:request { url = "/echo?%%ts_user_server:get_unique_id%%", subst = true }).query
       b = echo(s:request { url = "/echo?%%ts_user_server:get_unique_id%%", subst = true }).query
-    end)
-    assert.truthy(tonumber(a) and tonumber(b))
-    assert.truthy(a ~= b)
+      really = echo(s:request { url = "/echo?%%ts_user_server:get_really_unique_id%%", subst = true }).query
+    end, nil, { id = 5 })
+    assert.equal("5", a)
+    assert.equal("5", b)
+    assert.matches("^%d+%-5$", really) -- "<epoch seconds>-<id>"
+    assert.near(os.time(), tonumber(really:match("^%d+")), 2)
+  end)
+
+  it("in a run, users are numbered 1, 2, 3... in the order they start (over the process's threads)", function()
+    local T, t0, ids = config(), now(), {}
+    for _ = 1, 3 do run(function(s) ids[#ids + 1] = s.vars.tsung_userid end, T, { t0 = t0 }) end
+    assert.same({ "1", "2", "3" }, ids)
+    run(function(s) ids[4] = s.vars.tsung_userid end, T, { t0 = t0 + 1 }) -- another run counts afresh
+    assert.equal("1", ids[4])
   end)
 end)
 
@@ -391,14 +413,31 @@ describe("tsung match", function()
     assert.equal(3, n)
   end)
 
-  it("do=abort_test ends the session (the notice says the run goes on)", function()
-    local n = counting(function()
-      run(function(s)
-        s:request { url = "/echo", matches = { { regex = "echo", ["do"] = "abort_test" } } }
-        s:request { url = "/echo" }
+  it("do=abort_test ends the session (the notice says the run goes on), counting match_stop_test", function()
+    local n
+    local c = counters(function()
+      n = counting(function()
+        run(function(s)
+          s:request { url = "/echo", matches = { { regex = "echo", ["do"] = "abort_test" } } }
+          s:request { url = "/echo" }
+        end)
       end)
     end)
     assert.equal(1, n)
+    assert.equal(1, c.match_stop_test)
+    assert.is_nil(c.match_stop)
+  end)
+
+  it("when=nomatch with do=continue: a check that passes when the regex does not match", function()
+    local real, checks = check, {}
+    check = function(v, name) checks[#checks + 1] = name .. "=" .. tostring(v); return real(v, name) end
+    local ok, err = pcall(run, function(s)
+      s:request { url = "/echo", matches = { { regex = "error", when = "nomatch", name = "no_error" },
+                                             { regex = "echo", when = "nomatch", name = "no_echo" } } }
+    end)
+    check = real
+    assert.truthy(ok, err)
+    assert.same({ "no_error=true", "no_echo=false" }, checks)
   end)
 
   it("match subst=true expands variables in the regex", function()
@@ -459,6 +498,37 @@ describe("tsung thinktime", function()
     t0 = now()
     run(function(s) s:thinktime { value = 10 } end, config { thinktime = { value = 0.05, override = true } })
     assert.near(0.05, now() - t0, 0.04)
+  end)
+
+  it("a thinktime with a value takes the default's random (exponential) unless it gives its own", function()
+    local T = config { thinktime = { value = 9, random = true } }
+    local sum, fixed, n = 0, 0, 2000
+    run(function(s)
+      for _ = 1, n do sum = sum + s:think_seconds { value = 2 } end
+      for _ = 1, n do fixed = fixed + s:think_seconds { value = 2, random = false } end
+    end, T)
+    assert.near(2, sum / n, 0.2) -- the element's value, the default's kind
+    assert.equal(2 * n, fixed)
+  end)
+
+  it("a thinktime with a value takes the default's min/max (uniform) when the default has them", function()
+    local T = config { thinktime = { value = 9, min = 1, max = 3 } }
+    run(function(s)
+      local lo, hi = math.huge, 0
+      for _ = 1, 500 do
+        local x = s:think_seconds { value = 20 }
+        lo, hi = math.min(lo, x), math.max(hi, x)
+      end
+      assert.truthy(lo >= 1 and hi <= 3 and hi - lo > 1.5, lo .. ".." .. hi)
+      assert.equal(20, s:think_seconds { value = 20, random = false })
+    end, T)
+  end)
+
+  it("a %%_var%% thinktime is fixed, even under override", function()
+    run(function(s)
+      s.vars.t = "0.25"
+      assert.equal(0.25, s:think_seconds { value = "%%_t%%" })
+    end, config { thinktime = { value = 3, override = true } })
   end)
 
   it("a %%_var%% value is substituted", function()
@@ -522,6 +592,21 @@ describe("tsung setdynvars", function()
     assert.same({ "alice/pw1", "bob/pw2", "carol/pw3", "alice/pw1" }, seen)
   end)
 
+  it("file order=iter: the position is shared by every user of the run, whichever thread runs it", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w")); f:write("a\nb\nc\n"); f:close()
+    -- two configurations stand for two threads' states; they share the run's position
+    local T1, T2, t0, seen = config { file_servers = { f = path } }, config { file_servers = { f = path } }, now(), {}
+    for i = 1, 4 do
+      run(function(s)
+        s:setdynvars { sourcetype = "file", fileid = "f", vars = { "x" } }
+        seen[#seen + 1] = s.vars.x
+      end, i % 2 == 0 and T2 or T1, { t0 = t0 })
+    end
+    os.remove(path)
+    assert.same({ "a", "b", "c", "a" }, seen)
+  end)
+
   it("file order=random picks lines of the file", function()
     local path = os.tmpname()
     local f = assert(io.open(path, "w")); f:write("x,1\ny,2\n"); f:close()
@@ -561,6 +646,29 @@ describe("tsung control flow", function()
     end)
     assert.equal(3, n)
     assert.equal(1, m)
+  end)
+
+  it("repeat counts its passes in the variable of its name: %%_NAME%% is 2 in the second pass", function()
+    local seen = {}
+    run(function(s)
+      s.vars.x = "1"
+      s:repeat_loop({ name = "rep", max_repeat = 10 }, function()
+        seen[#seen + 1] = s:subst("%%_rep%%")
+        if #seen == 3 then s.vars.x = "0" end
+      end, { kind = "while", var = "x", op = "eq", value = "1" })
+    end)
+    assert.same({ "undefined", "2", "3" }, seen)
+  end)
+
+  it("repeat on a variable the user does not have counts error_repeat_NAMEundef and leaves", function()
+    local n = 0
+    local c = counters(function()
+      run(function(s)
+        s:repeat_loop({ name = "r" }, function() n = n + 1 end, { kind = "until", var = "nothing", op = "eq", value = "x" })
+      end)
+    end)
+    assert.equal(1, n)
+    assert.equal(1, c.error_repeat_rundef)
   end)
 
   it("repeat stops after max_repeat repetitions of its first pass (as Tsung 1.7 runs it)", function()
@@ -612,9 +720,94 @@ describe("tsung control flow", function()
     assert.same({ "apple", "pear" }, got)
   end)
 
+  it("change_type to ts_http: later requests go to that server, a new connection, an empty cookie jar", function()
+    local before, after
+    run(function(s)
+      s:request { url = "/cookie/set?ct=1" }
+      before = echo(s:request { url = "/echo" }).headers
+      s:change_type { host = "localhost", port = tostring(PORT), server_type = "tcp" }
+      after = echo(s:request { url = "/echo" }).headers
+    end)
+    http.cookies.clear()
+    assert.equal("ct=1", before.cookie)
+    assert.equal("localhost:" .. PORT, after.host)
+    assert.is_nil(after.cookie)
+  end)
+
   it("abort ends the session; nothing after it runs", function()
     local after = false
     run(function(s) s:abort("session"); after = true end)
     assert.falsy(after)
+  end)
+end)
+
+describe("tsung errors, retries and the load's duration", function()
+  it("a refused connection is tried max_retries more times, retry_timeout apart, then the user stops", function()
+    local n, c
+    local t0 = now()
+    c = counters(function()
+      n = counting(function()
+        run(function(s)
+          s:request { url = "http://127.0.0.1:1/x" }
+          s:request { url = "/echo" }
+        end, config { max_retries = 2, retry_timeout = 50 })
+      end)
+    end)
+    assert.equal(3, n) -- the first try and 2 retries; nothing after
+    assert.equal(3, c.error_connect_econnrefused)
+    assert.equal(1, c.error_abort_max_conn_retries)
+    assert.truthy(now() - t0 >= 0.15, "50 ms then 100 ms between tries")
+  end)
+
+  it("no response within idle_timeout counts error_timeout and stops the user", function()
+    local n
+    local c = counters(function()
+      n = counting(function()
+        run(function(s)
+          s:request { url = "/delay/2000" }
+          s:request { url = "/echo" }
+        end, config { idle_timeout = 200 })
+      end)
+    end)
+    assert.equal(1, n)
+    assert.equal(1, c.error_timeout)
+  end)
+
+  it("every user counts users_count when it starts and finish_users_count when it ends", function()
+    local c = counters(function()
+      for _ = 1, 2 do run(function(s) s:abort("session") end) end
+    end)
+    assert.equal(2, c.users_count)
+    assert.equal(2, c.finish_users_count)
+  end)
+
+  it("at the load's duration a user in a thinktime stops there, counting error_abort", function()
+    local t0, n = now(), nil
+    local c = counters(function()
+      n = counting(function()
+        run(function(s)
+          s:request { url = "/echo" }
+          s:thinktime { value = 5 }
+          s:request { url = "/echo?never" }
+        end, config { limit = 0.3 }, { t0 = t0 })
+      end)
+    end)
+    assert.equal(1, n)
+    assert.equal(1, c.error_abort)
+    assert.near(0.3, now() - t0, 0.1)
+  end)
+
+  it("a user waiting on a response at the load's duration is counted once and sends nothing more", function()
+    local t0, n = now(), nil
+    local c = counters(function()
+      n = counting(function()
+        run(function(s)
+          s:request { url = "/delay/600" } -- the run's end would cut it; here it comes back late
+          s:request { url = "/echo?never" }
+        end, config { limit = 0.2 }, { t0 = t0 })
+      end)
+    end)
+    assert.equal(1, n)
+    assert.equal(1, c.error_abort)
   end)
 end)
