@@ -248,13 +248,12 @@ static void emit_option(ctx *c, node *k, sbuf *extra)
     } else if (!strcmp(nm, "http_use_server_as_proxy")) {
         tsung_sb_printf(extra, "  use_server_as_proxy = %s, -- line %d\n",
                         tsung_is_true(v) ? "true" : "false", k->line);
-    } else if (!strcmp(nm, "idle_timeout") || !strcmp(nm, "max_retries") || !strcmp(nm, "retry_timeout")) {
+    } else if (!strcmp(nm, "idle_timeout") || !strcmp(nm, "max_retries") || !strcmp(nm, "retry_timeout") ||
+               !strcmp(nm, "connect_timeout")) {
         tsung_sb_puts(extra, "  ");
         tsung_field(extra, &first, nm, v ? v : "", 1);
         tsung_sb_printf(extra, ", -- line %d%s\n", k->line,
                         strcmp(nm, "max_retries") ? " (milliseconds)" : "");
-    } else if (!strcmp(nm, "connect_timeout")) {
-        tsung_note(c, k->line, "option connect_timeout has no effect here: connections give up after 10 s");
     } else if (tsung_in_list(no_effect, nm)) {
         tsung_note(c, k->line, "option %s has no effect here", nm);
     } else {

@@ -98,13 +98,14 @@ Config.__index = Config
 local function bool(v) return v == true or v == "true" end
 
 -- ts.config{servers, user_agents, thinktime, file_servers, use_server_as_proxy, idle_timeout,
--- max_retries, retry_timeout, limit} -> T, whose T:session(fn) makes a session's run(vu) function.
+-- connect_timeout, max_retries, retry_timeout, limit} (timeouts in milliseconds) -> T, whose T:session(fn) makes a session's run(vu) function.
 -- limit: the load's duration in seconds; every user still running then stops (error_abort).
 function ts.config(t)
   t = t or {}
   local c = setmetatable({ file = t.file or "tsung", servers = {}, user_agents = t.user_agents,
                            thinktime = t.thinktime, file_servers = t.file_servers or {},
-                           idle_timeout = t.idle_timeout, max_retries = tonumber(t.max_retries) or 3,
+                           idle_timeout = t.idle_timeout, connect_timeout = tonumber(t.connect_timeout),
+                           max_retries = tonumber(t.max_retries) or 3,
                            retry_timeout = tonumber(t.retry_timeout) or 10, limit = tonumber(t.limit),
                            use_server_as_proxy = bool(t.use_server_as_proxy) }, Config)
   for i, s in ipairs(t.servers or {}) do
@@ -476,6 +477,7 @@ function S:build(q)
   local spec = { method = method, url = full, headers = headers, body = body, name = name,
                  redirects = false, version = q.version == "1.0" and "1.0" or nil }
   if self.T.idle_timeout then spec.timeout = tonumber(self.T.idle_timeout) / 1000 end
+  if self.T.connect_timeout then spec.connect_timeout = tonumber(self.T.connect_timeout) / 1000 end
   return spec
 end
 

@@ -329,9 +329,9 @@ static void test_translation(void)
     CHECK(has(r->lua, "limit = 90, -- <load duration> line 14") && has(r->lua, "graceful_stop = 0,"),
           "<load duration>: a limit where every user stops, and no time after the phases");
     CHECK(has(r->lua, "thinktime = { value = 2, random = true, override = true }") &&
-              has(r->lua, "max_retries = 5") &&
-              has(r->notes, "order.xml:13: option connect_timeout has no effect"),
-          "options: thinktime default, max_retries; connect_timeout is noted as having no effect");
+              has(r->lua, "max_retries = 5") && has(r->lua, "connect_timeout = 2000") &&
+              !has(r->notes, "connect_timeout"),
+          "options: thinktime default, max_retries, connect_timeout (milliseconds, applied to each request)");
     CHECK(has(r->lua, "insecure = true, -- servers of type ssl") &&
               has(r->notes, "type=\"ssl\": certificates are not checked (Tsung 1.7 does not check them)"),
           "a server of type ssl: certificates are not checked, as in Tsung 1.7, with a note");
