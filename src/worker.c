@@ -18,6 +18,7 @@
 #include <zmq.h>
 
 #include "bundle.h"
+#include "bundle_cache.h"
 #include "loadgen.h"
 #include "wire.h"
 #include "zsock.h"
