@@ -214,9 +214,11 @@ static void mem_drop(int i)
     mem[i] = mem[--mem_n];
 }
 
+/* At exit the temporary directories go; a thread still inside the cache keeps the lock, and
+ * then they stay (waiting for it could hang the exit). */
 static void mem_atexit(void)
 {
-    pthread_mutex_lock(&mem_mu);
+    if (pthread_mutex_trylock(&mem_mu) != 0) return;
     while (mem_n)
         mem_drop(0);
     pthread_mutex_unlock(&mem_mu);
@@ -343,7 +345,13 @@ int bundle_cache_put(const bundle *b, char *dir, size_t dirlen, char *err, size_
     return rc;
 }
 
-void bundle_cache_forget(void) { mem_atexit(); }
+void bundle_cache_forget(void)
+{
+    pthread_mutex_lock(&mem_mu);
+    while (mem_n)
+        mem_drop(0);
+    pthread_mutex_unlock(&mem_mu);
+}
 
 static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
