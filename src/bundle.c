@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <mbedtls/sha256.h>
 #include <msgpack.h>
@@ -18,6 +17,7 @@
 
 #define BUNDLE_MAX_FILES 10000
 #define BUNDLE_PATH_MAX 1024
+#define BUNDLE_MAX_DEPTH 64 /* directories inside one another */
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -123,7 +123,10 @@ typedef struct builder {
     bundle_file *files; /* owned */
     size_t n, cap;
     size_t total, limit;
-    int skip_hidden; /* 0 when re-hashing a cache directory, which holds what was sent */
+    int skip_hidden;  /* 0 when re-hashing a cache directory, which holds what was sent */
+    const char *root; /* the scenario directory (a realpath) when symlinks are followed, else NULL */
+    char *walking[BUNDLE_MAX_DEPTH]; /* realpaths of the directories being walked (owned) */
+    int depth;
     char *err;
     size_t errlen;
 } builder;
@@ -263,18 +266,76 @@ static int dirent_cmp(const struct dirent **a, const struct dirent **b)
     return strcmp((*a)->d_name, (*b)->d_name);
 }
 
-/* Walk `dir` (whose bundle-relative name is `rel`, "" at the top) in name order, so the file
- * that crosses the limit is always the same one: regular files are added, directories
- * entered, symlinks and everything else skipped without a word. */
-static int builder_walk(builder *bd, const char *dir, const char *rel)
+static int builder_walk(builder *bd, const char *dir, const char *rel);
+
+/* A symlink in the scenario directory, followed, so what the scenario reads through it travels:
+ * to a file, its content goes in under the link's name; to a directory inside the scenario
+ * directory, that is walked under the link's name. A dangling link and one to a directory
+ * outside are refused, naming the link: the queen fails now rather than a worker later. */
+static int builder_link(builder *bd, const char *fs, const char *rel, const char *shown)
 {
-    struct dirent **ents = NULL;
-    int n = scandir(dir, &ents, NULL, dirent_cmp);
-    if (n < 0) {
-        set_err(bd->err, bd->errlen, "bundle: cannot open directory %s: %s", dir, strerror(errno));
+    struct stat st;
+    if (stat(fs, &st) < 0) {
+        set_err(bd->err, bd->errlen, "bundle: %s is a symlink that leads nowhere (%s); fix or remove it",
+                shown, strerror(errno));
         return -1;
     }
+    if (S_ISREG(st.st_mode)) return builder_add(bd, fs, rel, shown);
+    if (!S_ISDIR(st.st_mode)) return 0; /* a device or a socket: skipped, as in the walk */
+    char *real = realpath(fs, NULL);
+    size_t rl = strlen(bd->root);
+    int rc = -1;
+    if (!real)
+        set_err(bd->err, bd->errlen, "bundle: cannot follow %s: %s", shown, strerror(errno));
+    else if (strcmp(bd->root, "/") && (strncmp(real, bd->root, rl) || (real[rl] && real[rl] != '/')))
+        set_err(bd->err, bd->errlen,
+                "bundle: %s is a symlink to a directory outside the scenario directory (%s): copy the files "
+                "in, or name them in files = {...}",
+                shown, real);
+    else
+        rc = builder_walk(bd, fs, rel);
+    free(real);
+    return rc;
+}
+
+/* With symlinks followed, note `dir` as being walked: -1 (with the reason) when it already is,
+ * which only a symlink loop can do, or when directories nest too deep. */
+static int builder_enter(builder *bd, const char *dir, const char *rel)
+{
+    char *real = realpath(dir, NULL);
+    if (!real) {
+        set_err(bd->err, bd->errlen, "bundle: cannot open directory ./%s: %s", rel, strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < bd->depth; i++) {
+        if (strcmp(bd->walking[i], real)) continue;
+        set_err(bd->err, bd->errlen,
+                "bundle: ./%s leads back to a directory it is in (a symlink loop); remove the link", rel);
+        free(real);
+        return -1;
+    }
+    if (bd->depth == BUNDLE_MAX_DEPTH) {
+        set_err(bd->err, bd->errlen, "bundle: ./%s is over %d directories deep", rel, BUNDLE_MAX_DEPTH);
+        free(real);
+        return -1;
+    }
+    bd->walking[bd->depth++] = real;
+    return 0;
+}
+
+/* Walk `dir` (whose bundle-relative name is `rel`, "" at the top) in name order, so the file
+ * that crosses the limit is always the same one: regular files are added, directories
+ * entered, symlinks followed when building (builder_link), anything else skipped. */
+static int builder_walk(builder *bd, const char *dir, const char *rel)
+{
+    if (bd->root && builder_enter(bd, dir, rel) < 0) return -1;
+    struct dirent **ents = NULL;
+    int n = scandir(dir, &ents, NULL, dirent_cmp);
     int rc = 0;
+    if (n < 0) {
+        set_err(bd->err, bd->errlen, "bundle: cannot open directory %s: %s", dir, strerror(errno));
+        rc = -1;
+    }
     for (int i = 0; i < n; i++) {
         const char *name = ents[i]->d_name;
         if (rc || !strcmp(name, ".") || !strcmp(name, "..") || (bd->skip_hidden && name[0] == '.')) continue;
@@ -289,6 +350,8 @@ static int builder_walk(builder *bd, const char *dir, const char *rel)
         } else if (lstat(fs, &st) < 0) {
             set_err(bd->err, bd->errlen, "bundle: cannot stat %s: %s", shown, strerror(errno));
             rc = -1;
+        } else if (S_ISLNK(st.st_mode) && bd->root) {
+            rc = builder_link(bd, fs, sub, shown);
         } else if (S_ISDIR(st.st_mode)) {
             rc = builder_walk(bd, fs, sub);
         } else if (S_ISREG(st.st_mode)) {
@@ -301,6 +364,7 @@ static int builder_walk(builder *bd, const char *dir, const char *rel)
     for (int i = 0; i < n; i++)
         free(ents[i]);
     free(ents);
+    if (bd->root) free(bd->walking[--bd->depth]);
     return rc;
 }
 
@@ -404,9 +468,10 @@ int bundle_build(bundle *b, const char *script, const char *const *extra, size_t
     else
         *slash = '\0';
     int rc = -1;
-    if (!(root = realpath(dir, NULL))) {
+    if (!(root = realpath(dir, NULL)))
         set_err(err, errlen, "bundle: cannot open the directory of %s: %s", script, strerror(errno));
-    } else if (builder_walk(&bd, root, "") == 0) {
+    bd.root = root; /* symlinks in it are followed */
+    if (root && builder_walk(&bd, root, "") == 0) {
         rc = 0;
         for (size_t i = 0; rc == 0 && extra && extra[i]; i++)
             rc = builder_extra(&bd, root, extra[i]);
@@ -577,8 +642,7 @@ int bundle_decode(bundle *b, const char *buf, size_t len, const char *expect_has
 
 /* ---- writing out ------------------------------------------------------------------------ */
 
-/* mkdir -p `dir` (mode 0700). */
-static int mkdir_p(const char *dir)
+int bundle_mkdirs(const char *dir)
 {
     char *p = *dir ? strdup(dir) : NULL;
     if (!p) return -1;
@@ -644,7 +708,7 @@ out:;
 
 int bundle_extract(const bundle *b, const char *dir, char *err, size_t errlen)
 {
-    if (mkdir_p(dir) < 0) {
+    if (bundle_mkdirs(dir) < 0) {
         set_err(err, errlen, "bundle: cannot create %s: %s", dir, strerror(errno));
         return -1;
     }
@@ -662,126 +726,14 @@ int bundle_extract(const bundle *b, const char *dir, char *err, size_t errlen)
     return rc;
 }
 
-/* ---- the cache -------------------------------------------------------------------------- */
+/* ---- reading a written bundle back ------------------------------------------------------- */
 
-/* ROOT/bundles, created: $PARROT_CACHE, else ~/.cache/parrot, else /tmp/parrot-cache-UID. */
-static int cache_dir(char *out, size_t outlen)
+int bundle_read_dir(bundle *b, const char *dir, char *err, size_t errlen)
 {
-    const char *env = getenv("PARROT_CACHE"), *home = getenv("HOME");
-    int n;
-    if (env && *env)
-        n = snprintf(out, outlen, "%s/bundles", env);
-    else if (home && *home)
-        n = snprintf(out, outlen, "%s/.cache/parrot/bundles", home);
-    else
-        n = snprintf(out, outlen, "/tmp/parrot-cache-%u/bundles", (unsigned)getuid());
-    if (n < 0 || (size_t)n >= outlen) return -1;
-    return mkdir_p(out);
-}
-
-static int hash_ok(const char *h)
-{
-    if (!h) return 0;
-    for (int i = 0; i < 64; i++)
-        if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f'))) return 0;
-    return h[64] == '\0';
-}
-
-static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    return type == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-/* rm -rf, never following a symlink. */
-static void remove_tree(const char *path) { nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
-
-int bundle_cache_get(const char *hash, char *dir, size_t dirlen)
-{
-    char root[PATH_MAX], path[PATH_MAX + 80];
-    struct stat st;
-    if (!hash_ok(hash) || cache_dir(root, sizeof root) < 0) return 0;
-    snprintf(path, sizeof path, "%s/%s", root, hash);
-    if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode)) return 0;
-    builder bd = {.limit = SIZE_MAX, .skip_hidden = 0};
-    bundle b = {0};
-    int ok = builder_walk(&bd, path, "") == 0;
-    if (ok) {
-        builder_finish(&bd, &b);
-        ok = !strcmp(b.hash, hash);
-    }
+    memset(b, 0, sizeof *b);
+    builder bd = {.limit = SIZE_MAX, .skip_hidden = 0, .err = err, .errlen = errlen};
+    int rc = builder_walk(&bd, dir, "");
+    if (rc == 0) builder_finish(&bd, b);
     builder_free(&bd);
-    bundle_free(&b);
-    if (!ok) {
-        remove_tree(path);
-        return 0;
-    }
-    if (strlen(path) >= dirlen) return 0;
-    memcpy(dir, path, strlen(path) + 1);
-    return 1;
-}
-
-int bundle_cache_put(const bundle *b, char *dir, size_t dirlen, char *err, size_t errlen)
-{
-    char root[PATH_MAX], path[PATH_MAX + 80], tmp[PATH_MAX + 120];
-    if (!hash_ok(b->hash)) {
-        set_err(err, errlen, "bundle: no content hash to cache it under");
-        return -1;
-    }
-    if (cache_dir(root, sizeof root) < 0) {
-        set_err(err, errlen, "bundle: cannot create the cache directory: %s", strerror(errno));
-        return -1;
-    }
-    snprintf(path, sizeof path, "%s/%s", root, b->hash);
-    if (strlen(path) >= dirlen) {
-        set_err(err, errlen, "bundle: cache path too long: %s", path);
-        return -1;
-    }
-    if (!bundle_cache_get(b->hash, dir, dirlen)) {
-        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-        remove_tree(tmp);
-        if (bundle_extract(b, tmp, err, errlen) < 0) {
-            remove_tree(tmp);
-            return -1;
-        }
-        if (rename(tmp, path) < 0) {
-            int e = errno;
-            remove_tree(tmp);
-            if (e != EEXIST && e != ENOTEMPTY) {
-                set_err(err, errlen, "bundle: cannot move %s into place: %s", path, strerror(e));
-                return -1;
-            }
-        }
-        memcpy(dir, path, strlen(path) + 1);
-    }
-    return 0;
-}
-
-static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-char **bundle_cache_list(size_t *n)
-{
-    char root[PATH_MAX];
-    size_t cnt = 0, cap = 8;
-    char **list = calloc(cap, sizeof *list);
-    if (n) *n = 0;
-    if (!list) return NULL;
-    DIR *d = cache_dir(root, sizeof root) == 0 ? opendir(root) : NULL;
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        if (!hash_ok(de->d_name)) continue;
-        if (cnt + 1 >= cap) {
-            char **nl = realloc(list, (cap *= 2) * sizeof *nl);
-            if (!nl) break;
-            list = nl;
-        }
-        if (!(list[cnt] = strdup(de->d_name))) break;
-        cnt++;
-    }
-    if (d) closedir(d);
-    list[cnt] = NULL;
-    qsort(list, cnt, sizeof *list, str_cmp);
-    if (n) *n = cnt;
-    return list;
+    return rc;
 }

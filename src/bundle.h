@@ -18,15 +18,19 @@ typedef struct bundle_file {
 typedef struct bundle {
     bundle_file *files; /* owned, sorted by path */
     size_t nfiles;
-    size_t total;       /* bytes of content */
-    char hash[65];      /* hex SHA-256 of the content */
+    size_t total;  /* bytes of content */
+    char hash[65]; /* hex SHA-256 of the content */
 } bundle;
 
 /* Build from the directory holding `script` (recursively, skipping names starting with '.')
  * plus `extra` files (absolute or relative to that directory; NULL-terminated, may be NULL)
  * copied in under their base names (or their relative path when inside the directory).
+ * Symlinks are followed: to a file, its content goes in under the link's name; to a directory
+ * inside the scenario directory, it is walked under the link's name; one to a directory outside,
+ * one in a loop and a dangling one are refused, naming the link.
  * `limit` 0 = BUNDLE_DEFAULT_LIMIT. Returns 0, or -1 with a one-line reason in err
- * ("bundle over 64 MB: ./data/big.csv makes it 70 MB; move large files out or raise --bundle-limit"). */
+ * ("bundle over 64 MB: ./data/big.csv makes it 70 MB (the bundle is the scenario's whole
+ * directory: ...)"). */
 int bundle_build(bundle *b, const char *script, const char *const *extra, size_t limit, char *err,
                  size_t errlen);
 void bundle_free(bundle *b);
@@ -37,19 +41,16 @@ void bundle_version(const bundle *b, uint64_t epoch, char out[65]);
 int bundle_encode(const bundle *b, char **out, size_t *outlen);
 /* Decode and check: paths relative and inside, no duplicates, size limit, and the content hash
  * must equal `expect_hash` (when not NULL). Returns 0, or -1 with a reason in err. */
-int bundle_decode(bundle *b, const char *buf, size_t len, const char *expect_hash, char *err,
-                  size_t errlen);
+int bundle_decode(bundle *b, const char *buf, size_t len, const char *expect_hash, char *err, size_t errlen);
 
 /* Write the files under `dir` (created, mode 0700). Returns 0 or -1 with a reason. */
 int bundle_extract(const bundle *b, const char *dir, char *err, size_t errlen);
 
-/* The cache of bundles a worker holds, by content hash: ~/.cache/parrot/bundles/HASH/ (or
- * $PARROT_CACHE/bundles/HASH). */
-/* Directory of a cached bundle, extracting it there if needed; returns 0 and fills `dir`. */
-int bundle_cache_put(const bundle *b, char *dir, size_t dirlen, char *err, size_t errlen);
-/* 1 and the directory if the hash is cached (and its files still hash to it), else 0. */
-int bundle_cache_get(const char *hash, char *dir, size_t dirlen);
-/* Hashes in the cache (NULL-terminated, malloc'ed; free each and the list). */
-char **bundle_cache_list(size_t *n);
+/* Read back every file under `dir`, hidden ones included, symlinks not followed (a directory
+ * written by bundle_extract holds what was sent), and hash them. 0, or -1 with a reason. */
+int bundle_read_dir(bundle *b, const char *dir, char *err, size_t errlen);
+
+/* mkdir -p `dir`; the directories it creates have mode 0700. 0, or -1 with errno set. */
+int bundle_mkdirs(const char *dir);
 
 #endif

@@ -17,10 +17,10 @@
 
 enum msg_type {
     /* owner -> thread */
-    CMD_SETUP, CMD_START, CMD_TEARDOWN, CMD_STOP, CMD_KILL, CMD_QUIT, CMD_SHARE,
+    CMD_SETUP, CMD_START, CMD_TEARDOWN, CMD_STOP, CMD_KILL, CMD_QUIT, CMD_SHARE, CMD_ROWS,
     /* thread -> owner */
     EV_READY, EV_FAILED, EV_SETUP_DONE, EV_SNAPSHOT, EV_RUN_DONE, EV_TEARDOWN_DONE, EV_SCRIPT_ERROR,
-    EV_ABORT_TEST
+    EV_ABORT_TEST, EV_ROWS
 };
 
 typedef struct msg {
@@ -254,6 +254,53 @@ static void set_share(lthread *t, const char *spec)
     if (luart_pcall(t->L, 2, 0, err, sizeof err) != 0) post(t, EV_SCRIPT_ERROR, 0, err, strlen(err));
 }
 
+/* parrot.cluster.rows(key, count): a unique data feeder asks the queen for `count` more rows; the
+ * answer comes back on this thread as require("parrot.csv").lease(key, first, count). */
+static int l_rows(lua_State *L)
+{
+    lthread *t = lua_touserdata(L, lua_upvalueindex(1));
+    size_t n;
+    const char *key = luaL_checklstring(L, 1, &n);
+    post(t, EV_ROWS, luaL_checknumber(L, 2), key, n);
+    return 0;
+}
+
+/* package.loaded["parrot.cluster"]: what the thread's Lua may ask of the cluster. */
+static void open_cluster(lthread *t)
+{
+    lua_State *L = t->L;
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_createtable(L, 0, 1);
+    lua_pushlightuserdata(L, t);
+    lua_pushcclosure(L, l_rows, 1);
+    lua_setfield(L, -2, "rows");
+    lua_setfield(L, -2, "parrot.cluster");
+    lua_pop(L, 2);
+}
+
+/* The queen's answer to parrot.cluster.rows ("first count key"): the feeder takes the lease. */
+static void give_rows(lthread *t, const char *spec)
+{
+    char err[512];
+    long long first, count;
+    int off = 0;
+    if (!t->sched || sscanf(spec, "%lld %lld %n", &first, &count, &off) != 2 || !off) return;
+    lua_State *L = t->L;
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "parrot.csv");
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_getfield(L, -1, "lease");
+    lua_remove(L, -2);
+    lua_pushstring(L, spec + off);
+    lua_pushnumber(L, (lua_Number)first);
+    lua_pushnumber(L, (lua_Number)count);
+    if (luart_pcall(L, 3, 0, err, sizeof err) != 0) post(t, EV_SCRIPT_ERROR, 0, err, strlen(err));
+}
+
 static void on_cut(uv_timer_t *h)
 {
     lthread *t = h->data;
@@ -278,6 +325,7 @@ static void thread_inbox(uv_async_t *a)
             break;
         case CMD_KILL: vu_sched_kill_all(t->sched); break;
         case CMD_SHARE: set_share(t, m->data); break;
+        case CMD_ROWS: give_rows(t, m->data); break;
         case CMD_QUIT:
             t->phase = PH_QUIT;
             uv_timer_stop(&t->tick);
@@ -307,6 +355,7 @@ static void thread_main(void *arg)
     uv_timer_init(&t->loop, &t->cut);
     t->tick.data = t->cut.data = t;
     t->L = luart_new(w->plan.script, w->plan.env);
+    if (t->L) open_cluster(t);
     vu_sched_config cfg = {.thread_index = t->slot, .thread_count = t->nslots, .http = &w->plan.http,
                            .on_idle = on_sched_idle, .on_script_error = on_script_error,
                            .on_abort_test = on_abort_test, .ud = t};
@@ -391,6 +440,9 @@ static void owner_event(loadgen *w, msg *m)
     case EV_ABORT_TEST:
         if (w->ev.on_abort_test) w->ev.on_abort_test(w->ev.ud, m->data);
         break;
+    case EV_ROWS:
+        if (w->ev.on_rows) w->ev.on_rows(w->ev.ud, m->thread, m->data, (int64_t)m->num);
+        break;
     }
 }
 
@@ -466,6 +518,16 @@ void loadgen_set_share(loadgen *w, int slot, int nslots)
         int n = snprintf(spec, sizeof spec, "%d %d", slot + i, nslots);
         mailbox_post(&w->threads[i].inbox, CMD_SHARE, i, 0, spec, (size_t)n);
     }
+}
+
+void loadgen_rows(loadgen *w, int thread, const char *key, int64_t first, int64_t count)
+{
+    char *spec;
+    if (thread < 0 || thread >= w->nthreads) return;
+    int n = asprintf(&spec, "%lld %lld %s", (long long)first, (long long)count, key);
+    if (n < 0) return;
+    mailbox_post(&w->threads[thread].inbox, CMD_ROWS, thread, 0, spec, (size_t)n);
+    free(spec);
 }
 
 void loadgen_stop(loadgen *w, int hard) { broadcast(w, hard ? CMD_KILL : CMD_STOP, 0, NULL); }

@@ -5,6 +5,7 @@
 #define PARROT_LOADGEN_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "http.h"
@@ -33,6 +34,8 @@ typedef struct loadgen_events {
     void (*on_run_done)(void *ud);
     /* The scenario asked to end the whole test (parrot.abort_test), saying why. */
     void (*on_abort_test)(void *ud, const char *why);
+    /* A unique data feeder of `thread` wants `count` more rows (answer with loadgen_rows). */
+    void (*on_rows)(void *ud, int thread, const char *key, int64_t count);
     void *ud;
 } loadgen_events;
 
@@ -47,6 +50,8 @@ void loadgen_hook(loadgen *g, const char *which, const char *data);
 void loadgen_run(loadgen *g, double elapsed, const char *setup_json);
 /* The share changed: this worker now holds slots [slot, slot + threads) of nslots. */
 void loadgen_set_share(loadgen *g, int slot, int nslots);
+/* The queen leased rows [first, first + count) of feeder `key` to `thread` (count 0: refused). */
+void loadgen_rows(loadgen *g, int thread, const char *key, int64_t first, int64_t count);
 /* Graceful: no new iterations, running ones get 2 s, then they are cut. Hard: cut now. */
 void loadgen_stop(loadgen *g, int hard);
 /* Quit and join the threads (the owner's loop must not be inside a loadgen callback). */

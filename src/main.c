@@ -1,11 +1,13 @@
 /* main: the `parrot` command line — subcommands and their options. */
 #include <ctype.h>
+#include <errno.h>
 #include <execinfo.h>
 #include <signal.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "curve.h"
 #include "luart.h"
@@ -36,6 +38,24 @@ static int cmd_target(int argc, char **argv)
     return target_main(&o);
 }
 
+/* mkdir -p `dir`; each directory it creates is private (0700). 0, or -1 with errno set. */
+static int mkdir_private(const char *dir)
+{
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *s = p + 1;; s++) {
+        if (*s && *s != '/') continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(p, 0700) < 0 && errno != EEXIST) return -1;
+        *s = c;
+        if (!c) return 0;
+    }
+}
+
 /* `parrot keygen DIR`: a CURVE key pair for a queen or a worker. */
 static int cmd_keygen(int argc, char **argv)
 {
@@ -45,6 +65,11 @@ static int cmd_keygen(int argc, char **argv)
     }
     char err[512];
     curve_keys k;
+    /* missing parents are made like the directory itself, private (0700): it holds a secret */
+    if (mkdir_private(argv[0]) < 0) {
+        fprintf(stderr, "parrot keygen: cannot create directory %s: %s\n", argv[0], strerror(errno));
+        return 1;
+    }
     if (curve_keygen(argv[0], err, sizeof err) || curve_load(argv[0], &k, err, sizeof err)) {
         fprintf(stderr, "parrot keygen: %s\n", err);
         return 1;
@@ -52,7 +77,6 @@ static int cmd_keygen(int argc, char **argv)
     printf("wrote %s/parrot.key and %s/parrot.secret; public key: %s\n", argv[0], argv[0], k.pub);
     return 0;
 }
-
 
 static const char *usage_main =
     "parrot — an HTTP load tester with Lua scenarios\n"

@@ -24,6 +24,7 @@
 
 #include "bundle.h"
 #include "curve.h"
+#include "leases.h"
 #include "report.h"
 #include "stats.h"
 #include "thresholds.h"
@@ -78,6 +79,7 @@ typedef struct queen {
     char version[65];
     char script_name[1024];
     char *setup_json;
+    leases leases; /* the current run's unique data feeders: rows leased so far */
     char **files; /* the scenario's `files = {...}`: extra bundle members (owned) */
     int nfiles;
     worker_thread *embedded;
@@ -369,6 +371,7 @@ static void begin_run(queen *q)
 {
     q->run_id++;
     q->phase = Q_PREPARE;
+    leases_clear(&q->leases);
     for (int i = 0; i < q->nworkers; i++) {
         qworker *w = &q->workers[i];
         if (w->state == W_LOST) continue;
@@ -605,6 +608,14 @@ static void on_frame(zsock *z, const char *peer, size_t peerlen, const char *buf
             }
             break;
         case WIRE_BYE: worker_lost(q, w, "left"); break;
+        case WIRE_ROWS: /* a unique data feeder's next rows: a range no one else gets this run */
+            if (m.run == q->run_id && w->in_run) {
+                wire_msg r = {
+                    .type = WIRE_ROWS, .run = m.run, .text = m.text, .code = m.code, .count = m.count};
+                if (leases_take(&q->leases, m.text, &r.count, &r.first) < 0) r.count = 0; /* refused */
+                send_to(q, w, &r);
+            }
+            break;
         case WIRE_STOP: /* the scenario asked to end the test (parrot.abort_test) */
             if (m.run == q->run_id && (q->phase == Q_RUN || q->phase == Q_SETUP) && !q->aborted) {
                 q->aborted = q->interrupted = q->script_aborted = 1;
@@ -976,6 +987,7 @@ out_early:
     if (q->have_bundle) bundle_free(&q->b);
     free(q->bundle_buf);
     free(q->setup_json);
+    leases_clear(&q->leases);
     for (int i = 0; i < q->nfiles; i++) free(q->files[i]);
     free(q->files);
     free(q->rows);

@@ -36,6 +36,7 @@ static const char *const type_names[WIRE_TYPES] = {
     [WIRE_SETUP] = "SETUP",
     [WIRE_DONE] = "DONE",
     [WIRE_LOG] = "LOG",
+    [WIRE_ROWS] = "ROWS",
 };
 
 const char *wire_type_name(int type)
@@ -75,6 +76,7 @@ static const field fields[] = {
     FN(env, K_LIST, nenv), FN(headers, K_LIST, nheaders), FN(resolve, K_LIST, nresolve),
     F(vus, K_I64),         F(iterations, K_I64), F(dump, K_I64),
     F(rate, K_F64),        F(duration, K_F64),   F(insecure, K_BOOL),
+    F(first, K_I64),       F(count, K_I64),
 };
 /* clang-format on */
 #define NFIELDS (sizeof fields / sizeof *fields)

@@ -34,6 +34,9 @@ enum wire_type {
     WIRE_SETUP,      /* w->q: run, setup (JSON result of setup()) ; q->w: run, setup */
     WIRE_DONE,       /* w->q: run, seq (last snapshot's seq), code */
     WIRE_LOG,        /* w->q: text (a line for the user), code (1 = error) */
+    WIRE_ROWS,       /* w->q: run, text (a unique data feeder's key), code (the load thread), count
+                        (rows wanted); q->w: the same with count (rows leased) and first (the
+                        first row of the lease, a range nobody else in the run gets) */
     WIRE_TYPES
 };
 const char *wire_type_name(int type); /* "HELLO", ...; "?" when unknown */
@@ -66,6 +69,7 @@ typedef struct wire_msg {
     int64_t vus, iterations, dump;
     double rate, duration;
     int insecure;
+    int64_t first, count;    /* ROWS: a lease of rows [first, first + count) */
 } wire_msg;
 
 /* Encode into a malloc'ed buffer. Returns 0, or -1 (unknown type, out of memory). */

@@ -18,6 +18,7 @@
 #include <zmq.h>
 
 #include "bundle.h"
+#include "bundle_cache.h"
 #include "loadgen.h"
 #include "wire.h"
 #include "zsock.h"
@@ -215,6 +216,14 @@ static void on_run_done(void *ud)
     send_msg(w, &m);
 }
 
+/* A unique data feeder of a load thread wants rows: the queen leases them (WIRE_ROWS back). */
+static void on_rows(void *ud, int thread, const char *key, int64_t count)
+{
+    worker *w = ud;
+    wire_msg m = {.type = WIRE_ROWS, .run = w->run.run, .text = (char *)key, .code = thread, .count = count};
+    send_msg(w, &m);
+}
+
 static const char **list_of(char **v, size_t n)
 {
     const char **l = calloc(n + 1, sizeof *l);
@@ -245,7 +254,7 @@ static void start_loadgen(worker *w)
     };
     loadgen_events ev = {.on_ready = on_ready, .on_snapshot = on_snapshot, .on_message = on_message,
                          .on_hook_done = on_hook_done, .on_run_done = on_run_done,
-                         .on_abort_test = on_abort_test, .ud = w};
+                         .on_abort_test = on_abort_test, .on_rows = on_rows, .ud = w};
     char err[512];
     w->lg = loadgen_start(w->loop, &plan, &ev, err, sizeof err);
     if (!w->lg) send_log(w, err, 1);
@@ -394,6 +403,10 @@ static void on_frame(zsock *z, const char *peer, size_t peerlen, const char *buf
         handbrake(w);
         break;
     case WIRE_ACK: drop_unacked(w, m.run, m.seq); break;
+    case WIRE_ROWS:
+        if (w->have_run && m.run == w->run.run && w->lg && m.text)
+            loadgen_rows(w->lg, (int)m.code, m.text, m.first, m.count);
+        break;
     case WIRE_RELOAD:
     case WIRE_PAUSE:
     case WIRE_RESUME: send_log(w, "this worker does not support RELOAD, PAUSE or RESUME yet", 0); break;

@@ -3,7 +3,13 @@
 --   sequential  rows in order, wrapping around (threads interleave, so each row comes up once
 --               per pass over the whole file);
 --   random      a random row each time;
---   unique      every row at most once across all threads; nil and a message when none is left.
+--   unique      every row at most once across the whole cluster; nil and a message when none is
+--               left. In a run, rows come in leases from the queen (parrot.cluster.rows): ranges
+--               of rows nobody else in the run gets, so workers that join or leave mid-run never
+--               see a row twice (the rows a leaving worker had leased and not used are not handed
+--               out again). A lease is asked for before the last one runs out; a VU that finds
+--               none at hand waits for the queen's answer. Without a queen (parrot test), the
+--               rows are split over the load threads.
 local M = {}
 
 -- Split one CSV record (RFC 4180 quotes, "" inside quotes); returns the fields.
@@ -58,18 +64,78 @@ end
 local feeder = {}
 feeder.__index = feeder
 
+local leased = {} -- key -> unique feeder of this thread whose rows come from the queen
+local nleased = 0
+
+local function exhausted(self)
+  local msg = string.format("%s: every row has been used (mode unique, %d rows)", self.file, self.total)
+  if self.dry == "refused" then
+    msg = string.format("%s: the queen leases no more rows (over %d unique feeders?)", self.file, self.total)
+  end
+  if not self.warned then self.warned = true; io.stderr:write("parrot: " .. msg .. "\n") end
+  return nil, msg
+end
+
+-- Ask the queen for the next lease unless a question is out or the rows are all gone.
+local function ask(self)
+  if self.asking or self.dry then return end
+  self.asking = true
+  self.cluster.rows(self.key, self.chunk)
+end
+
+-- M.lease(key, first, count): the queen's answer: rows first+1 .. first+count (1-based) are this
+-- thread's; count 0 is a refusal. Wakes the VUs waiting for rows.
+function M.lease(key, first, count)
+  local self = leased[key]
+  if not self then return end
+  self.asking = false
+  if count <= 0 then
+    self.dry = "refused"
+  elseif first >= #self.rows then
+    self.dry = "used"
+  else
+    local last = math.min(first + count, #self.rows)
+    self.leases[#self.leases + 1] = { first + 1, last }
+    self.left = self.left + last - first
+  end
+  local waiters = self.waiters
+  self.waiters = {}
+  for _, co in ipairs(waiters) do self.core.wake(co, true) end
+end
+
+-- A unique row from the leases at hand, asking for more while some are left; waits (in a VU)
+-- when none is at hand.
+local function next_leased(self)
+  while true do
+    local l = self.leases[1]
+    if l then
+      local idx = l[1]
+      if idx >= l[2] then table.remove(self.leases, 1) else l[1] = idx + 1 end
+      self.left = self.left - 1
+      if self.left <= self.low then ask(self) end
+      return self.rows[idx]
+    end
+    if self.dry then return exhausted(self) end
+    ask(self)
+    local co = coroutine.running()
+    if not co then
+      return nil, self.file .. ": unique rows come from the queen during the run: "
+        .. "call next() in a session, setup or teardown"
+    end
+    self.waiters[#self.waiters + 1] = co
+    self.core.park()
+  end
+end
+
 -- feeder:next() -> row, or nil and a message (unique mode, when every row was used)
 function feeder:next()
   local n = #self.rows
   if n == 0 then return nil, self.file .. ": no rows" end
   if self.mode == "random" then return self.rows[math.random(n)] end
+  if self.leases then return next_leased(self) end
   local idx = self.pos
   if idx > n then
-    if self.mode == "unique" then
-      local msg = string.format("%s: every row has been used (mode unique, %d rows)", self.file, self.total)
-      if not self.warned then self.warned = true; io.stderr:write("parrot: " .. msg .. "\n") end
-      return nil, msg
-    end
+    if self.mode == "unique" then return exhausted(self) end
     idx = self.first
   end
   self.pos = idx + self.step
@@ -77,6 +143,20 @@ function feeder:next()
 end
 
 function feeder:len() return #self.rows end
+
+-- Unique rows leased from the queen when this thread has one (parrot.cluster), else nothing.
+local function lease_from_queen(self, core, threads)
+  local ok, cluster = pcall(require, "parrot.cluster")
+  if not ok or type(cluster) ~= "table" or not core then return end
+  nleased = nleased + 1
+  self.key = self.file .. "#" .. nleased -- the same on every thread: all load the scenario alike
+  self.cluster, self.core = cluster, core
+  self.leases, self.left, self.waiters = {}, 0, {}
+  -- leases of about 1/8 of a thread's share (1 to 1,000 rows); the next is asked for at half
+  self.chunk = math.max(1, math.min(1000, math.floor(#self.rows / (8 * threads))))
+  self.low = math.floor(self.chunk / 2)
+  leased[self.key] = self
+end
 
 function M.open(file, opts, dir)
   opts = opts or {}
@@ -96,11 +176,12 @@ function M.open(file, opts, dir)
   local rows = M.parse(text, opts)
   local thread, threads = 0, 1
   local ok, core = pcall(require, "parrot.core")
-  if ok then thread, threads = core.thread() end
+  if ok then thread, threads = core.thread() else core = nil end
   local self = setmetatable({ file = file, mode = mode, rows = rows, total = #rows,
                               first = thread + 1, pos = thread + 1, step = threads }, feeder)
   if mode == "random" then self.first, self.pos, self.step = 1, 1, 1 end
   if mode == "sequential" and #rows < threads then self.first, self.pos, self.step = 1, 1, 1 end
+  if mode == "unique" then lease_from_queen(self, core, threads) end
   return self
 end
 

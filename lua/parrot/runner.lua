@@ -19,6 +19,13 @@ local function guarded(fn, ...)
   return ok
 end
 
+-- This thread's part of a total `n` (VUs, max_users, a phase's maxnumber) shared over the
+-- cluster's load slots: slot i of N gets floor(n(i+1)/N) - floor(ni/N), so the parts differ by at
+-- most one and sum to n exactly. Callers re-read it when the slots change (runner.share).
+local function part(ctx, n)
+  return math.floor(n * (ctx.thread + 1) / ctx.threads) - math.floor(n * ctx.thread / ctx.threads)
+end
+
 -- Pick sessions by weight: smooth weighted round robin, so 7:3 gives exactly 7 of every 10.
 local function picker(sessions)
   local cur = {}
@@ -169,26 +176,69 @@ end
 ------------------------------------------------------------------------------------------------
 -- open model (Tsung): users arrive (Poisson by default), run one session, and leave
 
+-- One phase on this thread, from max(its start, now) to its end: a thread that joins mid-run (or
+-- whose phase is already over) does not replay the arrivals that came before it; they were the
+-- others'. `arrive(session)` starts a user; `active()` counts this thread's users.
+local function open_phase(ctx, p, phase_start, pick, arrive, active)
+  local max_users = ctx.scenario.load.max_users
+  local phase_end = phase_start + p.duration
+  -- a phase's maxnumber is shared: this slot starts its part of it (slots interleave)
+  local my_max = p.max and part(ctx, p.max)
+  -- a phase's count (Tsung) is shared the same way: exactly that many arrivals, the first at once
+  local my_count = p.count and part(ctx, p.count)
+  local started = 0
+  local r = p.rate / ctx.threads -- this thread's arrival rate; the share can change while the phase runs
+  local function gap()
+    if r <= 0 then return math.huge end
+    if p.dist == "uniform" then return 1 / r end
+    return -math.log(1 - math.random()) / r
+  end
+  local next_at = math.max(phase_start, now())
+  if not my_count then next_at = next_at + gap() end
+  while next_at < phase_end do
+    local t = now()
+    if core.stopping() then return end
+    if my_count and started >= my_count then break end
+    local nr = p.rate / ctx.threads
+    if nr ~= r then
+      -- the share changed: the wait left scales with it (for Poisson arrivals too, being
+      -- memoryless), so the cluster's total rate stays the phase's
+      next_at, r = t + math.max(0, next_at - t) * r / nr, nr
+    elseif t >= next_at then
+      if my_max and started >= my_max then
+        -- maxnumber reached: no more arrivals in this phase (not dropped: they never come)
+      elseif max_users and active() >= part(ctx, max_users) then
+        core.dropped(1) -- max_users is split exactly over the slots, re-read as they change
+      else
+        started = started + 1
+        arrive(pick())
+      end
+      next_at = next_at + gap()
+    else
+      sleep(math.min(next_at - t, TICK))
+    end
+  end
+  wait_until(phase_end)
+end
+
 local function open(ctx)
   local l, sc = ctx.scenario.load, ctx.scenario
   local pick = random_picker(sc.sessions)
-  local max_users = l.max_users and math.max(1, math.floor(l.max_users / ctx.threads + 0.5))
   local active, k, vus = 0, 0, {}
   local t0 = ctx.t0
-  local phase_start = t0
   local function arrive(s) -- one user running session s once
     k = k + 1
-    local id = ctx.thread + (k - 1) * ctx.threads + 1
-    local vu = new_vu(id, ctx)
+    local key = k
+    local vu = new_vu(ctx.thread + (k - 1) * ctx.threads + 1, ctx)
     active = active + 1
-    vus[id] = vu
+    vus[key] = vu
     core.spawn(function()
       core.vus(1)
       start_session(vu, s)
       iterate(vu, s)
       core.vus(-1)
       active = active - 1
-      vus[id] = nil
+      vus[key] = nil
     end)
   end
   -- users at a set time (Tsung's <user>): started by the first slot only, each matching session
@@ -208,41 +258,11 @@ local function open(ctx)
       end
     end)
   end
+  local phase_start = t0
   for _, p in ipairs(l.phases) do
-    local phase_end = phase_start + p.duration
-    -- a phase's maxnumber is shared: this slot starts its part of it (slots interleave)
-    local my_max = p.max and (math.floor(p.max * (ctx.thread + 1) / ctx.threads) - math.floor(p.max * ctx.thread / ctx.threads))
-    -- a phase's count (Tsung) is shared the same way: exactly that many arrivals, the first at once
-    local my_count = p.count and (math.floor(p.count * (ctx.thread + 1) / ctx.threads) - math.floor(p.count * ctx.thread / ctx.threads))
-    local started = 0
-    local next_at = phase_start
-    local function gap()
-      local rate = p.rate / ctx.threads -- the share can change while the phase runs
-      if rate <= 0 then return math.huge end
-      if p.dist == "uniform" then return 1 / rate end
-      return -math.log(1 - math.random()) / rate
-    end
-    if not my_count then next_at = next_at + gap() end
-    while next_at < phase_end do
-      local t = now()
-      if core.stopping() or (my_count and started >= my_count) then break end
-      if t >= next_at then
-        if my_max and started >= my_max then
-          -- maxnumber reached: no more arrivals in this phase (not dropped: they never come)
-        elseif max_users and active >= max_users then
-          core.dropped(1)
-        else
-          started = started + 1
-          arrive(pick())
-        end
-        next_at = next_at + gap()
-      else
-        sleep(math.min(next_at - t, TICK))
-      end
-    end
+    open_phase(ctx, p, phase_start, pick, arrive, function() return active end)
     if core.stopping() then break end
-    phase_start = phase_end
-    wait_until(phase_end)
+    phase_start = phase_start + p.duration
   end
   if ctx.thread == 0 then -- users at a set time may come after the phases
     local last = 0
@@ -260,16 +280,23 @@ end
 local function rate(ctx)
   local l, sc = ctx.scenario.load, ctx.scenario
   local pick = picker(sc.sessions)
-  local nvus = math.floor(l.vus * (ctx.thread + 1) / ctx.threads) - math.floor(l.vus * ctx.thread / ctx.threads)
-  local free, vus = {}, {}
+  local free, vus, nvus = {}, {}, 0 -- free: parked VUs; vus[1..nvus]: the pool
+  local unborn = 0 -- VUs spawned that have not parked yet (they run on the loop's next turn)
   ctx.parked = 0
-  for k = 1, nvus do
+  local function take(vu) -- a free VU leaves the free list (the caller wakes it)
+    for i = #free, 1, -1 do
+      if free[i] == vu then table.remove(free, i); ctx.parked = ctx.parked - 1; return true end
+    end
+  end
+  local function spawn_vu(k)
     local vu = new_vu(ctx.thread + (k - 1) * ctx.threads + 1, ctx)
     vus[k] = vu
+    unborn = unborn + 1
     core.spawn(function()
       vu.co = coroutine.running()
+      unborn = unborn - 1
       core.vus(1)
-      while true do
+      while not vu.retire do
         free[#free + 1] = vu
         ctx.parked = ctx.parked + 1
         local job = core.park()
@@ -280,6 +307,18 @@ local function rate(ctx)
       core.vus(-1)
     end)
   end
+  -- The pool is this thread's part of `vus`: it grows when the share grows (a worker left) and
+  -- shrinks when it shrinks (a worker joined): free VUs leave now, busy ones after their iteration.
+  local function resize()
+    local want = part(ctx, l.vus)
+    while nvus < want do nvus = nvus + 1; spawn_vu(nvus) end
+    while nvus > want do
+      local vu = vus[nvus]
+      vus[nvus], nvus, vu.retire = nil, nvus - 1, true
+      if vu.co and take(vu) then core.wake(vu.co, false) end
+    end
+  end
+  resize()
   ctx.wake_all = function()
     while #free > 0 do
       local vu = table.remove(free)
@@ -288,18 +327,25 @@ local function rate(ctx)
     end
   end
   local t0, total = ctx.t0, l.duration
-  local k, base, base_t = 0, 0, t0 -- iterations since base_t at the current per-thread rate
+  local slot, slots = ctx.thread, ctx.threads
   local r = l.rate / ctx.threads
+  -- iterations since base_t at the current per-thread rate; from now, never from the run's start:
+  -- a thread that joins mid-run does not replay (nor count as dropped) what came before it
+  local k, base, base_t = 0, 0, math.max(t0, now())
   while r > 0 do
-    local nr = l.rate / ctx.threads
-    if nr ~= r then -- the share changed: keep the schedule continuous from here
-      base_t, base, r = base_t + (k - base) / r, k, nr
+    if ctx.thread ~= slot or ctx.threads ~= slots then -- the share changed
+      local nr = l.rate / ctx.threads
+      base_t, base, r = base_t + (k - base) / r, k, nr -- the schedule goes on continuously from here
+      slot, slots = ctx.thread, ctx.threads
+      resize()
     end
     local intended = base_t + (k - base) / r
     if intended - t0 >= total or core.stopping() then break end
     local t = now()
     if t < intended then
       sleep(math.min(intended - t, TICK))
+    elseif #free == 0 and unborn > 0 then
+      sleep(0.001) -- the pool was just made (or grew): its VUs are not parked yet, which is no drop
     else
       k = k + 1
       local vu = table.remove(free)

@@ -1,6 +1,7 @@
 /* test_bundle: a scenario directory becomes one hashed bundle, travels as msgpack, is checked
  * on arrival (hostile input refused), written out, and cached by content hash. */
 #include "bundle.h"
+#include "bundle_cache.h"
 #include "check.h"
 
 #include <errno.h>
@@ -105,15 +106,12 @@ static void spec_build(void)
     PUT(at("scn/.hidden"), "secret");
     PUT(at("scn/.git/config"), "[core]");
     PUT(at("scn/data/.secret"), "s3cret");
-    symlink("main.lua", at("scn/link.lua"));
-    symlink("data", at("scn/linkdir"));
-    symlink("/etc/passwd", at("scn/passwd"));
     PUT(at("outside/payload.bin"), "PAYLOAD");
     PUT(at("outside/other.txt"), "other");
 
     CHECK(bundle_build(&b, at("scn/main.lua"), NULL, 0, err, sizeof err) == 0,
           "build a scenario directory: %s", err);
-    CHECK(b.nfiles == 3, "hidden files and symlinks are left out (%zu files)", b.nfiles);
+    CHECK(b.nfiles == 3, "hidden files are left out (%zu files)", b.nfiles);
     CHECK(b.nfiles == 3 && !strcmp(b.files[0].path, "data/deep/x.txt") &&
               !strcmp(b.files[1].path, "data/users.csv") && !strcmp(b.files[2].path, "main.lua"),
           "files are sorted by their relative path");
@@ -193,11 +191,9 @@ static void spec_limit(void)
     put_file(at("lim/data/big.csv"), big, sizeof big);
     CHECK(bundle_build(&b, at("lim/main.lua"), NULL, 1024 * 1024, err, sizeof err) == -1,
           "over the limit fails");
-    CHECK(
-        !strcmp(
-            err,
-            "bundle over 1 MB: ./data/big.csv makes it 1.5 MB (the bundle is the scenario's whole directory: keep the scenario in a directory of its own, without large files)"),
-        "the error names the file and the total: %s", err);
+    CHECK(!strcmp(err, "bundle over 1 MB: ./data/big.csv makes it 1.5 MB (the bundle is the scenario's whole "
+                       "directory: keep the scenario in a directory of its own, without large files)"),
+          "the error names the file and the total: %s", err);
     CHECK(strchr(err, '\n') == NULL, "the error is one line");
     CHECK(bundle_build(&b, at("lim/main.lua"), NULL, 0, err, sizeof err) == 0 && b.total == sizeof big + 9,
           "under the default limit it builds");
@@ -379,17 +375,117 @@ static void spec_cache(void)
     free(list);
     CHECK(bundle_cache_get("../../etc", dir2, sizeof dir2) == 0, "get refuses a name that is not a hash");
 
+    /* in memory, a bundle is found without reading its files; one changed on disk is put back */
+    PUT(at("cache/bundles/%s/main.lua", b.hash), "return 2\n");
+    CHECK(bundle_cache_get(b.hash, dir2, sizeof dir2) == 1 && !strcmp(dir, dir2),
+          "a changed cached file: the copy in memory still serves the bundle");
+    size_t len = 0;
+    char *back = slurp(at("cache/bundles/%s/main.lua", b.hash), &len);
+    CHECK(back && len == 9 && !memcmp(back, "return 1\n", 9), "and the file is written out again");
+    free(back);
+    PUT(at("cache/bundles/%s/extra.txt", b.hash), "x");
+    CHECK(bundle_cache_get(b.hash, dir2, sizeof dir2) == 1 &&
+              access(at("cache/bundles/%s/extra.txt", b.hash), F_OK) != 0,
+          "an added file is removed the same way");
+
+    /* on disk only (a fresh process): the files are read and must hash to the name */
+    bundle_cache_forget();
+    CHECK(bundle_cache_get(b.hash, dir2, sizeof dir2) == 1 && !strcmp(dir, dir2),
+          "a fresh process finds it on disk");
+    bundle_cache_forget();
     PUT(at("cache/bundles/%s/main.lua", b.hash), "return 2\n");
     CHECK(bundle_cache_get(b.hash, dir2, sizeof dir2) == 0, "a corrupted cached file: get says no");
     CHECK(!is_dir(dir), "and removes the corrupted bundle");
     CHECK(bundle_cache_put(&b, dir, sizeof dir, err, sizeof err) == 0 &&
               bundle_cache_get(b.hash, dir2, sizeof dir2) == 1,
           "put restores it");
+    bundle_cache_forget();
     PUT(at("cache/bundles/%s/extra.txt", b.hash), "x");
     CHECK(bundle_cache_get(b.hash, dir2, sizeof dir2) == 0 && !is_dir(dir),
           "an added file counts as corruption");
     bundle_free(&b);
+    bundle_cache_forget();
     unsetenv("PARROT_CACHE");
+}
+
+/* A worker whose disk cache cannot be written still runs: the bundle stays in memory and its
+ * files go to a private temporary directory, removed once the bundle leaves memory. */
+static void spec_cache_unwritable(void)
+{
+    char err[256] = "", dir[1024] = "", dir2[1024] = "";
+    size_t n = 0;
+    bundle b;
+    setenv("PARROT_CACHE", "/proc/nope", 1);
+    setenv("TMPDIR", tmp, 1);
+    bundle_build(&b, at("scn/main.lua"), NULL, 0, err, sizeof err);
+    CHECK(bundle_cache_put(&b, dir, sizeof dir, err, sizeof err) == 0, "put with an unwritable cache: %s",
+          err);
+    CHECK(!strncmp(dir, at("parrot-bundle-"), strlen(at("parrot-bundle-"))),
+          "the files are in a temporary directory: %s", dir);
+    struct stat st;
+    CHECK(stat(dir, &st) == 0 && (st.st_mode & 0777) == 0700, "which only its owner can read");
+    CHECK(access(at("%s/main.lua", dir + strlen(tmp) + 1), R_OK) == 0, "and holds the scenario");
+    CHECK(bundle_cache_get(b.hash, dir2, sizeof dir2) == 1 && !strcmp(dir, dir2), "get finds it in memory");
+    char **list = bundle_cache_list(&n);
+    CHECK(list && n == 1 && !strcmp(list[0], b.hash), "list shows it (HELLO tells the queen)");
+    for (size_t i = 0; list && list[i]; i++)
+        free(list[i]);
+    free(list);
+    bundle_cache_forget();
+    CHECK(!is_dir(dir), "the temporary directory goes with the copy in memory");
+    CHECK(bundle_cache_get(b.hash, dir2, sizeof dir2) == 0, "and then the bundle is no longer cached");
+    bundle_free(&b);
+    unsetenv("TMPDIR");
+    unsetenv("PARROT_CACHE");
+}
+
+/* Symlinks are followed, so what the scenario reads through them travels to the workers; those
+ * that cannot be followed fail the build on the queen, naming the link. */
+static void spec_symlinks(void)
+{
+    char err[256] = "";
+    bundle b;
+    PUT(at("ln/main.lua"), "return 1\n");
+    PUT(at("ln/real/users.csv"), "id\n1\n");
+    PUT(at("shared/data.csv"), "id\n7\n");
+    symlink(at("shared/data.csv"), at("ln/data.csv"));
+    symlink("main.lua", at("ln/again.lua"));
+    symlink("real", at("ln/latest"));
+    CHECK(bundle_build(&b, at("ln/main.lua"), NULL, 0, err, sizeof err) == 0, "build with symlinks: %s", err);
+    const char *want[] = {"again.lua", "data.csv", "latest/users.csv", "main.lua", "real/users.csv"};
+    int same = b.nfiles == 5;
+    for (size_t i = 0; same && i < 5; i++)
+        same = !strcmp(b.files[i].path, want[i]);
+    CHECK(same, "links to files and to directories inside go in under the link's name (%zu files)", b.nfiles);
+    CHECK(same && b.files[1].len == 5 && !memcmp(b.files[1].data, "id\n7\n", 5),
+          "a link to a file outside carries that file's content");
+    bundle_free(&b);
+
+    symlink("nowhere.csv", at("ln/broken.csv"));
+    CHECK(bundle_build(&b, at("ln/main.lua"), NULL, 0, err, sizeof err) == -1 &&
+              strstr(err, "./broken.csv") && strstr(err, "leads nowhere"),
+          "a dangling link is refused, naming it: %s", err);
+    unlink(at("ln/broken.csv"));
+
+    symlink(at("shared"), at("ln/ext"));
+    CHECK(bundle_build(&b, at("ln/main.lua"), NULL, 0, err, sizeof err) == -1 && strstr(err, "./ext") &&
+              strstr(err, "outside the scenario directory"),
+          "a link to a directory outside is refused: %s", err);
+    unlink(at("ln/ext"));
+
+    symlink("..", at("ln/real/up"));
+    CHECK(bundle_build(&b, at("ln/main.lua"), NULL, 0, err, sizeof err) == -1 &&
+              strstr(err, "/up leads back") && strstr(err, "loop"),
+          "a link back to a directory it is in is a loop, refused: %s", err);
+    unlink(at("ln/real/up"));
+    CHECK(bundle_build(&b, at("ln/main.lua"), NULL, 0, err, sizeof err) == 0,
+          "and the directory builds again");
+    bundle_free(&b);
+
+    /* a cache directory holds what was sent: a link there is not followed (it breaks the hash) */
+    CHECK(bundle_read_dir(&b, at("ln"), err, sizeof err) == 0 && b.nfiles == 2,
+          "bundle_read_dir leaves symlinks out (%zu files)", b.nfiles);
+    bundle_free(&b);
 }
 
 int main(void)
@@ -397,12 +493,14 @@ int main(void)
     snprintf(tmp, sizeof tmp, "/tmp/parrot-bundle-test.XXXXXX");
     if (!mkdtemp(tmp)) return 1;
     spec_build();
+    spec_symlinks();
     spec_hash();
     spec_limit();
     spec_wire();
     spec_hostile_paths();
     spec_extract();
     spec_cache();
+    spec_cache_unwritable();
     rm_rf(tmp);
     return check_done();
 }

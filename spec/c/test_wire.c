@@ -34,7 +34,8 @@ static int msg_eq(const wire_msg *a, const wire_msg *b)
            list_eq(a->headers, a->nheaders, b->headers, b->nheaders) &&
            list_eq(a->resolve, a->nresolve, b->resolve, b->nresolve) && a->vus == b->vus &&
            a->iterations == b->iterations && a->dump == b->dump && a->rate == b->rate &&
-           a->duration == b->duration && a->insecure == b->insecure;
+           a->duration == b->duration && a->insecure == b->insecure && a->first == b->first &&
+           a->count == b->count;
 }
 
 static int is_zero(const wire_msg *m)
@@ -122,6 +123,7 @@ static void test_round_trips(void)
         {.type = WIRE_DONE, .run = 3, .seq = 79, .code = -2},
         {.type = WIRE_LOG, .text = "shop.lua:12: checkout failed: \xc3\xa9t\xc3\xa9", .code = 1},
         {.type = WIRE_LOG, .text = ""},
+        {.type = WIRE_ROWS, .run = 3, .text = "users.csv#1", .code = 2, .first = 4096, .count = 64},
         {.type = WIRE_RUN,
          .slot = -5,
          .nslots = INT64_MAX,
