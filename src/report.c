@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* A formatted value returned by value, so it can be used inline in a printf argument list. */
@@ -44,6 +45,23 @@ static lat_set lat_from_hist(const stats_hist *h, double scale)
         .p99 = (double)stats_hist_percentile(h, 99) / scale,
         .max = (double)stats_hist_max(h) / scale,
     };
+}
+
+/* A trend's figures in the user's unit: count, mean, min and max are exact; the percentiles come
+ * from its histogram (values stored *1000 and clamped into 0.001 .. 3,600,000) and are kept
+ * within [min, max], so a trend whose values all lie outside that range still reads right. */
+typedef struct trend_set {
+    double count, mean, min, p50, p90, p95, p99, max;
+} trend_set;
+
+static trend_set trend_from_entry(const stats_entry *e)
+{
+    if (!e->count) return (trend_set){0, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
+    lat_set l = lat_from_hist(e->hist, 1000.0);
+    double p[4] = {l.p50, l.p90, l.p95, l.p99};
+    for (int i = 0; i < 4; i++) p[i] = isnan(p[i]) ? NAN : p[i] < e->min ? e->min : p[i] > e->max ? e->max : p[i];
+    return (trend_set){.count = (double)e->count, .mean = e->sum / (double)e->count, .min = e->min,
+                       .p50 = p[0], .p90 = p[1], .p95 = p[2], .p99 = p[3], .max = e->max};
 }
 
 /* ---- number formatting ------------------------------------------------------------------- */
@@ -138,8 +156,9 @@ static cell fmt_value(double v)
 {
     cell c;
     if (isnan(v)) snprintf(c.s, sizeof c.s, "-");
-    else if (v >= 0 && v < 1e15 && v == floor(v)) c = fmt_count((uint64_t)v);
-    else if (fabs(v) >= 1e6) snprintf(c.s, sizeof c.s, "%.4g", v);
+    else if (fabs(v) < 1e15 && v == floor(v)) {
+        c = cell_join(v < 0 ? "-" : "", "", fmt_count((uint64_t)fabs(v)).s);
+    } else if (fabs(v) >= 1e6) snprintf(c.s, sizeof c.s, "%.4g", v);
     else snprintf(c.s, sizeof c.s, "%.2f", v);
     return c;
 }
@@ -255,15 +274,44 @@ report_row report_row_make(const stats *iv, double t, double interval_s)
     return r;
 }
 
+/* "12s/30s", "30s/30s +2s stopping" once the planned duration is over (the graceful stop), or
+ * "12s" for a run without a planned duration. */
+static cell progress_clock(double t, double duration_s)
+{
+    cell c;
+    if (duration_s <= 0) return fmt_elapsed(t, 0);
+    if (t >= duration_s + 0.5) {
+        cell d = fmt_elapsed(duration_s, 0);
+        c = cell_join(d.s, "/", d.s);
+        return cell_join(c.s, " +", cell_join(fmt_elapsed(t - duration_s, 0).s, " ", "stopping").s);
+    }
+    return cell_join(fmt_elapsed(t, 0).s, "/", fmt_elapsed(duration_s, 0).s);
+}
+
+/* Fields are padded by display width (µs is one column, two bytes), so lines printed one per
+ * second keep their columns. */
 void report_progress(FILE *f, const report_row *row, double duration_s, int tty)
 {
     int none = row->requests == 0;
-    fprintf(f, "%s  %s%s%s  vus %lld  rps %s  p50 %s  p95 %s  p99 %s  err %s (%s)%s",
-            tty ? "\r\033[K" : "", fmt_elapsed(row->t, 0).s, duration_s > 0 ? "/" : "",
-            duration_s > 0 ? fmt_elapsed(duration_s, 0).s : "", (long long)row->vus,
-            fmt_rate(row->rps).s, fmt_ms(none ? NAN : row->p50).s, fmt_ms(none ? NAN : row->p95).s,
-            fmt_ms(none ? NAN : row->p99).s, fmt_count(row->errors).s,
-            fmt_pct(row->errors, row->requests).s, tty ? "" : "\n");
+    char vus[24];
+    snprintf(vus, sizeof vus, "%lld", (long long)row->vus);
+    const struct {
+        const char *label;
+        cell v;
+        size_t width;
+    } fields[] = {
+        {"vus", cell_join(vus, "", ""), 4},         {"rps", fmt_rate(row->rps), 6},
+        {"p50", fmt_ms(none ? NAN : row->p50), 6},  {"p95", fmt_ms(none ? NAN : row->p95), 6},
+        {"p99", fmt_ms(none ? NAN : row->p99), 6},
+    };
+    fputs(tty ? "\r\033[K  " : "  ", f);
+    put_cell(f, progress_clock(row->t, duration_s).s, 7, 0);
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        fprintf(f, "  %s ", fields[i].label);
+        put_cell(f, fields[i].v.s, fields[i].width, 1);
+    }
+    fprintf(f, "  err %s (%s)%s", fmt_count(row->errors).s, fmt_pct(row->errors, row->requests).s,
+            tty ? "" : "\n");
     fflush(f);
 }
 
@@ -400,6 +448,33 @@ static void summary_table(FILE *f, const report *r, int kind, size_t width)
     free(v);
 }
 
+/* "  errors      tls: 2       (certificate verify failed (https://x/))": one line per kind with
+ * the first message seen of that kind, cut to the terminal's width. */
+static void summary_errors(FILE *f, const stats *s, size_t width)
+{
+    cell kinds[ERR_KINDS];
+    size_t kw = 0;
+    for (int k = 1; k < ERR_KINDS; k++) {
+        kinds[k] = cell_join(stats_err_name(k), ": ", fmt_count(s->errors_by_kind[k]).s);
+        if (s->errors_by_kind[k] && text_width(kinds[k].s) > kw) kw = text_width(kinds[k].s);
+    }
+    int first = 1;
+    for (int k = 1; k < ERR_KINDS; k++) {
+        if (!s->errors_by_kind[k]) continue;
+        fprintf(f, "  %-10s  ", first ? "errors" : "");
+        first = 0;
+        if (!s->err_sample[k]) {
+            fprintf(f, "%s\n", kinds[k].s);
+            continue;
+        }
+        char sb[512];
+        size_t room = width > 14 + kw + 4 + 20 ? width - 14 - kw - 4 : 20;
+        name_fit(s->err_sample[k], room, sb, sizeof sb);
+        put_cell(f, kinds[k].s, kw, 0);
+        fprintf(f, "  (%s)\n", sb);
+    }
+}
+
 static void summary_status_errors(FILE *f, const stats *s, size_t width)
 {
     const char *keys[600];
@@ -414,10 +489,7 @@ static void summary_status_errors(FILE *f, const stats *s, size_t width)
     if (s->status[0]) keys[n] = "none", vals[n++] = s->status[0];
     if (n) fputc('\n', f);
     summary_pairs(f, "status", keys, vals, n, width);
-    n = 0;
-    for (int k = 1; k < ERR_KINDS; k++)
-        if (s->errors_by_kind[k]) keys[n] = stats_err_name(k), vals[n++] = s->errors_by_kind[k];
-    summary_pairs(f, "errors", keys, vals, n, width);
+    summary_errors(f, s, width);
 }
 
 static void summary_checks(FILE *f, const report *r, size_t width)
@@ -444,6 +516,26 @@ static void summary_checks(FILE *f, const report *r, size_t width)
     free(v);
 }
 
+/* Items after a name already printed up to column `col`, two spaces apart, wrapping at `width`
+ * to continue under the first item. */
+static void put_items(FILE *f, const cell *items, size_t n, size_t col, size_t width)
+{
+    size_t at = col;
+    for (size_t i = 0; i < n; i++) {
+        size_t w = text_width(items[i].s);
+        if (i > 0 && at + 2 + w > width) {
+            fprintf(f, "\n%*s", (int)col, "");
+            at = col;
+        } else if (i > 0) {
+            fputs("  ", f);
+            at += 2;
+        }
+        fputs(items[i].s, f);
+        at += w;
+    }
+    fputc('\n', f);
+}
+
 static void summary_custom(FILE *f, const report *r, size_t width)
 {
     size_t nc, nt, nw = 8;
@@ -463,13 +555,15 @@ static void summary_custom(FILE *f, const report *r, size_t width)
     }
     for (size_t i = 0; i < nt; i++) {
         char nb[512];
-        lat_set l = lat_from_hist(t[i]->hist, 1000.0); /* trends are stored *1000 */
+        trend_set l = trend_from_entry(t[i]);
         name_fit(t[i]->name, nw, nb, sizeof nb);
         fputs("    trend    ", f);
         put_cell(f, nb, nw, 0);
-        fprintf(f, "  count %s  mean %s  p50 %s  p95 %s  max %s\n",
-                fmt_count(t[i]->hist ? stats_hist_count(t[i]->hist) : 0).s, fmt_value(l.mean).s,
-                fmt_value(l.p50).s, fmt_value(l.p95).s, fmt_value(l.max).s);
+        fputs("  ", f);
+        cell items[] = {cell_join("count", " ", fmt_count(t[i]->count).s), cell_join("mean", " ", fmt_value(l.mean).s),
+                        cell_join("min", " ", fmt_value(l.min).s),          cell_join("p50", " ", fmt_value(l.p50).s),
+                        cell_join("p95", " ", fmt_value(l.p95).s),          cell_join("max", " ", fmt_value(l.max).s)};
+        put_items(f, items, sizeof items / sizeof items[0], 13 + nw + 2, width);
     }
     free(c);
     free(t);
@@ -490,7 +584,7 @@ static void summary_thresholds(FILE *f, const thresholds *th, size_t width)
         char kb[512], eb[128], ob[64];
         name_fit(th->items[i].key, kw, kb, sizeof kb);
         name_fit(th->items[i].expr, ew, eb, sizeof eb);
-        fprintf(f, "    %-4s  ", th->items[i].ok ? "ok" : "FAIL");
+        fprintf(f, "    %-4s  ", th->items[i].nodata ? "none" : th->items[i].ok ? "ok" : "FAIL");
         put_cell(f, kb, kw, 0);
         fputs("  ", f);
         put_cell(f, eb, ew, 0);
@@ -645,12 +739,13 @@ static void json_custom(FILE *f, const report *r)
     }
     for (size_t i = 0; i < nt; i++) {
         const char *in = ",";
-        lat_set l = lat_from_hist(t[i]->hist, 1000.0); /* trends are stored *1000 */
+        trend_set l = trend_from_entry(t[i]);
         jkey(f, &sep, t[i]->name);
         fputs("{\"type\":\"trend\"", f);
-        juint(f, &in, "count", t[i]->hist ? stats_hist_count(t[i]->hist) : 0);
-        jnum(f, &in, "mean", l.mean), jnum(f, &in, "p50", l.p50), jnum(f, &in, "p90", l.p90);
-        jnum(f, &in, "p95", l.p95), jnum(f, &in, "p99", l.p99), jnum(f, &in, "max", l.max);
+        juint(f, &in, "count", t[i]->count);
+        jnum(f, &in, "mean", l.mean), jnum(f, &in, "min", l.min), jnum(f, &in, "p50", l.p50);
+        jnum(f, &in, "p90", l.p90), jnum(f, &in, "p95", l.p95), jnum(f, &in, "p99", l.p99);
+        jnum(f, &in, "max", l.max);
         fputc('}', f);
     }
     fputc('}', f);
@@ -671,6 +766,10 @@ static void json_status_errors(FILE *f, const stats *s)
     sep = "";
     for (int k = 1; k < ERR_KINDS; k++)
         if (s->errors_by_kind[k]) juint(f, &sep, stats_err_name(k), s->errors_by_kind[k]);
+    fputs("},\n  \"errors_sample\":{", f);
+    sep = "";
+    for (int k = 1; k < ERR_KINDS; k++)
+        if (s->errors_by_kind[k] && s->err_sample[k]) jkey(f, &sep, stats_err_name(k)), json_str(f, s->err_sample[k]);
     fputc('}', f);
 }
 
@@ -686,6 +785,7 @@ static void json_thresholds_series(FILE *f, const report *r)
         jkey(f, &in, "expr"), json_str(f, th->expr);
         jkey(f, &in, "ok"), fputs(th->ok ? "true" : "false", f);
         jnum(f, &in, "observed", th->observed);
+        if (th->nodata) jkey(f, &in, "no_data"), fputs("true", f);
         fputc('}', f);
         sep = ",";
     }
@@ -755,6 +855,34 @@ static int has_ext(const char *path, const char *ext)
 {
     size_t n = strlen(path), e = strlen(ext);
     return n > e && strcasecmp(path + n - e, ext) == 0;
+}
+
+int report_out_check(const char *path, char *err, size_t errlen)
+{
+    if (!has_ext(path, ".json") && !has_ext(path, ".csv")) {
+        snprintf(err, errlen, "--out %s: unknown file type (use .json for the summary, .csv for the series)",
+                 path);
+        return -1;
+    }
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "--out %s: no directory %s", path, dir);
+        return -1;
+    }
+    if (access(dir, W_OK) != 0) {
+        snprintf(err, errlen, "--out %s: directory %s is not writable", path, dir);
+        return -1;
+    }
+    if (stat(path, &st) == 0 && (S_ISDIR(st.st_mode) || access(path, W_OK) != 0)) {
+        snprintf(err, errlen, "--out %s: %s", path, S_ISDIR(st.st_mode) ? "is a directory" : "is not writable");
+        return -1;
+    }
+    return 0;
 }
 
 int report_write(const char *path, const report *r)

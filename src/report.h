@@ -36,6 +36,9 @@ void report_progress(FILE *f, const report_row *row, double duration_s, int tty)
 /* The end-of-run summary (per request name: count, req/s, mean, p50, p90, p95, p99, max, errors;
  * transactions; status codes; error kinds; checks; custom metrics; thresholds). */
 void report_summary(FILE *f, const report *r);
+/* Before a run: can `path` be written as an output file (a known extension, an existing writable
+ * directory, not a directory or a read-only file itself)? 0, or -1 with a one-line reason. */
+int report_out_check(const char *path, char *err, size_t errlen);
 /* Write by extension: ".json" -> summary.json layout, ".csv" -> series. Returns 0 or -1 with errno. */
 int report_write(const char *path, const report *r);
 

@@ -349,9 +349,18 @@ stats *stats_new(void)
     return s;
 }
 
+static void samples_clear(stats *s)
+{
+    for (int k = 0; k < ERR_KINDS; k++) {
+        free(s->err_sample[k]);
+        s->err_sample[k] = NULL;
+    }
+}
+
 void stats_free(stats *s)
 {
     if (!s) return;
+    samples_clear(s);
     for (size_t i = 0; i < s->nentries; i++) {
         free(s->entries[i].name);
         stats_hist_free(s->entries[i].hist);
@@ -379,11 +388,12 @@ void stats_reset(stats *s)
     for (size_t i = 0; i < s->nentries; i++) {
         stats_entry *e = &s->entries[i];
         e->count = e->errors = 0;
-        e->sum = 0;
+        e->sum = e->min = e->max = 0;
         if (e->hist) stats_hist_reset(e->hist);
     }
     stats_hist_reset(s->all);
     globals_zero(s);
+    samples_clear(s);
 }
 
 static inline stats_entry *entry_at(stats *s, int id)
@@ -440,14 +450,23 @@ void stats_counter_add(stats *s, int id, double v)
     e->count++;
 }
 
+/* min and max of a trend entry that already holds `before` values, widened by [lo, hi]. */
+static void trend_widen(stats_entry *e, uint64_t before, double lo, double hi)
+{
+    if (before == 0 || lo < e->min) e->min = lo;
+    if (before == 0 || hi > e->max) e->max = hi;
+}
+
 void stats_trend_add(stats *s, int id, double v)
 {
     stats_entry *e = entry_at(s, id);
-    if (!e) return;
+    if (!e || !isfinite(v)) return;
+    trend_widen(e, e->count, v, v);
     e->count++;
+    e->sum += v;
     if (!e->hist) return;
     double us = v * 1000.0;
-    if (!(us >= (double)STATS_HIST_MIN_US)) us = (double)STATS_HIST_MIN_US; /* also NaN */
+    if (!(us >= (double)STATS_HIST_MIN_US)) us = (double)STATS_HIST_MIN_US;
     if (us > (double)STATS_HIST_MAX_US) us = (double)STATS_HIST_MAX_US;
     stats_hist_record(e->hist, (uint64_t)(us + 0.5));
 }
@@ -455,6 +474,26 @@ void stats_trend_add(stats *s, int id, double v)
 void stats_error(stats *s, int err)
 {
     if (err > 0 && err < ERR_KINDS) s->errors_by_kind[err]++;
+}
+
+/* A copy of the first line of `msg` (at most STATS_SAMPLE_MAX bytes, cut at a UTF-8 boundary). */
+static char *sample_dup(const char *msg, size_t len)
+{
+    size_t n = 0;
+    while (n < len && msg[n] && msg[n] != '\n' && msg[n] != '\r') n++;
+    if (n > STATS_SAMPLE_MAX) {
+        n = STATS_SAMPLE_MAX;
+        while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80) n--;
+    }
+    char *c = xcalloc(1, n + 1);
+    memcpy(c, msg, n);
+    return c;
+}
+
+void stats_error_sample(stats *s, int err, const char *msg)
+{
+    if (err <= 0 || err >= ERR_KINDS || s->err_sample[err] || !msg || !*msg) return;
+    s->err_sample[err] = sample_dup(msg, strlen(msg));
 }
 
 /* ---- merging ---- */
@@ -491,6 +530,7 @@ void stats_merge(stats *dst, const stats *src)
         const stats_entry *se = &src->entries[i];
         int id = stats_name_id(dst, se->name, se->kind); /* may move dst->entries */
         stats_entry *de = &dst->entries[id];
+        if (se->kind == STATS_TREND && se->count) trend_widen(de, de->count, se->min, se->max);
         de->count += se->count;
         de->errors += se->errors;
         de->sum += se->sum;
@@ -498,17 +538,21 @@ void stats_merge(stats *dst, const stats *src)
     }
     stats_hist_merge(dst->all, src->all);
     globals_merge(dst, src);
+    for (int k = 0; k < ERR_KINDS; k++)
+        if (src->err_sample[k]) stats_error_sample(dst, k, src->err_sample[k]);
 }
 
 /* ---- encoding ----
  * Version 1 is one msgpack array:
- *   [1, GLOBALS, [errors_by_kind x ERR_KINDS], [status, n, status, n, ...], HIST(all), [ENTRY, ...]]
+ *   [1, GLOBALS, [errors_by_kind x ERR_KINDS], [status, n, status, n, ...], HIST(all), [ENTRY, ...]
+ *    (, [kind, message, kind, message, ...] when error samples are kept)]
  *   GLOBALS = [t_start_us, t_end_us, requests, request_errors, bytes_in, bytes_out, iterations,
  *              dropped, checks_passed, checks_failed, vus, vus_max]
  *   HIST  = [count, min, max, sum, [gap, n, gap, n, ...]]  non-empty slots only, in order;
  *           slot = previous slot + 1 + gap (the first: gap), slot = chunk * 1024 + index
- *   ENTRY = [name, kind, count, errors, sum (float), HIST or nil]
- * Entries that hold nothing in this interval do not travel. */
+ *   ENTRY = [name, kind, count, errors, sum (float), HIST or nil (, min, max: a trend's floats)]
+ * Entries that hold nothing in this interval do not travel. The optional parts are added
+ * without a new version: a snapshot without them decodes as before. */
 
 static int pack_hist(msgpack_packer *pk, const stats_hist *h)
 {
@@ -551,13 +595,28 @@ static int pack_entries(msgpack_packer *pk, const stats *s)
         const stats_entry *e = &s->entries[i];
         if (entry_empty(e)) continue;
         size_t len = strlen(e->name);
-        r |= msgpack_pack_array(pk, 6);
+        int minmax = e->kind == STATS_TREND && e->count;
+        r |= msgpack_pack_array(pk, minmax ? 8 : 6);
         r |= msgpack_pack_str_with_body(pk, e->name, len);
         r |= msgpack_pack_int(pk, e->kind);
         r |= msgpack_pack_uint64(pk, e->count);
         r |= msgpack_pack_uint64(pk, e->errors);
         r |= msgpack_pack_double(pk, e->sum);
         r |= e->hist ? pack_hist(pk, e->hist) : msgpack_pack_nil(pk);
+        if (minmax) r |= msgpack_pack_double(pk, e->min) | msgpack_pack_double(pk, e->max);
+    }
+    return r;
+}
+
+static int pack_samples(msgpack_packer *pk, const stats *s)
+{
+    size_t n = 0;
+    for (int k = 0; k < ERR_KINDS; k++) n += s->err_sample[k] != NULL;
+    int r = msgpack_pack_array(pk, n * 2);
+    for (int k = 0; k < ERR_KINDS; k++) {
+        if (!s->err_sample[k]) continue;
+        r |= msgpack_pack_int(pk, k);
+        r |= msgpack_pack_str_with_body(pk, s->err_sample[k], strlen(s->err_sample[k]));
     }
     return r;
 }
@@ -590,11 +649,14 @@ int stats_encode(const stats *s, char **out, size_t *outlen)
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int r = msgpack_pack_array(&pk, 6);
+    int samples = 0;
+    for (int k = 0; k < ERR_KINDS; k++) samples |= s->err_sample[k] != NULL;
+    int r = msgpack_pack_array(&pk, samples ? 7 : 6);
     r |= msgpack_pack_uint64(&pk, STATS_WIRE_VERSION);
     r |= pack_globals(&pk, s);
     r |= pack_hist(&pk, s->all);
     r |= pack_entries(&pk, s);
+    if (samples) r |= pack_samples(&pk, s);
     if (r) {
         msgpack_sbuffer_destroy(&sb);
         *out = NULL;
@@ -695,10 +757,11 @@ enum { DECODE_CHECKED = 0, DECODE_CHECK_ONLY = 1, DECODE_TRUSTED = 2 };
 static int decode_entry(stats *s, const msgpack_object *o, int mode)
 {
     int check_only = mode == DECODE_CHECK_ONLY;
-    const msgpack_object *a = get_array(o, 6);
+    int minmax = o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 8;
+    const msgpack_object *a = get_array(o, minmax ? 8 : 6);
     char name[STATS_NAME_MAX + 1];
     uint64_t kind, count, errors;
-    double sum;
+    double sum, min = 0, max = 0;
     if (!a || a[0].type != MSGPACK_OBJECT_STR) return -1;
     uint32_t len = a[0].via.str.size;
     if (len > STATS_NAME_MAX || (len && memchr(a[0].via.str.ptr, '\0', len))) return -1;
@@ -706,10 +769,14 @@ static int decode_entry(stats *s, const msgpack_object *o, int mode)
         get_u64(&a[3], &errors) || get_double(&a[4], &sum))
         return -1;
     if (kind_has_hist((int)kind) != (a[5].type != MSGPACK_OBJECT_NIL)) return -1;
+    if (minmax && (kind != STATS_TREND || !count || get_double(&a[6], &min) || get_double(&a[7], &max) ||
+                   !(min <= max)))
+        return -1;
     if (len) memcpy(name, a[0].via.str.ptr, len);
     name[len] = '\0';
     int id = stats_name_id(s, name, (int)kind); /* may move s->entries */
     stats_entry *e = &s->entries[id];
+    if (minmax) trend_widen(e, e->count, min, max);
     e->count += count;
     e->errors += errors;
     e->sum += sum;
@@ -744,6 +811,24 @@ static int decode_globals(stats *dst, const msgpack_object *g, const msgpack_obj
     return 0;
 }
 
+/* Error samples [kind, message, ...] kept into `s` (NULL: only checked). */
+static int decode_samples(stats *s, const msgpack_object *o)
+{
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size % 2) return -1;
+    const msgpack_object *a = o->via.array.ptr;
+    for (uint32_t k = 0; k < o->via.array.size; k += 2) {
+        uint64_t kind;
+        if (get_u64(&a[k], &kind) || kind == 0 || kind >= ERR_KINDS) return -1;
+        const msgpack_object *m = &a[k + 1];
+        if (m->type != MSGPACK_OBJECT_STR || m->via.str.size > STATS_SAMPLE_MAX ||
+            memchr(m->via.str.ptr, '\0', m->via.str.size))
+            return -1;
+        if (s && !s->err_sample[kind] && m->via.str.size)
+            s->err_sample[kind] = sample_dup(m->via.str.ptr, m->via.str.size);
+    }
+    return 0;
+}
+
 /* Decode a snapshot into `s`; with check_only, histograms are checked but not filled (the
  * counters and names still are: that is cheap, and the gauges are wanted). */
 static int decode_root(stats *s, const msgpack_object *root, int mode)
@@ -753,7 +838,9 @@ static int decode_root(stats *s, const msgpack_object *root, int mode)
     if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 1) return -1;
     const msgpack_object *a = root->via.array.ptr;
     if (get_u64(&a[0], &version) || version != STATS_WIRE_VERSION) return -1;
-    if (!(a = get_array(root, 6))) return -1;
+    int samples = root->via.array.size == 7;
+    if (!(a = get_array(root, samples ? 7 : 6))) return -1;
+    if (samples && decode_samples(check_only ? NULL : s, &a[6]) != 0) return -1;
     if (decode_globals(s, &a[1], &a[2], &a[3]) ||
         decode_hist(check_only ? NULL : s->all, &a[4], mode == DECODE_TRUSTED))
         return -1;

@@ -144,9 +144,25 @@ bad:
     return -1;
 }
 
+/* THRESHOLDS_PLAN_KEY's "N CAP_SECONDS". */
+static int plan_add(thresholds *t, const char *expr, char *err, size_t errlen)
+{
+    long n;
+    double cap;
+    if (!expr || sscanf(expr, "%ld %lf", &n, &cap) != 2 || n < 0 || !(cap >= 0)) {
+        snprintf(err, errlen, "%s: expected 'ITERATIONS CAP_SECONDS', not '%s'", THRESHOLDS_PLAN_KEY,
+                 expr ? expr : "");
+        return -1;
+    }
+    t->plan_iterations = n;
+    t->plan_cap_s = cap;
+    return 0;
+}
+
 int thresholds_add(thresholds *t, const char *key, const char *expr, int abort, char *err, size_t errlen)
 {
     key_ref k;
+    if (key && !strcmp(key, THRESHOLDS_PLAN_KEY)) return plan_add(t, expr, err, errlen);
     if (!key || key_resolve(key, &k) != 0) {
         snprintf(err, errlen,
                  "unknown threshold key '%s' (use p95, errors.rate, checks.rate, rps, NAME:p99, ...)",
@@ -184,6 +200,8 @@ void thresholds_free(thresholds *t)
     free(t->items);
     t->items = NULL;
     t->n = 0;
+    t->plan_iterations = 0;
+    t->plan_cap_s = 0;
 }
 
 /* The request entry called `name`, else the transaction entry; NULL when never seen. */
@@ -252,6 +270,32 @@ static int op_holds(int op, double a, double b)
     }
 }
 
+/* The warning for a threshold that measured nothing: a name that never ran, or no requests. */
+static void warn_nodata(threshold *th, const key_ref *k)
+{
+    if (th->warned) return;
+    th->warned = 1;
+    if (k->name)
+        fprintf(stderr,
+                "parrot: warning: threshold '%s' has no data: no request or transaction named '%.*s' ran "
+                "(a typo?); it passes\n",
+                th->key, (int)k->namelen, k->name);
+    else
+        fprintf(stderr, "parrot: warning: threshold '%s' has no data (nothing to measure); it passes\n", th->key);
+}
+
+/* The plan's check: the duration cap ended a closed run before its iterations were done. */
+static void warn_plan(thresholds *t, const stats *s, double duration_s)
+{
+    if (!t->plan_iterations || s->iterations >= (uint64_t)t->plan_iterations) return;
+    if (duration_s < t->plan_cap_s - 0.01) return; /* stopped early (Ctrl-C, abort): not the cap */
+    fprintf(stderr,
+            "parrot: warning: the run reached its duration cap (%gs) after %llu of its %ld iterations; "
+            "give a longer duration to run them all\n",
+            t->plan_cap_s, (unsigned long long)s->iterations, t->plan_iterations);
+    t->plan_iterations = 0; /* once */
+}
+
 int thresholds_eval(thresholds *t, const stats *s, double duration_s, int only_abort)
 {
     int failed = 0;
@@ -261,9 +305,12 @@ int thresholds_eval(thresholds *t, const stats *s, double duration_s, int only_a
         if (only_abort && !th->abort) continue;
         if (key_resolve(th->key, &k) != 0) continue; /* cannot happen: checked at add time */
         th->observed = metric_observe(s, &k, duration_s);
-        th->ok = isnan(th->observed) ? 1 : op_holds(th->op, th->observed, th->value);
+        th->nodata = isnan(th->observed);
+        th->ok = th->nodata ? 1 : op_holds(th->op, th->observed, th->value);
         if (!th->ok) failed++;
+        if (th->nodata && !only_abort) warn_nodata(th, &k);
     }
+    if (!only_abort) warn_plan(t, s, duration_s);
     return failed;
 }
 

@@ -76,6 +76,7 @@ static int entries_equal(const stats *a, const stats *b) /* every non-empty entr
     for (size_t i = 0; i < a->nentries; i++) {
         const stats_entry *x = &a->entries[i], *y = find_entry(b, x->name, x->kind);
         if (!y || x->count != y->count || x->errors != y->errors || x->sum != y->sum) return 0;
+        if (x->kind == STATS_TREND && x->count && (x->min != y->min || x->max != y->max)) return 0;
         if ((x->hist == NULL) != (y->hist == NULL) || (x->hist && !hist_equal(x->hist, y->hist))) return 0;
     }
     return 1;
@@ -286,7 +287,15 @@ static void test_entries(void)
     stats_trend_add(s, tr, -3);
     CHECK(s->entries[tr].count == 2 && stats_hist_max(s->entries[tr].hist) == 1500 &&
               stats_hist_min(s->entries[tr].hist) == 1,
-          "a trend keeps value * 1000 (1.5 -> 1500), clamped into range (-3 -> 1)");
+          "a trend's histogram keeps value * 1000 (1.5 -> 1500), clamped into range (-3 -> 1)");
+    CHECK(s->entries[tr].min == -3 && s->entries[tr].max == 1.5 && s->entries[tr].sum == -1.5,
+          "and its exact min, max and sum beside it (-3, 1.5, -1.5)");
+    stats_trend_add(s, tr, 12500000);
+    stats_trend_add(s, tr, NAN);
+    stats_trend_add(s, tr, INFINITY);
+    CHECK(s->entries[tr].count == 3 && s->entries[tr].max == 12500000 && s->entries[tr].sum == 12500000 - 1.5 &&
+              stats_hist_max(s->entries[tr].hist) == STATS_HIST_MAX_US,
+          "a value past the histogram's hour counts exactly in count, sum and max; NaN and inf are ignored");
 
     stats_error(s, ERR_SCRIPT);
     CHECK(s->errors_by_kind[ERR_SCRIPT] == 1 && s->request_errors == 2,
@@ -366,8 +375,9 @@ static stats *sample_stats(int seed)
     for (int i = 0; i < 100; i++) stats_check(s, ck, i % 10 != 0);
     stats_counter_add(s, stats_name_id(s, "bought", STATS_COUNTER), 12.25);
     int tr = stats_name_id(s, "queue", STATS_TREND);
-    for (int i = 0; i < 100; i++) stats_trend_add(s, tr, unit() * 100);
+    for (int i = 0; i < 100; i++) stats_trend_add(s, tr, unit() * 100 - 10);
     stats_error(s, ERR_SCRIPT);
+    stats_error_sample(s, ERR_SCRIPT, "scenario.lua:12: attempt to index a nil value");
     s->iterations = 700 + (uint64_t)seed;
     s->dropped = 3;
     s->vus = 50;
@@ -375,6 +385,65 @@ static stats *sample_stats(int seed)
     s->t_start_us = 1000000 * (uint64_t)(seed + 1);
     s->t_end_us = s->t_start_us + 1000000;
     return s;
+}
+
+/* The first message of each error kind is kept as its sample, for the summary. */
+static void test_error_samples(void)
+{
+    stats *a = stats_new(), *b = stats_new(), *total = stats_new();
+    stats_error_sample(a, ERR_TLS, "certificate verify failed (https://x.test/)");
+    stats_error_sample(a, ERR_TLS, "a later tls error");
+    stats_error_sample(a, ERR_NONE, "not an error");
+    stats_error_sample(a, ERR_KINDS, "out of range");
+    CHECK(a->err_sample[ERR_TLS] && !strcmp(a->err_sample[ERR_TLS], "certificate verify failed (https://x.test/)"),
+          "the first message of a kind is kept, later ones are not");
+    CHECK(!a->err_sample[ERR_NONE], "ERR_NONE and kinds out of range keep nothing");
+    char longmsg[600];
+    memset(longmsg, 'x', sizeof longmsg);
+    longmsg[sizeof longmsg - 1] = 0;
+    stats_error_sample(b, ERR_SCRIPT, "f.lua:3: boom\nstack traceback:\n\t[C]: in ?");
+    stats_error_sample(b, ERR_TIMEOUT, longmsg);
+    stats_error_sample(b, ERR_TLS, "another tls error");
+    CHECK(!strcmp(b->err_sample[ERR_SCRIPT], "f.lua:3: boom"), "a sample is the message's first line");
+    CHECK(strlen(b->err_sample[ERR_TIMEOUT]) == STATS_SAMPLE_MAX, "a long message is cut at %d bytes", STATS_SAMPLE_MAX);
+    stats_merge(total, a);
+    stats_merge(total, b);
+    CHECK(!strcmp(total->err_sample[ERR_TLS], "certificate verify failed (https://x.test/)") &&
+              !strcmp(total->err_sample[ERR_SCRIPT], "f.lua:3: boom"),
+          "a merge keeps the destination's first sample and adds the kinds it lacked");
+    char *buf;
+    size_t len;
+    CHECK(stats_encode(b, &buf, &len) == 0, "samples encode");
+    stats *d = stats_new();
+    CHECK(stats_decode_merge(d, buf, len) == 0 && d->err_sample[ERR_SCRIPT] &&
+              !strcmp(d->err_sample[ERR_SCRIPT], "f.lua:3: boom") && !strcmp(d->err_sample[ERR_TLS], "another tls error"),
+          "and travel in snapshots");
+    free(buf);
+    stats_reset(total);
+    CHECK(!total->err_sample[ERR_TLS] && !total->err_sample[ERR_SCRIPT], "stats_reset forgets them");
+    stats_free(a), stats_free(b), stats_free(total), stats_free(d);
+}
+
+/* Trends keep exact min, max and sum across merges and the wire. */
+static void test_trend_exact(void)
+{
+    stats *a = stats_new(), *b = stats_new(), *total = stats_new();
+    int ta = stats_name_id(a, "t", STATS_TREND), tb = stats_name_id(b, "t", STATS_TREND);
+    stats_trend_add(a, ta, -5), stats_trend_add(a, ta, 10);
+    stats_trend_add(b, tb, 12500000), stats_trend_add(b, tb, 0.25);
+    stats_name_id(total, "t", STATS_TREND); /* an entry with nothing yet */
+    stats_merge(total, b);
+    stats_merge(total, a);
+    const stats_entry *e = find_entry(total, "t", STATS_TREND);
+    CHECK(e->count == 4 && e->min == -5 && e->max == 12500000 && e->sum == 12500005.25,
+          "merged: count 4, min -5, max 12,500,000, exact sum");
+    char *buf;
+    size_t len;
+    stats_encode(total, &buf, &len);
+    stats *d = stats_new();
+    CHECK(stats_decode_merge(d, buf, len) == 0 && entries_equal(total, d), "min and max travel");
+    free(buf);
+    stats_free(a), stats_free(b), stats_free(total), stats_free(d);
 }
 
 static void test_merge(void)
@@ -455,7 +524,10 @@ static void test_roundtrip(void)
 }
 
 /* Hand-made buffers in the wire layout, each with one thing wrong. */
-enum flaw { OK_BUF, BAD_VERSION, BAD_SLOT, BAD_KIND, LONG_NAME, BAD_COUNT, BAD_STATUS, STR_FOR_INT, NO_HIST };
+enum flaw {
+    OK_BUF, BAD_VERSION, BAD_SLOT, BAD_KIND, LONG_NAME, BAD_COUNT, BAD_STATUS, STR_FOR_INT, NO_HIST,
+    OK_SAMPLES, BAD_SAMPLE_KIND, MINMAX_ON_REQUEST
+};
 
 static void pack_hist1(msgpack_packer *pk, uint64_t slot_gap, uint64_t count)
 {
@@ -475,7 +547,8 @@ static msgpack_sbuffer pack_flawed(enum flaw f)
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 6);
+    int samples = f == OK_SAMPLES || f == BAD_SAMPLE_KIND;
+    msgpack_pack_array(&pk, samples ? 7 : 6);
     msgpack_pack_uint64(&pk, f == BAD_VERSION ? 2 : 1);
     msgpack_pack_array(&pk, 12);
     for (int i = 0; i < 12; i++) {
@@ -489,7 +562,7 @@ static msgpack_sbuffer pack_flawed(enum flaw f)
     msgpack_pack_uint64(&pk, 1);
     pack_hist1(&pk, 700, 1);
     msgpack_pack_array(&pk, 1);
-    msgpack_pack_array(&pk, 6);
+    msgpack_pack_array(&pk, f == MINMAX_ON_REQUEST ? 8 : 6);
     static char name[STATS_NAME_MAX + 2];
     memset(name, 'n', sizeof name);
     msgpack_pack_str_with_body(&pk, name, f == LONG_NAME ? STATS_NAME_MAX + 1 : 4);
@@ -499,6 +572,12 @@ static msgpack_sbuffer pack_flawed(enum flaw f)
     msgpack_pack_double(&pk, 0);
     if (f == NO_HIST) msgpack_pack_nil(&pk);
     else pack_hist1(&pk, f == BAD_SLOT ? 23 * 1024 : 700, f == BAD_COUNT ? 2 : 1);
+    if (f == MINMAX_ON_REQUEST) msgpack_pack_double(&pk, 0.7), msgpack_pack_double(&pk, 0.7);
+    if (samples) {
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_uint64(&pk, f == BAD_SAMPLE_KIND ? ERR_KINDS : ERR_TLS);
+        msgpack_pack_str_with_body(&pk, "bad certificate", 15);
+    }
     return sb;
 }
 
@@ -509,6 +588,7 @@ static void test_malformed(void)
         {BAD_KIND, "an unknown entry kind"},            {LONG_NAME, "a name over STATS_NAME_MAX bytes"},
         {BAD_COUNT, "bucket counts that do not add up"}, {BAD_STATUS, "a status code of 600"},
         {STR_FOR_INT, "a string where a number belongs"}, {NO_HIST, "a request entry without histogram"},
+        {BAD_SAMPLE_KIND, "an error sample of an unknown kind"}, {MINMAX_ON_REQUEST, "min/max on a request entry"},
     };
     stats *d = stats_new();
     msgpack_sbuffer good = pack_flawed(OK_BUF);
@@ -516,6 +596,13 @@ static void test_malformed(void)
     CHECK(r == 0 && d->requests == 1 && d->status[200] == 1 &&
               stats_hist_percentile(find_entry(d, "nnnn", STATS_REQUEST)->hist, 50) == 700,
           "a hand-made buffer in the documented layout decodes");
+    msgpack_sbuffer_destroy(&good);
+    stats_free(d);
+    d = stats_new();
+    good = pack_flawed(OK_SAMPLES);
+    CHECK(stats_decode_merge(d, good.data, good.size) == 0 && d->err_sample[ERR_TLS] &&
+              !strcmp(d->err_sample[ERR_TLS], "bad certificate"),
+          "the optional error samples decode");
     msgpack_sbuffer_destroy(&good);
     stats_free(d);
 
@@ -602,6 +689,8 @@ int main(void)
     test_folding();
     test_entries();
     test_merge();
+    test_error_samples();
+    test_trend_exact();
     test_roundtrip();
     test_malformed();
     bench_request();

@@ -2,7 +2,10 @@
  * Every key and unit a user can write, the one-line errors for what they cannot, and evaluation
  * on statistics recorded the way the engine records them. */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "thresholds.h"
@@ -190,6 +193,79 @@ static void test_only_abort_and_describe(void)
     stats_free(s);
 }
 
+/* What thresholds_eval printed on stderr (caller frees). */
+static char *eval_stderr(thresholds *t, const stats *s, double dur, int only_abort, int *failed)
+{
+    char path[] = "/tmp/parrot-test-thresholds-XXXXXX";
+    int fd = mkstemp(path), saved = dup(2);
+    fflush(stderr);
+    dup2(fd, 2);
+    *failed = thresholds_eval(t, s, dur, only_abort);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char *buf = calloc(1, 4096);
+    lseek(fd, 0, SEEK_SET);
+    ssize_t n = read(fd, buf, 4095);
+    buf[n > 0 ? n : 0] = '\0';
+    close(fd);
+    unlink(path);
+    return buf;
+}
+
+/* A threshold that measured nothing passes, as in k6, but is marked and warned about once:
+ * a typo in a request name must not pass unseen. */
+static void test_nodata_warning(void)
+{
+    stats *s = make_stats();
+    thresholds t = {0};
+    int failed;
+    add(&t, "ghost:p99", "< 1ms");
+    add(&t, "home:p95", "< 1s");
+    char *out = eval_stderr(&t, s, 10, 1, &failed);
+    CHECK(!*out, "the per-second evaluation of abort thresholds warns of nothing: [%s]", out);
+    free(out);
+    out = eval_stderr(&t, s, 10, 0, &failed);
+    CHECK(failed == 0 && t.items[0].ok && t.items[0].nodata && !t.items[1].nodata, "no data: passes, marked nodata");
+    CHECK(strstr(out, "warning: threshold 'ghost:p99' has no data: no request or transaction named 'ghost' ran") &&
+              !strchr(strchr(out, '\n') + 1, '\n'),
+          "one warning line names the threshold and the name: [%.*s]", (int)strcspn(out, "\n"), out);
+    free(out);
+    out = eval_stderr(&t, s, 10, 0, &failed);
+    CHECK(!*out, "the warning is printed once");
+    free(out);
+    thresholds_free(&t);
+    stats_free(s);
+}
+
+/* parrot.load passes the closed model's iterations and duration cap: a run that reached the cap
+ * first gets a warning (never a failure); a run stopped early does not. */
+static void test_plan_iterations(void)
+{
+    stats *s = make_stats();
+    thresholds t = {0};
+    int failed;
+    CHECK(add(&t, THRESHOLDS_PLAN_KEY, "30 2") == 0 && t.n == 0 && t.plan_iterations == 30 && t.plan_cap_s == 2,
+          "the plan is recorded, not listed as a threshold");
+    CHECK(add(&t, THRESHOLDS_PLAN_KEY, "lots") == -1, "a malformed plan is refused: %s", err);
+    s->iterations = 4;
+    char *out = eval_stderr(&t, s, 1.2, 0, &failed);
+    CHECK(!*out, "stopped before the cap (Ctrl-C, an abort): no warning [%s]", out);
+    free(out);
+    out = eval_stderr(&t, s, 2.4, 0, &failed);
+    CHECK(failed == 0 && strstr(out, "reached its duration cap (2s) after 4 of its 30 iterations"),
+          "the cap came first: one warning, no failure [%.*s]", (int)strcspn(out, "\n"), out);
+    free(out);
+    s->iterations = 30;
+    thresholds_free(&t);
+    add(&t, THRESHOLDS_PLAN_KEY, "30 2");
+    out = eval_stderr(&t, s, 2.4, 0, &failed);
+    CHECK(!*out, "every iteration ran: no warning");
+    free(out);
+    thresholds_free(&t);
+    stats_free(s);
+}
+
 int main(void)
 {
     test_parse_units();
@@ -197,5 +273,7 @@ int main(void)
     test_parse_errors();
     test_eval();
     test_only_abort_and_describe();
+    test_nodata_warning();
+    test_plan_iterations();
     return check_done();
 }
