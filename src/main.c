@@ -65,10 +65,7 @@ static const char *opt_value(opt *o, int argc, char **argv, int *i)
 }
 
 /* A flag written with a value ("--quiet=1"): refused. Returns 2 then, else 0. */
-static int opt_flag(const opt *o)
-{
-    return o->inl ? bad_option(o->cmd, "takes no value:", o->name) : 0;
-}
+static int opt_flag(const opt *o) { return o->inl ? bad_option(o->cmd, "takes no value:", o->name) : 0; }
 
 /* A growing NULL-terminated list of strings (argv pointers); the caller frees `v`. */
 typedef struct strlist {
@@ -87,7 +84,10 @@ static void strlist_add(strlist *l, const char *s)
 /* "500ms" "30s" "5m" "1h" "1h30m" or plain seconds -> seconds; -1 when unreadable. */
 static double parse_duration(const char *s)
 {
-    static const struct { const char *unit; double mul; } units[] = {
+    static const struct {
+        const char *unit;
+        double mul;
+    } units[] = {
         {"ms", 1e-3}, {"us", 1e-6}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400},
     };
     double total = 0;
@@ -146,22 +146,29 @@ static int cmd_target(int argc, char **argv)
             return 0;
         } else if (opt_is(&op, "--tls") || opt_is(&op, "--quiet")) {
             if (opt_flag(&op)) return 2;
-            if (opt_is(&op, "--tls")) o.tls = 1;
-            else o.quiet = 1;
+            if (opt_is(&op, "--tls"))
+                o.tls = 1;
+            else
+                o.quiet = 1;
         } else if (!opt_is(&op, "--port") && !opt_is(&op, "--host") && !opt_is(&op, "--threads") &&
                    !opt_is(&op, "--log") && !opt_is(&op, "--cert-out")) {
             return bad_option("target", "unknown option", argv[i]);
         } else if (!(v = opt_value(&op, argc, argv, &i))) {
             return 2;
         } else if (opt_is(&op, "--port")) {
-            if ((n = parse_int(v, 0)) < 0 || n > 65535) return bad_option("target", "--port needs 0..65535, not", v);
+            if ((n = parse_int(v, 0)) < 0 || n > 65535)
+                return bad_option("target", "--port needs 0..65535, not", v);
             o.port = (int)n;
         } else if (opt_is(&op, "--threads")) {
-            if ((n = parse_int(v, 1)) < 0) return bad_option("target", "--threads needs a positive count, not", v);
+            if ((n = parse_int(v, 1)) < 0)
+                return bad_option("target", "--threads needs a positive count, not", v);
             o.threads = (int)n;
-        } else if (opt_is(&op, "--host")) o.host = v;
-        else if (opt_is(&op, "--log")) o.log_file = v;
-        else o.cert_out = v;
+        } else if (opt_is(&op, "--host"))
+            o.host = v;
+        else if (opt_is(&op, "--log"))
+            o.log_file = v;
+        else
+            o.cert_out = v;
     }
     return target_main(&o);
 }
@@ -298,8 +305,10 @@ static int cmd_import(int argc, char **argv)
         } else if (opt_is(&op, "--help") || opt_is(&op, "-h")) {
             fputs(usage_import, stdout);
             return 0;
-        } else if (argv[i][0] != '-' && !file) file = argv[i];
-        else return bad_option("import", "unknown option", argv[i]);
+        } else if (argv[i][0] != '-' && !file)
+            file = argv[i];
+        else
+            return bad_option("import", "unknown option", argv[i]);
     }
     if (!file) {
         fputs(usage_import, stderr);
@@ -324,7 +333,8 @@ static void split_list(strlist *l, char **copy, const char *v)
     free(*copy);
     *copy = strdup(v);
     if (!*copy) abort();
-    for (char *tok = strtok(*copy, ","); tok; tok = strtok(NULL, ",")) strlist_add(l, tok);
+    for (char *tok = strtok(*copy, ","); tok; tok = strtok(NULL, ","))
+        strlist_add(l, tok);
 }
 
 static int cmd_worker(int argc, char **argv)
@@ -348,22 +358,28 @@ static int cmd_worker(int argc, char **argv)
             rc = bad_option("worker", "unknown option", argv[i]);
         } else if (!(v = opt_value(&op, argc, argv, &i))) {
             rc = 2;
-        } else if (opt_is(&op, "--queen")) o.queen = v;
+        } else if (opt_is(&op, "--queen"))
+            o.queen = v;
         else if (opt_is(&op, "--threads")) {
             long n = parse_int(v, 1);
             if (n < 1) rc = bad_option("worker", "cannot read thread count", v);
             o.threads = (int)n;
-        } else if (opt_is(&op, "--name")) o.name = v;
-        else if (opt_is(&op, "--keys")) o.keys_dir = v;
-        else if (opt_is(&op, "--queen-key")) o.queen_key = v;
-        else split_list(&sources, &source_copy, v);
+        } else if (opt_is(&op, "--name"))
+            o.name = v;
+        else if (opt_is(&op, "--keys"))
+            o.keys_dir = v;
+        else if (opt_is(&op, "--queen-key"))
+            o.queen_key = v;
+        else
+            split_list(&sources, &source_copy, v);
     }
     if (rc) goto out;
     if (!o.queen) {
         fputs(usage_worker, stderr);
         rc = 2;
     } else if (!!o.keys_dir != !!o.queen_key) {
-        fprintf(stderr, "parrot worker: --keys and --queen-key go together (the worker's pair, the queen's key)\n");
+        fprintf(stderr,
+                "parrot worker: --keys and --queen-key go together (the worker's pair, the queen's key)\n");
         rc = 2;
     } else {
         o.sources = sources.v;
@@ -432,10 +448,14 @@ static int run_opt_what(run_args *ra, opt *op, int argc, char **argv, int *i)
     const char *v = opt_value(op, argc, argv, i);
     luart_overrides *ov = &ra->o.overrides;
     if (!v) return 2;
-    if (opt_is(op, "--url")) ov->url = v;
-    else if (opt_is(op, "--method")) ov->method = v;
-    else if (opt_is(op, "--body")) ov->body = v;
-    else if (opt_is(op, "--out")) strlist_add(&ra->outs, v);
+    if (opt_is(op, "--url"))
+        ov->url = v;
+    else if (opt_is(op, "--method"))
+        ov->method = v;
+    else if (opt_is(op, "--body"))
+        ov->body = v;
+    else if (opt_is(op, "--out"))
+        strlist_add(&ra->outs, v);
     else if (opt_is(op, "-e")) {
         if (!strchr(v, '=') || v[0] == '=') return bad_option(ra->cmd, "-e needs NAME=value, not", v);
         strlist_add(&ra->env, v);
@@ -459,11 +479,13 @@ static int run_opt_http(run_args *ra, opt *op, int argc, char **argv, int *i)
     if (!is_any(op, names)) return OPT_NOT_MINE;
     const char *v = opt_value(op, argc, argv, i);
     if (!v) return 2;
-    if (opt_is(op, "--proxy")) ra->o.http.proxy = v;
+    if (opt_is(op, "--proxy"))
+        ra->o.http.proxy = v;
     else if (opt_is(op, "--resolve")) {
         if (!strchr(v, ':')) return bad_option(ra->cmd, "--resolve needs HOST:PORT:ADDR, not", v);
         strlist_add(&ra->resolve, v);
-    } else if (opt_is(op, "--source")) split_list(&ra->sources, &ra->source_copy, v);
+    } else if (opt_is(op, "--source"))
+        split_list(&ra->sources, &ra->source_copy, v);
     else {
         long n = parse_int(v, 0);
         if (n < 0) return bad_option(ra->cmd, "--dump needs a count, not", v);
@@ -479,19 +501,26 @@ static int run_opt_queen(run_args *ra, opt *op, int argc, char **argv, int *i)
     static const char *const names[] = {"--bind", "--expect", "--keys", "--allow", NULL};
     if (!ra->queen) return OPT_NOT_MINE;
     if (opt_is(op, "--serve") || opt_is(op, "--insecure")) {
-        if (opt_is(op, "--serve")) ra->o.serve = 1;
-        else ra->o.insecure_bind = 1;
+        if (opt_is(op, "--serve"))
+            ra->o.serve = 1;
+        else
+            ra->o.insecure_bind = 1;
         return opt_flag(op);
     }
     if (!is_any(op, names)) return OPT_NOT_MINE;
     const char *v = opt_value(op, argc, argv, i);
     long n;
     if (!v) return 2;
-    if (opt_is(op, "--bind")) ra->o.bind = v;
-    else if (opt_is(op, "--keys")) ra->o.keys_dir = v;
-    else if (opt_is(op, "--allow")) ra->o.allow_file = v;
-    else if ((n = parse_int(v, 1)) < 1) return bad_option(ra->cmd, "--expect needs a worker count, not", v);
-    else ra->o.expect = (int)n;
+    if (opt_is(op, "--bind"))
+        ra->o.bind = v;
+    else if (opt_is(op, "--keys"))
+        ra->o.keys_dir = v;
+    else if (opt_is(op, "--allow"))
+        ra->o.allow_file = v;
+    else if ((n = parse_int(v, 1)) < 1)
+        return bad_option(ra->cmd, "--expect needs a worker count, not", v);
+    else
+        ra->o.expect = (int)n;
     return 0;
 }
 
@@ -508,8 +537,10 @@ static int run_opt_misc(run_args *ra, opt *op, int argc, char **argv, int *i)
         return OPT_HELP_SHOWN;
     }
     if (opt_is(op, "--tsung-report") || opt_is(op, "--skip-unsupported")) {
-        if (opt_is(op, "--tsung-report")) ra->o.tsung_report = 1;
-        else strlist_add(&ra->env, "TSUNG_SKIP_UNSUPPORTED=1");
+        if (opt_is(op, "--tsung-report"))
+            ra->o.tsung_report = 1;
+        else
+            strlist_add(&ra->env, "TSUNG_SKIP_UNSUPPORTED=1");
         return opt_flag(op);
     }
     if (!opt_is(op, "--server")) return OPT_NOT_MINE;
@@ -552,7 +583,8 @@ static int run_args_check(run_args *ra)
         fputs(ra->queen ? usage_queen : usage_run, stderr);
         return 2;
     }
-    if (o->script && o->overrides.url) return bad_option(ra->cmd, "give a file or --url, not both:", o->script);
+    if (o->script && o->overrides.url)
+        return bad_option(ra->cmd, "give a file or --url, not both:", o->script);
     for (int i = 0; i < ra->outs.n; i++) {
         if (report_out_check(ra->outs.v[i], err, sizeof err) != 0) {
             fprintf(stderr, "parrot %s: %s\n", ra->cmd, err);
@@ -595,7 +627,10 @@ static int cmd_run(int argc, char **argv, int queen)
  * usage error (exit 2). */
 static int help(const char *cmd)
 {
-    static const struct { const char *name; const char **text; } pages[] = {
+    static const struct {
+        const char *name;
+        const char **text;
+    } pages[] = {
         {"run", &usage_run},       {"queen", &usage_queen},   {"worker", &usage_worker},
         {"target", &usage_target}, {"import", &usage_import}, {"keygen", &usage_keygen},
         {"test", &usage_test},     {"help", &usage_main},
@@ -618,7 +653,8 @@ static int help(const char *cmd)
 static void on_fatal(int sig)
 {
     static const char msg[] = "parrot: internal error (signal); backtrace:\n";
-    if (write(2, msg, sizeof msg - 1) < 0) {}
+    if (write(2, msg, sizeof msg - 1) < 0) {
+    }
     void *frames[64];
     int n = backtrace(frames, 64);
     backtrace_symbols_fd(frames, n, 2);
@@ -647,8 +683,9 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "target")) return cmd_target(argc - 2, argv + 2);
     if (!strcmp(cmd, "test")) return luart_test_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "keygen")) return cmd_keygen(argc - 2, argv + 2);
-    if (!strcmp(cmd, "help")) return argc > 3 ? bad_option("help", "one command at a time; extra argument", argv[3])
-                                              : help(argc > 2 ? argv[2] : NULL);
+    if (!strcmp(cmd, "help"))
+        return argc > 3 ? bad_option("help", "one command at a time; extra argument", argv[3])
+                        : help(argc > 2 ? argv[2] : NULL);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) return help(NULL);
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         printf("parrot %s\n", PARROT_VERSION);

@@ -56,14 +56,11 @@ static void *xcalloc(size_t n, size_t size)
 }
 
 static const char *const err_names[ERR_KINDS] = {
-    "none",     "dns",    "connect", "tls",    "timeout",   "reset", "protocol",
-    "too_large", "fd_limit", "proxy", "status", "script", "cancelled", "url",
+    "none",      "dns",      "connect", "tls",    "timeout", "reset",     "protocol",
+    "too_large", "fd_limit", "proxy",   "status", "script",  "cancelled", "url",
 };
 
-const char *stats_err_name(int kind)
-{
-    return kind >= 0 && kind < ERR_KINDS ? err_names[kind] : "unknown";
-}
+const char *stats_err_name(int kind) { return kind >= 0 && kind < ERR_KINDS ? err_names[kind] : "unknown"; }
 
 /* ---- histogram ---- */
 
@@ -106,7 +103,8 @@ static void hist_widen(stats_hist *h, unsigned c)
 {
     uint32_t *narrow = h->chunk[c];
     uint64_t *wide = xcalloc(HIST_CHUNK_LEN, sizeof *wide);
-    for (unsigned i = 0; i < HIST_CHUNK_LEN; i++) wide[i] = narrow[i];
+    for (unsigned i = 0; i < HIST_CHUNK_LEN; i++)
+        wide[i] = narrow[i];
     free(narrow);
     h->chunk[c] = wide;
     h->wide |= 1u << c;
@@ -138,7 +136,8 @@ stats_hist *stats_hist_new(void)
 void stats_hist_free(stats_hist *h)
 {
     if (!h) return;
-    for (unsigned c = 0; c < HIST_CHUNKS; c++) free(h->chunk[c]);
+    for (unsigned c = 0; c < HIST_CHUNKS; c++)
+        free(h->chunk[c]);
     free(h);
 }
 
@@ -230,14 +229,16 @@ static size_t name_len(const char *name)
     size_t n = strnlen(name, STATS_NAME_MAX + 1);
     if (n <= STATS_NAME_MAX) return n;
     n = STATS_NAME_MAX;
-    while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80) n--;
+    while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
+        n--;
     return n;
 }
 
 static uint32_t name_hash(const char *name, size_t len, int kind)
 {
     uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)name[i]) * 16777619u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)name[i]) * 16777619u;
     h = (h ^ (uint32_t)kind) * 16777619u;
     return h ^ (h >> 15);
 }
@@ -257,7 +258,8 @@ static int index_find(const stats *s, const char *name, size_t len, int kind, ui
 static void index_put(name_index *x, uint32_t hash, int id)
 {
     size_t i = hash & (x->cap - 1);
-    while (x->slots[i].id >= 0) i = (i + 1) & (x->cap - 1);
+    while (x->slots[i].id >= 0)
+        i = (i + 1) & (x->cap - 1);
     x->slots[i] = (name_slot){.hash = hash, .id = id};
 }
 
@@ -265,7 +267,8 @@ static void index_alloc(name_index *x, size_t cap)
 {
     x->slots = xcalloc(cap, sizeof *x->slots);
     x->cap = cap;
-    for (size_t i = 0; i < cap; i++) x->slots[i].id = -1;
+    for (size_t i = 0; i < cap; i++)
+        x->slots[i].id = -1;
 }
 
 static void index_grow(name_index *x)
@@ -480,10 +483,12 @@ void stats_error(stats *s, int err)
 static char *sample_dup(const char *msg, size_t len)
 {
     size_t n = 0;
-    while (n < len && msg[n] && msg[n] != '\n' && msg[n] != '\r') n++;
+    while (n < len && msg[n] && msg[n] != '\n' && msg[n] != '\r')
+        n++;
     if (n > STATS_SAMPLE_MAX) {
         n = STATS_SAMPLE_MAX;
-        while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80) n--;
+        while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80)
+            n--;
     }
     char *c = xcalloc(1, n + 1);
     memcpy(c, msg, n);
@@ -500,8 +505,10 @@ void stats_error_sample(stats *s, int err, const char *msg)
 
 static void globals_merge(stats *dst, const stats *src)
 {
-    for (size_t i = 0; i < 600; i++) dst->status[i] += src->status[i];
-    for (size_t i = 0; i < ERR_KINDS; i++) dst->errors_by_kind[i] += src->errors_by_kind[i];
+    for (size_t i = 0; i < 600; i++)
+        dst->status[i] += src->status[i];
+    for (size_t i = 0; i < ERR_KINDS; i++)
+        dst->errors_by_kind[i] += src->errors_by_kind[i];
     dst->requests += src->requests;
     dst->request_errors += src->request_errors;
     dst->bytes_in += src->bytes_in;
@@ -559,7 +566,8 @@ static int pack_hist(msgpack_packer *pk, const stats_hist *h)
     size_t nslots = 0;
     for (unsigned c = 0; c < HIST_CHUNKS; c++)
         if (h->chunk_count[c])
-            for (unsigned i = 0; i < HIST_CHUNK_LEN; i++) nslots += hist_get(h, c, i) != 0;
+            for (unsigned i = 0; i < HIST_CHUNK_LEN; i++)
+                nslots += hist_get(h, c, i) != 0;
     int r = msgpack_pack_array(pk, 5);
     r |= msgpack_pack_uint64(pk, h->count);
     r |= msgpack_pack_uint64(pk, stats_hist_min(h));
@@ -589,7 +597,8 @@ static int entry_empty(const stats_entry *e)
 static int pack_entries(msgpack_packer *pk, const stats *s)
 {
     size_t n = 0;
-    for (size_t i = 0; i < s->nentries; i++) n += !entry_empty(&s->entries[i]);
+    for (size_t i = 0; i < s->nentries; i++)
+        n += !entry_empty(&s->entries[i]);
     int r = msgpack_pack_array(pk, n);
     for (size_t i = 0; i < s->nentries && !r; i++) {
         const stats_entry *e = &s->entries[i];
@@ -611,7 +620,8 @@ static int pack_entries(msgpack_packer *pk, const stats *s)
 static int pack_samples(msgpack_packer *pk, const stats *s)
 {
     size_t n = 0;
-    for (int k = 0; k < ERR_KINDS; k++) n += s->err_sample[k] != NULL;
+    for (int k = 0; k < ERR_KINDS; k++)
+        n += s->err_sample[k] != NULL;
     int r = msgpack_pack_array(pk, n * 2);
     for (int k = 0; k < ERR_KINDS; k++) {
         if (!s->err_sample[k]) continue;
@@ -624,16 +634,18 @@ static int pack_samples(msgpack_packer *pk, const stats *s)
 static int pack_globals(msgpack_packer *pk, const stats *s)
 {
     int r = msgpack_pack_array(pk, STATS_NGLOBALS);
-    const uint64_t u[] = {s->t_start_us, s->t_end_us, s->requests,      s->request_errors,
-                          s->bytes_in,   s->bytes_out, s->iterations,   s->dropped,
-                          s->checks_passed, s->checks_failed};
-    for (size_t i = 0; i < sizeof u / sizeof *u; i++) r |= msgpack_pack_uint64(pk, u[i]);
+    const uint64_t u[] = {s->t_start_us, s->t_end_us,   s->requests, s->request_errors, s->bytes_in,
+                          s->bytes_out,  s->iterations, s->dropped,  s->checks_passed,  s->checks_failed};
+    for (size_t i = 0; i < sizeof u / sizeof *u; i++)
+        r |= msgpack_pack_uint64(pk, u[i]);
     r |= msgpack_pack_int64(pk, s->vus);
     r |= msgpack_pack_int64(pk, s->vus_max);
     r |= msgpack_pack_array(pk, ERR_KINDS);
-    for (size_t i = 0; i < ERR_KINDS; i++) r |= msgpack_pack_uint64(pk, s->errors_by_kind[i]);
+    for (size_t i = 0; i < ERR_KINDS; i++)
+        r |= msgpack_pack_uint64(pk, s->errors_by_kind[i]);
     size_t nstatus = 0;
-    for (size_t i = 0; i < 600; i++) nstatus += s->status[i] != 0;
+    for (size_t i = 0; i < 600; i++)
+        nstatus += s->status[i] != 0;
     r |= msgpack_pack_array(pk, nstatus * 2);
     for (size_t i = 0; i < 600; i++) {
         if (!s->status[i]) continue;
@@ -650,7 +662,8 @@ int stats_encode(const stats *s, char **out, size_t *outlen)
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     int samples = 0;
-    for (int k = 0; k < ERR_KINDS; k++) samples |= s->err_sample[k] != NULL;
+    for (int k = 0; k < ERR_KINDS; k++)
+        samples |= s->err_sample[k] != NULL;
     int r = msgpack_pack_array(&pk, samples ? 7 : 6);
     r |= msgpack_pack_uint64(&pk, STATS_WIRE_VERSION);
     r |= pack_globals(&pk, s);
@@ -696,10 +709,14 @@ static int get_i64(const msgpack_object *o, int64_t *v)
 
 static int get_double(const msgpack_object *o, double *v)
 {
-    if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32) *v = o->via.f64;
-    else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) *v = (double)o->via.u64;
-    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) *v = (double)o->via.i64;
-    else return -1;
+    if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32)
+        *v = o->via.f64;
+    else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        *v = (double)o->via.u64;
+    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        *v = (double)o->via.i64;
+    else
+        return -1;
     return 0;
 }
 
@@ -739,8 +756,7 @@ static int decode_hist(stats_hist *into, const msgpack_object *o, int trusted)
 {
     const msgpack_object *a = get_array(o, 5);
     uint64_t count, min, max, sum;
-    if (!a || get_u64(&a[0], &count) || get_u64(&a[1], &min) || get_u64(&a[2], &max) ||
-        get_u64(&a[3], &sum))
+    if (!a || get_u64(&a[0], &count) || get_u64(&a[1], &min) || get_u64(&a[2], &max) || get_u64(&a[3], &sum))
         return -1;
     if (!trusted && decode_slots(NULL, &a[4], count, min, max) != 0) return -1;
     if (!count || !into) return 0;
@@ -765,8 +781,8 @@ static int decode_entry(stats *s, const msgpack_object *o, int mode)
     if (!a || a[0].type != MSGPACK_OBJECT_STR) return -1;
     uint32_t len = a[0].via.str.size;
     if (len > STATS_NAME_MAX || (len && memchr(a[0].via.str.ptr, '\0', len))) return -1;
-    if (get_u64(&a[1], &kind) || kind >= STATS_KINDS || get_u64(&a[2], &count) ||
-        get_u64(&a[3], &errors) || get_double(&a[4], &sum))
+    if (get_u64(&a[1], &kind) || kind >= STATS_KINDS || get_u64(&a[2], &count) || get_u64(&a[3], &errors) ||
+        get_double(&a[4], &sum))
         return -1;
     if (kind_has_hist((int)kind) != (a[5].type != MSGPACK_OBJECT_NIL)) return -1;
     if (minmax && (kind != STATS_TREND || !count || get_double(&a[6], &min) || get_double(&a[7], &max) ||
@@ -791,9 +807,8 @@ static int decode_globals(stats *dst, const msgpack_object *g, const msgpack_obj
     memset(&s, 0, sizeof s);
     const msgpack_object *a = get_array(g, STATS_NGLOBALS);
     if (!a) return -1;
-    uint64_t *u[] = {&s.t_start_us, &s.t_end_us, &s.requests,      &s.request_errors,
-                     &s.bytes_in,   &s.bytes_out, &s.iterations,   &s.dropped,
-                     &s.checks_passed, &s.checks_failed};
+    uint64_t *u[] = {&s.t_start_us, &s.t_end_us,   &s.requests, &s.request_errors, &s.bytes_in,
+                     &s.bytes_out,  &s.iterations, &s.dropped,  &s.checks_passed,  &s.checks_failed};
     for (size_t i = 0; i < sizeof u / sizeof *u; i++)
         if (get_u64(&a[i], u[i])) return -1;
     if (get_i64(&a[10], &s.vus) || get_i64(&a[11], &s.vus_max)) return -1;
@@ -866,7 +881,8 @@ int stats_decode_merge_into(stats *const *dsts, int ndst, stats *scratch, const 
         r = decode_root(scratch, &msg.data, DECODE_CHECK_ONLY);
         scratch->max_names = max_names;
         /* valid: apply it to each destination the same (sparse) way; it cannot fail now */
-        for (int i = 0; r == 0 && i < ndst; i++) decode_root(dsts[i], &msg.data, DECODE_TRUSTED);
+        for (int i = 0; r == 0 && i < ndst; i++)
+            decode_root(dsts[i], &msg.data, DECODE_TRUSTED);
     }
     msgpack_unpacked_destroy(&msg);
     return r;

@@ -81,8 +81,8 @@ typedef struct stats_entry {
 typedef struct stats {
     stats_entry *entries; /* owned array, `nentries` used, ids are indexes */
     size_t nentries, cap;
-    void *index;          /* owned name -> id lookup */
-    size_t max_names;     /* per kind; past it names fold into "other" */
+    void *index;      /* owned name -> id lookup */
+    size_t max_names; /* per kind; past it names fold into "other" */
     int folded_warned;
     stats_hist *all;      /* latency of every request (all names) */
     uint64_t status[600]; /* responses by status code; [0] counts requests with no status */

@@ -8,15 +8,15 @@
 #include "stats.h"
 
 typedef struct threshold {
-    char *key;   /* owned: "p95", "errors.rate", "home:p99", ... */
-    char *expr;  /* owned: as written, e.g. "< 250ms" */
-    int op;      /* internal */
-    double value;/* in the metric's unit (ms for latency, fraction for rates, req/s) */
-    int abort;   /* stop the run as soon as it fails */
-    int ok;      /* result of the last evaluation */
+    char *key;       /* owned: "p95", "errors.rate", "home:p99", ... */
+    char *expr;      /* owned: as written, e.g. "< 250ms" */
+    int op;          /* internal */
+    double value;    /* in the metric's unit (ms for latency, fraction for rates, req/s) */
+    int abort;       /* stop the run as soon as it fails */
+    int ok;          /* result of the last evaluation */
     double observed; /* metric value at the last evaluation */
-    int nodata;  /* the last evaluation found nothing to measure (it passed, as in k6) */
-    int warned;  /* the no-data warning was printed */
+    int nodata;      /* the last evaluation found nothing to measure (it passed, as in k6) */
+    int warned;      /* the no-data warning was printed */
 } threshold;
 
 typedef struct thresholds {

@@ -70,8 +70,9 @@ static void test_parse_ops(void)
 static void test_parse_errors(void)
 {
     thresholds t = {0};
-    CHECK(add(&t, "p95", "<< 3ms") == -1 && !strcmp(err, "thresholds.p95: cannot read '<< 3ms': "
-                                                         "expected OP NUMBER[unit], e.g. < 250ms, <= 1%, > 100"),
+    CHECK(add(&t, "p95", "<< 3ms") == -1 &&
+              !strcmp(err, "thresholds.p95: cannot read '<< 3ms': "
+                           "expected OP NUMBER[unit], e.g. < 250ms, <= 1%, > 100"),
           "a bad operator names the key and the expression: %s", err);
     CHECK(add(&t, "p95", "250ms") == -1, "an expression needs an operator");
     CHECK(add(&t, "p95", "< ms") == -1, "an expression needs a number");
@@ -87,7 +88,8 @@ static void test_parse_errors(void)
     CHECK(add(&t, "rps", "> 5ms") == -1, "rps does not take a duration");
     CHECK(add(&t, "iterations", "> 5%") == -1, "a count does not take %%");
     CHECK(add(&t, "p97", "< 1ms") == -1 &&
-              !strcmp(err, "unknown threshold key 'p97' (use p95, errors.rate, checks.rate, rps, NAME:p99, ...)"),
+              !strcmp(err,
+                      "unknown threshold key 'p97' (use p95, errors.rate, checks.rate, rps, NAME:p99, ...)"),
           "an unknown key lists the known ones: %s", err);
     CHECK(add(&t, "home:p97", "< 1ms") == -1 && strstr(err, "'home:p97'"), "an unknown NAME:METRIC");
     CHECK(add(&t, "home:checks.rate", "> 1%") == -1, "checks.rate is global only");
@@ -105,13 +107,16 @@ static stats *make_stats(void)
     stats *s = stats_new();
     int home = stats_name_id(s, "home", STATS_REQUEST), slow = stats_name_id(s, "slow", STATS_REQUEST);
     for (int i = 0; i < 100; i++)
-        stats_request(s, home, i < 96 ? 500 : 1000, i < 3 ? 500 : 200, i < 3 ? ERR_STATUS : ERR_NONE, 100, 10);
-    for (int i = 0; i < 10; i++) stats_request(s, slow, 250000, 200, ERR_NONE, 100, 10);
+        stats_request(s, home, i < 96 ? 500 : 1000, i < 3 ? 500 : 200, i < 3 ? ERR_STATUS : ERR_NONE, 100,
+                      10);
+    for (int i = 0; i < 10; i++)
+        stats_request(s, slow, 250000, 200, ERR_NONE, 100, 10);
     int tx = stats_name_id(s, "checkout", STATS_TRANSACTION);
     stats_transaction(s, tx, 2000000, 0);
     stats_transaction(s, tx, 2000000, 1);
     int ck = stats_name_id(s, "home is up", STATS_CHECK);
-    for (int i = 0; i < 10; i++) stats_check(s, ck, i != 0);
+    for (int i = 0; i < 10; i++)
+        stats_check(s, ck, i != 0);
     s->iterations = 42;
     return s;
 }
@@ -148,8 +153,10 @@ static void test_eval(void)
     CHECK(passes(s, 10, "rps", ">= 11") == 1 && passes(s, 10, "rps", "> 11") == 0,
           "rps is 110 requests over 10 s");
     CHECK(passes(s, 5, "rps", "== 22"), "rps follows the duration given");
-    CHECK(passes(s, 10, "home:rps", "== 10") && passes(s, 10, "home:count", "== 100"), "home:rps, home:count");
-    CHECK(passes(s, 10, "requests", "== 110") && passes(s, 10, "iterations", "== 42"), "requests, iterations");
+    CHECK(passes(s, 10, "home:rps", "== 10") && passes(s, 10, "home:count", "== 100"),
+          "home:rps, home:count");
+    CHECK(passes(s, 10, "requests", "== 110") && passes(s, 10, "iterations", "== 42"),
+          "requests, iterations");
     CHECK(passes(s, 10, "checkout:p95", "< 2.01s") && passes(s, 10, "checkout:errors.rate", "== 50%"),
           "a transaction name works like a request name");
     CHECK(passes(s, 10, "ghost:p95", "< 1ms") == 1, "a name never requested has no data and passes");
@@ -226,8 +233,10 @@ static void test_nodata_warning(void)
     CHECK(!*out, "the per-second evaluation of abort thresholds warns of nothing: [%s]", out);
     free(out);
     out = eval_stderr(&t, s, 10, 0, &failed);
-    CHECK(failed == 0 && t.items[0].ok && t.items[0].nodata && !t.items[1].nodata, "no data: passes, marked nodata");
-    CHECK(strstr(out, "warning: threshold 'ghost:p99' has no data: no request or transaction named 'ghost' ran") &&
+    CHECK(failed == 0 && t.items[0].ok && t.items[0].nodata && !t.items[1].nodata,
+          "no data: passes, marked nodata");
+    CHECK(strstr(out,
+                 "warning: threshold 'ghost:p99' has no data: no request or transaction named 'ghost' ran") &&
               !strchr(strchr(out, '\n') + 1, '\n'),
           "one warning line names the threshold and the name: [%.*s]", (int)strcspn(out, "\n"), out);
     free(out);
@@ -245,7 +254,8 @@ static void test_plan_iterations(void)
     stats *s = make_stats();
     thresholds t = {0};
     int failed;
-    CHECK(add(&t, THRESHOLDS_PLAN_KEY, "30 2") == 0 && t.n == 0 && t.plan_iterations == 30 && t.plan_cap_s == 2,
+    CHECK(add(&t, THRESHOLDS_PLAN_KEY, "30 2") == 0 && t.n == 0 && t.plan_iterations == 30 &&
+              t.plan_cap_s == 2,
           "the plan is recorded, not listed as a threshold");
     CHECK(add(&t, THRESHOLDS_PLAN_KEY, "lots") == -1, "a malformed plan is refused: %s", err);
     s->iterations = 4;
