@@ -318,7 +318,7 @@ function parrot.load(path, ov)
   end
   normalize_sessions(sc, path or "--url")
   sc.name = sc.name or (path and path:match("([^/]+)%.%w+$")) or "scenario"
-  sc.load = sc.load or parrot.closed { vus = 1, duration = "10s" }
+  sc.load = sc.load or parrot.closed { vus = 1 } -- 10 s, or until --iterations are done
   if type(sc.load) ~= "table" or not sc.load.model then
     error((path or "scenario") .. ": load must be parrot.closed{...}, parrot.open{...} or parrot.rate{...}", 0)
   end
