@@ -7,6 +7,8 @@ DEB_PKGS := build-essential pkg-config libluajit-5.1-dev luajit libuv1-dev node-
 	libxml2-dev zlib1g-dev libedit-dev lua-busted
 TEST_PKGS := nginx-light openssl python3 curl iproute2 tsung
 BENCH_PKGS := wrk nghttp2-client
+FMT_PKGS := clang-format
+LINT_PKGS := cppcheck
 
 CC ?= cc
 LLHTTP_DIR := /usr/share/llhttp
@@ -103,10 +105,13 @@ bench: deps-bench
 fuzz: deps
 	@bash spec/fuzz/fuzz.sh
 
+# fmt and lint install their tool when it is missing, as deps does.
 fmt:
+	$(call install_missing,$(FMT_PKGS))
 	clang-format -i src/*.c src/*.h spec/c/*.c spec/c/*.h
 
 lint:
+	$(call install_missing,$(LINT_PKGS))
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --suppress=missingIncludeSystem --inline-suppr -Isrc src
 

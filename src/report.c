@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* A formatted value returned by value, so it can be used inline in a printf argument list. */
@@ -23,7 +24,8 @@ static cell cell_join(const char *a, const char *sep, const char *b)
     const char *parts[3] = {a, sep, b};
     size_t o = 0;
     for (int i = 0; i < 3; i++)
-        for (const char *p = parts[i]; *p && o + 1 < sizeof c.s; p++) c.s[o++] = *p;
+        for (const char *p = parts[i]; *p && o + 1 < sizeof c.s; p++)
+            c.s[o++] = *p;
     c.s[o] = '\0';
     return c;
 }
@@ -46,6 +48,30 @@ static lat_set lat_from_hist(const stats_hist *h, double scale)
     };
 }
 
+/* A trend's figures in the user's unit: count, mean, min and max are exact; the percentiles come
+ * from its histogram (values stored *1000 and clamped into 0.001 .. 3,600,000) and are kept
+ * within [min, max], so a trend whose values all lie outside that range still reads right. */
+typedef struct trend_set {
+    double count, mean, min, p50, p90, p95, p99, max;
+} trend_set;
+
+static trend_set trend_from_entry(const stats_entry *e)
+{
+    if (!e->count) return (trend_set){0, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
+    lat_set l = lat_from_hist(e->hist, 1000.0);
+    double p[4] = {l.p50, l.p90, l.p95, l.p99};
+    for (int i = 0; i < 4; i++)
+        p[i] = isnan(p[i]) ? NAN : p[i] < e->min ? e->min : p[i] > e->max ? e->max : p[i];
+    return (trend_set){.count = (double)e->count,
+                       .mean = e->sum / (double)e->count,
+                       .min = e->min,
+                       .p50 = p[0],
+                       .p90 = p[1],
+                       .p95 = p[2],
+                       .p99 = p[3],
+                       .max = e->max};
+}
+
 /* ---- number formatting ------------------------------------------------------------------- */
 
 static cell fmt_count(uint64_t v)
@@ -66,13 +92,20 @@ static cell fmt_count(uint64_t v)
 static cell fmt_ms(double ms)
 {
     cell c;
-    if (isnan(ms)) snprintf(c.s, sizeof c.s, "-");
-    else if (ms < 1.0) snprintf(c.s, sizeof c.s, "%.0f\xc2\xb5s", ms * 1000.0);
-    else if (ms < 10.0) snprintf(c.s, sizeof c.s, "%.2fms", ms);
-    else if (ms < 100.0) snprintf(c.s, sizeof c.s, "%.1fms", ms);
-    else if (ms < 1000.0) snprintf(c.s, sizeof c.s, "%.0fms", ms);
-    else if (ms < 60000.0) snprintf(c.s, sizeof c.s, "%.2fs", ms / 1000.0);
-    else snprintf(c.s, sizeof c.s, "%.1fm", ms / 60000.0);
+    if (isnan(ms))
+        snprintf(c.s, sizeof c.s, "-");
+    else if (ms < 1.0)
+        snprintf(c.s, sizeof c.s, "%.0f\xc2\xb5s", ms * 1000.0);
+    else if (ms < 10.0)
+        snprintf(c.s, sizeof c.s, "%.2fms", ms);
+    else if (ms < 100.0)
+        snprintf(c.s, sizeof c.s, "%.1fms", ms);
+    else if (ms < 1000.0)
+        snprintf(c.s, sizeof c.s, "%.0fms", ms);
+    else if (ms < 60000.0)
+        snprintf(c.s, sizeof c.s, "%.2fs", ms / 1000.0);
+    else
+        snprintf(c.s, sizeof c.s, "%.1fm", ms / 60000.0);
     return c;
 }
 
@@ -82,12 +115,15 @@ static cell fmt_elapsed(double s, int tenths)
     cell c;
     if (isnan(s) || s < 0) s = 0;
     uint64_t t = (uint64_t)(s + 0.5);
-    if (s < 60 && tenths) snprintf(c.s, sizeof c.s, "%.1fs", s);
-    else if (t < 60) snprintf(c.s, sizeof c.s, "%llus", (unsigned long long)t);
-    else if (t < 3600) snprintf(c.s, sizeof c.s, "%llum%02llus", (unsigned long long)(t / 60),
-                                (unsigned long long)(t % 60));
-    else snprintf(c.s, sizeof c.s, "%lluh%02llum%02llus", (unsigned long long)(t / 3600),
-                  (unsigned long long)(t / 60 % 60), (unsigned long long)(t % 60));
+    if (s < 60 && tenths)
+        snprintf(c.s, sizeof c.s, "%.1fs", s);
+    else if (t < 60)
+        snprintf(c.s, sizeof c.s, "%llus", (unsigned long long)t);
+    else if (t < 3600)
+        snprintf(c.s, sizeof c.s, "%llum%02llus", (unsigned long long)(t / 60), (unsigned long long)(t % 60));
+    else
+        snprintf(c.s, sizeof c.s, "%lluh%02llum%02llus", (unsigned long long)(t / 3600),
+                 (unsigned long long)(t / 60 % 60), (unsigned long long)(t % 60));
     return c;
 }
 
@@ -101,7 +137,8 @@ static cell fmt_bytes(double b)
         return c;
     }
     int u = 0;
-    for (b /= 1000; b >= 1000 && u < 4; u++) b /= 1000;
+    for (b /= 1000; b >= 1000 && u < 4; u++)
+        b /= 1000;
     snprintf(c.s, sizeof c.s, b < 100 ? "%.1f %s" : "%.0f %s", b, units[u]);
     return c;
 }
@@ -110,9 +147,12 @@ static cell fmt_bytes(double b)
 static cell fmt_rate(double r)
 {
     cell c;
-    if (isnan(r)) snprintf(c.s, sizeof c.s, "-");
-    else if (r >= 100) c = fmt_count((uint64_t)(r + 0.5));
-    else snprintf(c.s, sizeof c.s, "%.1f", r);
+    if (isnan(r))
+        snprintf(c.s, sizeof c.s, "-");
+    else if (r >= 100)
+        c = fmt_count((uint64_t)(r + 0.5));
+    else
+        snprintf(c.s, sizeof c.s, "%.1f", r);
     return c;
 }
 
@@ -128,8 +168,9 @@ static cell fmt_errors(uint64_t errors, uint64_t count)
 {
     cell c = fmt_count(errors);
     size_t o = strlen(c.s);
-    if (errors) snprintf(c.s + o, sizeof c.s - o, " (%.2f%%)",
-                         count ? 100.0 * (double)errors / (double)count : 100.0);
+    if (errors)
+        snprintf(c.s + o, sizeof c.s - o, " (%.2f%%)",
+                 count ? 100.0 * (double)errors / (double)count : 100.0);
     return c;
 }
 
@@ -137,10 +178,14 @@ static cell fmt_errors(uint64_t errors, uint64_t count)
 static cell fmt_value(double v)
 {
     cell c;
-    if (isnan(v)) snprintf(c.s, sizeof c.s, "-");
-    else if (v >= 0 && v < 1e15 && v == floor(v)) c = fmt_count((uint64_t)v);
-    else if (fabs(v) >= 1e6) snprintf(c.s, sizeof c.s, "%.4g", v);
-    else snprintf(c.s, sizeof c.s, "%.2f", v);
+    if (isnan(v))
+        snprintf(c.s, sizeof c.s, "-");
+    else if (fabs(v) < 1e15 && v == floor(v)) {
+        c = cell_join(v < 0 ? "-" : "", "", fmt_count((uint64_t)fabs(v)).s);
+    } else if (fabs(v) >= 1e6)
+        snprintf(c.s, sizeof c.s, "%.4g", v);
+    else
+        snprintf(c.s, sizeof c.s, "%.2f", v);
     return c;
 }
 
@@ -166,7 +211,8 @@ static int utf8_len(const unsigned char *p)
 static size_t text_width(const char *s)
 {
     size_t w = 0;
-    for (; *s; s++) w += ((unsigned char)*s & 0xc0) != 0x80;
+    for (; *s; s++)
+        w += ((unsigned char)*s & 0xc0) != 0x80;
     return w;
 }
 
@@ -180,8 +226,10 @@ static void name_fit(const char *name, size_t width, char *buf, size_t len)
     while (*p && o + 5 < sizeof clean && ncp < 1024) {
         int n = utf8_len(p);
         cp[ncp++] = o;
-        if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f))) clean[o++] = '?', p += n ? n : 1;
-        else memcpy(clean + o, p, (size_t)n), o += (size_t)n, p += n;
+        if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f)))
+            clean[o++] = '?', p += n ? n : 1;
+        else
+            memcpy(clean + o, p, (size_t)n), o += (size_t)n, p += n;
     }
     clean[o] = '\0';
     if (ncp <= width || width < 5) {
@@ -197,10 +245,12 @@ static void put_cell(FILE *f, const char *s, size_t width, int right)
 {
     size_t w = text_width(s);
     if (right)
-        for (; w < width; w++) fputc(' ', f);
+        for (; w < width; w++)
+            fputc(' ', f);
     fputs(s, f);
     if (!right)
-        for (; w < width; w++) fputc(' ', f);
+        for (; w < width; w++)
+            fputc(' ', f);
 }
 
 static size_t term_width(FILE *f)
@@ -208,8 +258,10 @@ static size_t term_width(FILE *f)
     struct winsize ws;
     const char *env = getenv("COLUMNS");
     size_t w = 120;
-    if (isatty(fileno(f)) && ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) w = ws.ws_col;
-    else if (env && atoi(env) > 0) w = (size_t)atoi(env);
+    if (isatty(fileno(f)) && ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        w = ws.ws_col;
+    else if (env && atoi(env) > 0)
+        w = (size_t)atoi(env);
     return w < 60 ? 60 : w > 400 ? 400 : w;
 }
 
@@ -244,8 +296,11 @@ static double per_second(double v, double duration_s) { return duration_s > 0 ? 
  * rows (CSV, dashboards) never meet a NaN. */
 report_row report_row_make(const stats *iv, double t, double interval_s)
 {
-    report_row r = {.t = t, .vus = iv->vus, .requests = iv->requests,
-                    .errors = iv->request_errors, .bytes_in = iv->bytes_in};
+    report_row r = {.t = t,
+                    .vus = iv->vus,
+                    .requests = iv->requests,
+                    .errors = iv->request_errors,
+                    .bytes_in = iv->bytes_in};
     r.rps = interval_s > 0 ? (double)iv->requests / interval_s : 0;
     if (iv->all && stats_hist_count(iv->all) > 0) {
         r.p50 = (double)stats_hist_percentile(iv->all, 50) / 1000.0;
@@ -255,15 +310,44 @@ report_row report_row_make(const stats *iv, double t, double interval_s)
     return r;
 }
 
+/* "12s/30s", "30s/30s +2s stopping" once the planned duration is over (the graceful stop), or
+ * "12s" for a run without a planned duration. */
+static cell progress_clock(double t, double duration_s)
+{
+    cell c;
+    if (duration_s <= 0) return fmt_elapsed(t, 0);
+    if (t >= duration_s + 0.5) {
+        cell d = fmt_elapsed(duration_s, 0);
+        c = cell_join(d.s, "/", d.s);
+        return cell_join(c.s, " +", cell_join(fmt_elapsed(t - duration_s, 0).s, " ", "stopping").s);
+    }
+    return cell_join(fmt_elapsed(t, 0).s, "/", fmt_elapsed(duration_s, 0).s);
+}
+
+/* Fields are padded by display width (µs is one column, two bytes), so lines printed one per
+ * second keep their columns. */
 void report_progress(FILE *f, const report_row *row, double duration_s, int tty)
 {
     int none = row->requests == 0;
-    fprintf(f, "%s  %s%s%s  vus %lld  rps %s  p50 %s  p95 %s  p99 %s  err %s (%s)%s",
-            tty ? "\r\033[K" : "", fmt_elapsed(row->t, 0).s, duration_s > 0 ? "/" : "",
-            duration_s > 0 ? fmt_elapsed(duration_s, 0).s : "", (long long)row->vus,
-            fmt_rate(row->rps).s, fmt_ms(none ? NAN : row->p50).s, fmt_ms(none ? NAN : row->p95).s,
-            fmt_ms(none ? NAN : row->p99).s, fmt_count(row->errors).s,
-            fmt_pct(row->errors, row->requests).s, tty ? "" : "\n");
+    char vus[24];
+    snprintf(vus, sizeof vus, "%lld", (long long)row->vus);
+    const struct {
+        const char *label;
+        cell v;
+        size_t width;
+    } fields[] = {
+        {"vus", cell_join(vus, "", ""), 4},        {"rps", fmt_rate(row->rps), 6},
+        {"p50", fmt_ms(none ? NAN : row->p50), 6}, {"p95", fmt_ms(none ? NAN : row->p95), 6},
+        {"p99", fmt_ms(none ? NAN : row->p99), 6},
+    };
+    fputs(tty ? "\r\033[K  " : "  ", f);
+    put_cell(f, progress_clock(row->t, duration_s).s, 7, 0);
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        fprintf(f, "  %s ", fields[i].label);
+        put_cell(f, fields[i].v.s, fields[i].width, 1);
+    }
+    fprintf(f, "  err %s (%s)%s", fmt_count(row->errors).s, fmt_pct(row->errors, row->requests).s,
+            tty ? "" : "\n");
     fflush(f);
 }
 
@@ -277,7 +361,7 @@ static const struct column {
     size_t width;
     int optional;
 } columns[NCOLS] = {
-    {"count", 9, 0}, {"req/s", 7, 0}, {"mean", 7, 1}, {"p50", 7, 0}, {"p90", 7, 1},
+    {"count", 9, 0}, {"req/s", 7, 0}, {"mean", 7, 1}, {"p50", 7, 0},     {"p90", 7, 1},
     {"p95", 7, 0},   {"p99", 7, 0},   {"max", 7, 1},  {"errors", 13, 0},
 };
 #define NAME_MIN_W 20 /* drop optional columns before the name gets narrower than this */
@@ -301,8 +385,8 @@ static void summary_items(FILE *f, const char *label, const cell *items, size_t 
 }
 
 /* "  LABEL       200: 1,234   404: 2" */
-static void summary_pairs(FILE *f, const char *label, const char **keys, const uint64_t *vals,
-                          size_t n, size_t width)
+static void summary_pairs(FILE *f, const char *label, const char **keys, const uint64_t *vals, size_t n,
+                          size_t width)
 {
     cell items[600];
     for (size_t i = 0; i < n && i < 600; i++)
@@ -331,21 +415,26 @@ static void summary_header(FILE *f, const report *r, size_t width)
     const char *names[6] = {"mean", "p50", "p90", "p95", "p99", "max"};
     double vals[6] = {l.mean, l.p50, l.p90, l.p95, l.p99, l.max};
     cell items[6];
-    for (int i = 0; i < 6; i++) items[i] = cell_join(names[i], " ", fmt_ms(vals[i]).s);
+    for (int i = 0; i < 6; i++)
+        items[i] = cell_join(names[i], " ", fmt_ms(vals[i]).s);
     summary_items(f, "latency", items, 6, width, "  ");
 }
 
 /* One row of the request/transaction table, only the columns in `shown`. */
-static void table_row(FILE *f, const char *name, size_t nw, const int *shown, uint64_t count,
-                      uint64_t errors, const stats_hist *h, double duration_s)
+static void table_row(FILE *f, const char *name, size_t nw, const int *shown, uint64_t count, uint64_t errors,
+                      const stats_hist *h, double duration_s)
 {
     char nb[512];
     lat_set l = lat_from_hist(h, 1000.0);
     cell v[NCOLS] = {
-        [COL_COUNT] = fmt_count(count), [COL_RATE] = fmt_rate(per_second((double)count, duration_s)),
-        [COL_MEAN] = fmt_ms(l.mean),    [COL_P50] = fmt_ms(l.p50),
-        [COL_P90] = fmt_ms(l.p90),      [COL_P95] = fmt_ms(l.p95),
-        [COL_P99] = fmt_ms(l.p99),      [COL_MAX] = fmt_ms(l.max),
+        [COL_COUNT] = fmt_count(count),
+        [COL_RATE] = fmt_rate(per_second((double)count, duration_s)),
+        [COL_MEAN] = fmt_ms(l.mean),
+        [COL_P50] = fmt_ms(l.p50),
+        [COL_P90] = fmt_ms(l.p90),
+        [COL_P95] = fmt_ms(l.p95),
+        [COL_P99] = fmt_ms(l.p99),
+        [COL_MAX] = fmt_ms(l.max),
         [COL_ERRORS] = fmt_errors(errors, count),
     };
     name_fit(name, nw, nb, sizeof nb);
@@ -365,7 +454,8 @@ static size_t columns_fit(size_t width, int *shown)
 {
     static const int drop_order[] = {COL_MEAN, COL_P90, COL_MAX};
     size_t fixed = 2;
-    for (int i = 0; i < NCOLS; i++) shown[i] = 1, fixed += 2 + columns[i].width;
+    for (int i = 0; i < NCOLS; i++)
+        shown[i] = 1, fixed += 2 + columns[i].width;
     for (size_t k = 0; k < 3 && fixed + NAME_MIN_W > width; k++) {
         shown[drop_order[k]] = 0;
         fixed -= 2 + columns[drop_order[k]].width;
@@ -400,6 +490,33 @@ static void summary_table(FILE *f, const report *r, int kind, size_t width)
     free(v);
 }
 
+/* "  errors      tls: 2       (certificate verify failed (https://x/))": one line per kind with
+ * the first message seen of that kind, cut to the terminal's width. */
+static void summary_errors(FILE *f, const stats *s, size_t width)
+{
+    cell kinds[ERR_KINDS];
+    size_t kw = 0;
+    for (int k = 1; k < ERR_KINDS; k++) {
+        kinds[k] = cell_join(stats_err_name(k), ": ", fmt_count(s->errors_by_kind[k]).s);
+        if (s->errors_by_kind[k] && text_width(kinds[k].s) > kw) kw = text_width(kinds[k].s);
+    }
+    int first = 1;
+    for (int k = 1; k < ERR_KINDS; k++) {
+        if (!s->errors_by_kind[k]) continue;
+        fprintf(f, "  %-10s  ", first ? "errors" : "");
+        first = 0;
+        if (!s->err_sample[k]) {
+            fprintf(f, "%s\n", kinds[k].s);
+            continue;
+        }
+        char sb[512];
+        size_t room = width > 14 + kw + 4 + 20 ? width - 14 - kw - 4 : 20;
+        name_fit(s->err_sample[k], room, sb, sizeof sb);
+        put_cell(f, kinds[k].s, kw, 0);
+        fprintf(f, "  (%s)\n", sb);
+    }
+}
+
 static void summary_status_errors(FILE *f, const stats *s, size_t width)
 {
     const char *keys[600];
@@ -414,10 +531,7 @@ static void summary_status_errors(FILE *f, const stats *s, size_t width)
     if (s->status[0]) keys[n] = "none", vals[n++] = s->status[0];
     if (n) fputc('\n', f);
     summary_pairs(f, "status", keys, vals, n, width);
-    n = 0;
-    for (int k = 1; k < ERR_KINDS; k++)
-        if (s->errors_by_kind[k]) keys[n] = stats_err_name(k), vals[n++] = s->errors_by_kind[k];
-    summary_pairs(f, "errors", keys, vals, n, width);
+    summary_errors(f, s, width);
 }
 
 static void summary_checks(FILE *f, const report *r, size_t width)
@@ -426,8 +540,9 @@ static void summary_checks(FILE *f, const report *r, size_t width)
     const stats_entry **v = entries_sorted(r->total, STATS_CHECK, &n);
     const stats *s = r->total;
     if (!n && !s->checks_passed && !s->checks_failed) return;
-    fprintf(f, "\n  checks      %s (%s/%s)\n", fmt_pct(s->checks_passed, s->checks_passed + s->checks_failed).s,
-            fmt_count(s->checks_passed).s, fmt_count(s->checks_passed + s->checks_failed).s);
+    fprintf(f, "\n  checks      %s (%s/%s)\n",
+            fmt_pct(s->checks_passed, s->checks_passed + s->checks_failed).s, fmt_count(s->checks_passed).s,
+            fmt_count(s->checks_passed + s->checks_failed).s);
     size_t nw = 8;
     for (size_t i = 0; i < n; i++)
         if (text_width(v[i]->name) > nw) nw = text_width(v[i]->name);
@@ -444,13 +559,35 @@ static void summary_checks(FILE *f, const report *r, size_t width)
     free(v);
 }
 
+/* Items after a name already printed up to column `col`, two spaces apart, wrapping at `width`
+ * to continue under the first item. */
+static void put_items(FILE *f, const cell *items, size_t n, size_t col, size_t width)
+{
+    size_t at = col;
+    for (size_t i = 0; i < n; i++) {
+        size_t w = text_width(items[i].s);
+        if (i > 0 && at + 2 + w > width) {
+            fprintf(f, "\n%*s", (int)col, "");
+            at = col;
+        } else if (i > 0) {
+            fputs("  ", f);
+            at += 2;
+        }
+        fputs(items[i].s, f);
+        at += w;
+    }
+    fputc('\n', f);
+}
+
 static void summary_custom(FILE *f, const report *r, size_t width)
 {
     size_t nc, nt, nw = 8;
     const stats_entry **c = entries_sorted(r->total, STATS_COUNTER, &nc);
     const stats_entry **t = entries_sorted(r->total, STATS_TREND, &nt);
-    for (size_t i = 0; i < nc; i++) nw = text_width(c[i]->name) > nw ? text_width(c[i]->name) : nw;
-    for (size_t i = 0; i < nt; i++) nw = text_width(t[i]->name) > nw ? text_width(t[i]->name) : nw;
+    for (size_t i = 0; i < nc; i++)
+        nw = text_width(c[i]->name) > nw ? text_width(c[i]->name) : nw;
+    for (size_t i = 0; i < nt; i++)
+        nw = text_width(t[i]->name) > nw ? text_width(t[i]->name) : nw;
     if (nw > width / 3) nw = width / 3;
     if (nc || nt) fputs("\n  custom\n", f);
     for (size_t i = 0; i < nc; i++) {
@@ -463,13 +600,16 @@ static void summary_custom(FILE *f, const report *r, size_t width)
     }
     for (size_t i = 0; i < nt; i++) {
         char nb[512];
-        lat_set l = lat_from_hist(t[i]->hist, 1000.0); /* trends are stored *1000 */
+        trend_set l = trend_from_entry(t[i]);
         name_fit(t[i]->name, nw, nb, sizeof nb);
         fputs("    trend    ", f);
         put_cell(f, nb, nw, 0);
-        fprintf(f, "  count %s  mean %s  p50 %s  p95 %s  max %s\n",
-                fmt_count(t[i]->hist ? stats_hist_count(t[i]->hist) : 0).s, fmt_value(l.mean).s,
-                fmt_value(l.p50).s, fmt_value(l.p95).s, fmt_value(l.max).s);
+        fputs("  ", f);
+        cell items[] = {
+            cell_join("count", " ", fmt_count(t[i]->count).s), cell_join("mean", " ", fmt_value(l.mean).s),
+            cell_join("min", " ", fmt_value(l.min).s),         cell_join("p50", " ", fmt_value(l.p50).s),
+            cell_join("p95", " ", fmt_value(l.p95).s),         cell_join("max", " ", fmt_value(l.max).s)};
+        put_items(f, items, sizeof items / sizeof items[0], 13 + nw + 2, width);
     }
     free(c);
     free(t);
@@ -490,7 +630,7 @@ static void summary_thresholds(FILE *f, const thresholds *th, size_t width)
         char kb[512], eb[128], ob[64];
         name_fit(th->items[i].key, kw, kb, sizeof kb);
         name_fit(th->items[i].expr, ew, eb, sizeof eb);
-        fprintf(f, "    %-4s  ", th->items[i].ok ? "ok" : "FAIL");
+        fprintf(f, "    %-4s  ", th->items[i].nodata ? "none" : th->items[i].ok ? "ok" : "FAIL");
         put_cell(f, kb, kw, 0);
         fputs("  ", f);
         put_cell(f, eb, ew, 0);
@@ -526,12 +666,18 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
     while (*p) {
         int n = utf8_len(p);
-        if (n == 0) fputs("\\ufffd", f), p++;
-        else if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p++);
-        else if (*p == '\n') fputs("\\n", f), p++;
-        else if (*p == '\t') fputs("\\t", f), p++;
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p++);
-        else fwrite(p, 1, (size_t)n, f), p += n;
+        if (n == 0)
+            fputs("\\ufffd", f), p++;
+        else if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p++);
+        else if (*p == '\n')
+            fputs("\\n", f), p++;
+        else if (*p == '\t')
+            fputs("\\t", f), p++;
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p++);
+        else
+            fwrite(p, 1, (size_t)n, f), p += n;
     }
     fputc('"', f);
 }
@@ -645,12 +791,13 @@ static void json_custom(FILE *f, const report *r)
     }
     for (size_t i = 0; i < nt; i++) {
         const char *in = ",";
-        lat_set l = lat_from_hist(t[i]->hist, 1000.0); /* trends are stored *1000 */
+        trend_set l = trend_from_entry(t[i]);
         jkey(f, &sep, t[i]->name);
         fputs("{\"type\":\"trend\"", f);
-        juint(f, &in, "count", t[i]->hist ? stats_hist_count(t[i]->hist) : 0);
-        jnum(f, &in, "mean", l.mean), jnum(f, &in, "p50", l.p50), jnum(f, &in, "p90", l.p90);
-        jnum(f, &in, "p95", l.p95), jnum(f, &in, "p99", l.p99), jnum(f, &in, "max", l.max);
+        juint(f, &in, "count", t[i]->count);
+        jnum(f, &in, "mean", l.mean), jnum(f, &in, "min", l.min), jnum(f, &in, "p50", l.p50);
+        jnum(f, &in, "p90", l.p90), jnum(f, &in, "p95", l.p95), jnum(f, &in, "p99", l.p99);
+        jnum(f, &in, "max", l.max);
         fputc('}', f);
     }
     fputc('}', f);
@@ -671,6 +818,11 @@ static void json_status_errors(FILE *f, const stats *s)
     sep = "";
     for (int k = 1; k < ERR_KINDS; k++)
         if (s->errors_by_kind[k]) juint(f, &sep, stats_err_name(k), s->errors_by_kind[k]);
+    fputs("},\n  \"errors_sample\":{", f);
+    sep = "";
+    for (int k = 1; k < ERR_KINDS; k++)
+        if (s->errors_by_kind[k] && s->err_sample[k])
+            jkey(f, &sep, stats_err_name(k)), json_str(f, s->err_sample[k]);
     fputc('}', f);
 }
 
@@ -686,6 +838,7 @@ static void json_thresholds_series(FILE *f, const report *r)
         jkey(f, &in, "expr"), json_str(f, th->expr);
         jkey(f, &in, "ok"), fputs(th->ok ? "true" : "false", f);
         jnum(f, &in, "observed", th->observed);
+        if (th->nodata) jkey(f, &in, "no_data"), fputs("true", f);
         fputc('}', f);
         sep = ",";
     }
@@ -723,8 +876,9 @@ static void json_write(FILE *f, const report *r)
     fputs(",\n  \"custom\":", f);
     json_custom(f, r);
     json_status_errors(f, r->total);
-    fprintf(f, ",\n  \"workers\":%d,\n  \"workers_lost\":%d,\n  \"threads\":%d,\n  \"duration_s\":",
-            r->workers, r->workers_lost, r->threads);
+    fprintf(f,
+            ",\n  \"workers\":%d,\n  \"workers_lost\":%d,\n  \"threads\":%d,\n  \"duration_s\":", r->workers,
+            r->workers_lost, r->threads);
     json_num(f, r->duration_s);
     fprintf(f, ",\n  \"interrupted\":%s", r->interrupted ? "true" : "false");
     json_thresholds_series(f, r);
@@ -757,6 +911,38 @@ static int has_ext(const char *path, const char *ext)
     return n > e && strcasecmp(path + n - e, ext) == 0;
 }
 
+int report_out_check(const char *path, char *err, size_t errlen)
+{
+    if (!has_ext(path, ".json") && !has_ext(path, ".csv")) {
+        snprintf(err, errlen, "--out %s: unknown file type (use .json for the summary, .csv for the series)",
+                 path);
+        return -1;
+    }
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "--out %s: no directory %s", path, dir);
+        return -1;
+    }
+    if (access(dir, W_OK) != 0) {
+        snprintf(err, errlen, "--out %s: directory %s is not writable", path, dir);
+        return -1;
+    }
+    if (stat(path, &st) == 0 && (S_ISDIR(st.st_mode) || access(path, W_OK) != 0)) {
+        snprintf(err, errlen, "--out %s: %s", path,
+                 S_ISDIR(st.st_mode) ? "is a directory" : "is not writable");
+        return -1;
+    }
+    return 0;
+}
+
 int report_write(const char *path, const report *r)
 {
     int json = has_ext(path, ".json"), csv = has_ext(path, ".csv");
@@ -766,8 +952,10 @@ int report_write(const char *path, const report *r)
     }
     FILE *f = fopen(path, "w");
     if (!f) return -1;
-    if (json) json_write(f, r);
-    else csv_write(f, r);
+    if (json)
+        json_write(f, r);
+    else
+        csv_write(f, r);
     int bad = ferror(f), saved = errno;
     if (fclose(f) != 0 || bad) {
         if (bad) errno = saved ? saved : EIO;

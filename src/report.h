@@ -8,24 +8,24 @@
 #include "thresholds.h"
 
 typedef struct report_row { /* one second of the run */
-    double t;                 /* seconds since start, at the end of the second */
+    double t;               /* seconds since start, at the end of the second */
     int64_t vus;
     double rps;
     uint64_t requests, errors;
-    double p50, p95, p99;     /* ms */
+    double p50, p95, p99; /* ms */
     uint64_t bytes_in;
 } report_row;
 
 typedef struct report {
-    const char *scenario;     /* name */
-    const stats *total;       /* everything since the start */
-    const report_row *rows;   /* one per second */
+    const char *scenario;   /* name */
+    const stats *total;     /* everything since the start */
+    const report_row *rows; /* one per second */
     size_t nrows;
     int workers, workers_lost;
     int threads;
     double duration_s;
     const thresholds *thresholds; /* may be NULL */
-    int interrupted;          /* stopped by Ctrl-C / SIGTERM / an abort threshold */
+    int interrupted;              /* stopped by Ctrl-C / SIGTERM / an abort threshold */
 } report;
 
 /* Build the row for one interval (`iv` = what arrived during that second). */
@@ -36,6 +36,9 @@ void report_progress(FILE *f, const report_row *row, double duration_s, int tty)
 /* The end-of-run summary (per request name: count, req/s, mean, p50, p90, p95, p99, max, errors;
  * transactions; status codes; error kinds; checks; custom metrics; thresholds). */
 void report_summary(FILE *f, const report *r);
+/* Before a run: can `path` be written as an output file (a known extension, an existing writable
+ * directory, not a directory or a read-only file itself)? 0, or -1 with a one-line reason. */
+int report_out_check(const char *path, char *err, size_t errlen);
 /* Write by extension: ".json" -> summary.json layout, ".csv" -> series. Returns 0 or -1 with errno. */
 int report_write(const char *path, const report *r);
 

@@ -56,14 +56,11 @@ static void *xcalloc(size_t n, size_t size)
 }
 
 static const char *const err_names[ERR_KINDS] = {
-    "none",     "dns",    "connect", "tls",    "timeout",   "reset", "protocol",
-    "too_large", "fd_limit", "proxy", "status", "script", "cancelled", "url",
+    "none",      "dns",      "connect", "tls",    "timeout", "reset",     "protocol",
+    "too_large", "fd_limit", "proxy",   "status", "script",  "cancelled", "url",
 };
 
-const char *stats_err_name(int kind)
-{
-    return kind >= 0 && kind < ERR_KINDS ? err_names[kind] : "unknown";
-}
+const char *stats_err_name(int kind) { return kind >= 0 && kind < ERR_KINDS ? err_names[kind] : "unknown"; }
 
 /* ---- histogram ---- */
 
@@ -106,7 +103,8 @@ static void hist_widen(stats_hist *h, unsigned c)
 {
     uint32_t *narrow = h->chunk[c];
     uint64_t *wide = xcalloc(HIST_CHUNK_LEN, sizeof *wide);
-    for (unsigned i = 0; i < HIST_CHUNK_LEN; i++) wide[i] = narrow[i];
+    for (unsigned i = 0; i < HIST_CHUNK_LEN; i++)
+        wide[i] = narrow[i];
     free(narrow);
     h->chunk[c] = wide;
     h->wide |= 1u << c;
@@ -138,7 +136,8 @@ stats_hist *stats_hist_new(void)
 void stats_hist_free(stats_hist *h)
 {
     if (!h) return;
-    for (unsigned c = 0; c < HIST_CHUNKS; c++) free(h->chunk[c]);
+    for (unsigned c = 0; c < HIST_CHUNKS; c++)
+        free(h->chunk[c]);
     free(h);
 }
 
@@ -230,14 +229,16 @@ static size_t name_len(const char *name)
     size_t n = strnlen(name, STATS_NAME_MAX + 1);
     if (n <= STATS_NAME_MAX) return n;
     n = STATS_NAME_MAX;
-    while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80) n--;
+    while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
+        n--;
     return n;
 }
 
 static uint32_t name_hash(const char *name, size_t len, int kind)
 {
     uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)name[i]) * 16777619u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)name[i]) * 16777619u;
     h = (h ^ (uint32_t)kind) * 16777619u;
     return h ^ (h >> 15);
 }
@@ -257,7 +258,8 @@ static int index_find(const stats *s, const char *name, size_t len, int kind, ui
 static void index_put(name_index *x, uint32_t hash, int id)
 {
     size_t i = hash & (x->cap - 1);
-    while (x->slots[i].id >= 0) i = (i + 1) & (x->cap - 1);
+    while (x->slots[i].id >= 0)
+        i = (i + 1) & (x->cap - 1);
     x->slots[i] = (name_slot){.hash = hash, .id = id};
 }
 
@@ -265,7 +267,8 @@ static void index_alloc(name_index *x, size_t cap)
 {
     x->slots = xcalloc(cap, sizeof *x->slots);
     x->cap = cap;
-    for (size_t i = 0; i < cap; i++) x->slots[i].id = -1;
+    for (size_t i = 0; i < cap; i++)
+        x->slots[i].id = -1;
 }
 
 static void index_grow(name_index *x)
@@ -349,9 +352,18 @@ stats *stats_new(void)
     return s;
 }
 
+static void samples_clear(stats *s)
+{
+    for (int k = 0; k < ERR_KINDS; k++) {
+        free(s->err_sample[k]);
+        s->err_sample[k] = NULL;
+    }
+}
+
 void stats_free(stats *s)
 {
     if (!s) return;
+    samples_clear(s);
     for (size_t i = 0; i < s->nentries; i++) {
         free(s->entries[i].name);
         stats_hist_free(s->entries[i].hist);
@@ -379,11 +391,12 @@ void stats_reset(stats *s)
     for (size_t i = 0; i < s->nentries; i++) {
         stats_entry *e = &s->entries[i];
         e->count = e->errors = 0;
-        e->sum = 0;
+        e->sum = e->min = e->max = 0;
         if (e->hist) stats_hist_reset(e->hist);
     }
     stats_hist_reset(s->all);
     globals_zero(s);
+    samples_clear(s);
 }
 
 static inline stats_entry *entry_at(stats *s, int id)
@@ -440,14 +453,23 @@ void stats_counter_add(stats *s, int id, double v)
     e->count++;
 }
 
+/* min and max of a trend entry that already holds `before` values, widened by [lo, hi]. */
+static void trend_widen(stats_entry *e, uint64_t before, double lo, double hi)
+{
+    if (before == 0 || lo < e->min) e->min = lo;
+    if (before == 0 || hi > e->max) e->max = hi;
+}
+
 void stats_trend_add(stats *s, int id, double v)
 {
     stats_entry *e = entry_at(s, id);
-    if (!e) return;
+    if (!e || !isfinite(v)) return;
+    trend_widen(e, e->count, v, v);
     e->count++;
+    e->sum += v;
     if (!e->hist) return;
     double us = v * 1000.0;
-    if (!(us >= (double)STATS_HIST_MIN_US)) us = (double)STATS_HIST_MIN_US; /* also NaN */
+    if (!(us >= (double)STATS_HIST_MIN_US)) us = (double)STATS_HIST_MIN_US;
     if (us > (double)STATS_HIST_MAX_US) us = (double)STATS_HIST_MAX_US;
     stats_hist_record(e->hist, (uint64_t)(us + 0.5));
 }
@@ -457,12 +479,36 @@ void stats_error(stats *s, int err)
     if (err > 0 && err < ERR_KINDS) s->errors_by_kind[err]++;
 }
 
+/* A copy of the first line of `msg` (at most STATS_SAMPLE_MAX bytes, cut at a UTF-8 boundary). */
+static char *sample_dup(const char *msg, size_t len)
+{
+    size_t n = 0;
+    while (n < len && msg[n] && msg[n] != '\n' && msg[n] != '\r')
+        n++;
+    if (n > STATS_SAMPLE_MAX) {
+        n = STATS_SAMPLE_MAX;
+        while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80)
+            n--;
+    }
+    char *c = xcalloc(1, n + 1);
+    memcpy(c, msg, n);
+    return c;
+}
+
+void stats_error_sample(stats *s, int err, const char *msg)
+{
+    if (err <= 0 || err >= ERR_KINDS || s->err_sample[err] || !msg || !*msg) return;
+    s->err_sample[err] = sample_dup(msg, strlen(msg));
+}
+
 /* ---- merging ---- */
 
 static void globals_merge(stats *dst, const stats *src)
 {
-    for (size_t i = 0; i < 600; i++) dst->status[i] += src->status[i];
-    for (size_t i = 0; i < ERR_KINDS; i++) dst->errors_by_kind[i] += src->errors_by_kind[i];
+    for (size_t i = 0; i < 600; i++)
+        dst->status[i] += src->status[i];
+    for (size_t i = 0; i < ERR_KINDS; i++)
+        dst->errors_by_kind[i] += src->errors_by_kind[i];
     dst->requests += src->requests;
     dst->request_errors += src->request_errors;
     dst->bytes_in += src->bytes_in;
@@ -491,6 +537,7 @@ void stats_merge(stats *dst, const stats *src)
         const stats_entry *se = &src->entries[i];
         int id = stats_name_id(dst, se->name, se->kind); /* may move dst->entries */
         stats_entry *de = &dst->entries[id];
+        if (se->kind == STATS_TREND && se->count) trend_widen(de, de->count, se->min, se->max);
         de->count += se->count;
         de->errors += se->errors;
         de->sum += se->sum;
@@ -498,24 +545,29 @@ void stats_merge(stats *dst, const stats *src)
     }
     stats_hist_merge(dst->all, src->all);
     globals_merge(dst, src);
+    for (int k = 0; k < ERR_KINDS; k++)
+        if (src->err_sample[k]) stats_error_sample(dst, k, src->err_sample[k]);
 }
 
 /* ---- encoding ----
  * Version 1 is one msgpack array:
- *   [1, GLOBALS, [errors_by_kind x ERR_KINDS], [status, n, status, n, ...], HIST(all), [ENTRY, ...]]
+ *   [1, GLOBALS, [errors_by_kind x ERR_KINDS], [status, n, status, n, ...], HIST(all), [ENTRY, ...]
+ *    (, [kind, message, kind, message, ...] when error samples are kept)]
  *   GLOBALS = [t_start_us, t_end_us, requests, request_errors, bytes_in, bytes_out, iterations,
  *              dropped, checks_passed, checks_failed, vus, vus_max]
  *   HIST  = [count, min, max, sum, [gap, n, gap, n, ...]]  non-empty slots only, in order;
  *           slot = previous slot + 1 + gap (the first: gap), slot = chunk * 1024 + index
- *   ENTRY = [name, kind, count, errors, sum (float), HIST or nil]
- * Entries that hold nothing in this interval do not travel. */
+ *   ENTRY = [name, kind, count, errors, sum (float), HIST or nil (, min, max: a trend's floats)]
+ * Entries that hold nothing in this interval do not travel. The optional parts are added
+ * without a new version: a snapshot without them decodes as before. */
 
 static int pack_hist(msgpack_packer *pk, const stats_hist *h)
 {
     size_t nslots = 0;
     for (unsigned c = 0; c < HIST_CHUNKS; c++)
         if (h->chunk_count[c])
-            for (unsigned i = 0; i < HIST_CHUNK_LEN; i++) nslots += hist_get(h, c, i) != 0;
+            for (unsigned i = 0; i < HIST_CHUNK_LEN; i++)
+                nslots += hist_get(h, c, i) != 0;
     int r = msgpack_pack_array(pk, 5);
     r |= msgpack_pack_uint64(pk, h->count);
     r |= msgpack_pack_uint64(pk, stats_hist_min(h));
@@ -545,19 +597,36 @@ static int entry_empty(const stats_entry *e)
 static int pack_entries(msgpack_packer *pk, const stats *s)
 {
     size_t n = 0;
-    for (size_t i = 0; i < s->nentries; i++) n += !entry_empty(&s->entries[i]);
+    for (size_t i = 0; i < s->nentries; i++)
+        n += !entry_empty(&s->entries[i]);
     int r = msgpack_pack_array(pk, n);
     for (size_t i = 0; i < s->nentries && !r; i++) {
         const stats_entry *e = &s->entries[i];
         if (entry_empty(e)) continue;
         size_t len = strlen(e->name);
-        r |= msgpack_pack_array(pk, 6);
+        int minmax = e->kind == STATS_TREND && e->count;
+        r |= msgpack_pack_array(pk, minmax ? 8 : 6);
         r |= msgpack_pack_str_with_body(pk, e->name, len);
         r |= msgpack_pack_int(pk, e->kind);
         r |= msgpack_pack_uint64(pk, e->count);
         r |= msgpack_pack_uint64(pk, e->errors);
         r |= msgpack_pack_double(pk, e->sum);
         r |= e->hist ? pack_hist(pk, e->hist) : msgpack_pack_nil(pk);
+        if (minmax) r |= msgpack_pack_double(pk, e->min) | msgpack_pack_double(pk, e->max);
+    }
+    return r;
+}
+
+static int pack_samples(msgpack_packer *pk, const stats *s)
+{
+    size_t n = 0;
+    for (int k = 0; k < ERR_KINDS; k++)
+        n += s->err_sample[k] != NULL;
+    int r = msgpack_pack_array(pk, n * 2);
+    for (int k = 0; k < ERR_KINDS; k++) {
+        if (!s->err_sample[k]) continue;
+        r |= msgpack_pack_int(pk, k);
+        r |= msgpack_pack_str_with_body(pk, s->err_sample[k], strlen(s->err_sample[k]));
     }
     return r;
 }
@@ -565,16 +634,18 @@ static int pack_entries(msgpack_packer *pk, const stats *s)
 static int pack_globals(msgpack_packer *pk, const stats *s)
 {
     int r = msgpack_pack_array(pk, STATS_NGLOBALS);
-    const uint64_t u[] = {s->t_start_us, s->t_end_us, s->requests,      s->request_errors,
-                          s->bytes_in,   s->bytes_out, s->iterations,   s->dropped,
-                          s->checks_passed, s->checks_failed};
-    for (size_t i = 0; i < sizeof u / sizeof *u; i++) r |= msgpack_pack_uint64(pk, u[i]);
+    const uint64_t u[] = {s->t_start_us, s->t_end_us,   s->requests, s->request_errors, s->bytes_in,
+                          s->bytes_out,  s->iterations, s->dropped,  s->checks_passed,  s->checks_failed};
+    for (size_t i = 0; i < sizeof u / sizeof *u; i++)
+        r |= msgpack_pack_uint64(pk, u[i]);
     r |= msgpack_pack_int64(pk, s->vus);
     r |= msgpack_pack_int64(pk, s->vus_max);
     r |= msgpack_pack_array(pk, ERR_KINDS);
-    for (size_t i = 0; i < ERR_KINDS; i++) r |= msgpack_pack_uint64(pk, s->errors_by_kind[i]);
+    for (size_t i = 0; i < ERR_KINDS; i++)
+        r |= msgpack_pack_uint64(pk, s->errors_by_kind[i]);
     size_t nstatus = 0;
-    for (size_t i = 0; i < 600; i++) nstatus += s->status[i] != 0;
+    for (size_t i = 0; i < 600; i++)
+        nstatus += s->status[i] != 0;
     r |= msgpack_pack_array(pk, nstatus * 2);
     for (size_t i = 0; i < 600; i++) {
         if (!s->status[i]) continue;
@@ -590,11 +661,15 @@ int stats_encode(const stats *s, char **out, size_t *outlen)
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int r = msgpack_pack_array(&pk, 6);
+    int samples = 0;
+    for (int k = 0; k < ERR_KINDS; k++)
+        samples |= s->err_sample[k] != NULL;
+    int r = msgpack_pack_array(&pk, samples ? 7 : 6);
     r |= msgpack_pack_uint64(&pk, STATS_WIRE_VERSION);
     r |= pack_globals(&pk, s);
     r |= pack_hist(&pk, s->all);
     r |= pack_entries(&pk, s);
+    if (samples) r |= pack_samples(&pk, s);
     if (r) {
         msgpack_sbuffer_destroy(&sb);
         *out = NULL;
@@ -634,10 +709,14 @@ static int get_i64(const msgpack_object *o, int64_t *v)
 
 static int get_double(const msgpack_object *o, double *v)
 {
-    if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32) *v = o->via.f64;
-    else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) *v = (double)o->via.u64;
-    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) *v = (double)o->via.i64;
-    else return -1;
+    if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32)
+        *v = o->via.f64;
+    else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        *v = (double)o->via.u64;
+    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        *v = (double)o->via.i64;
+    else
+        return -1;
     return 0;
 }
 
@@ -677,8 +756,7 @@ static int decode_hist(stats_hist *into, const msgpack_object *o, int trusted)
 {
     const msgpack_object *a = get_array(o, 5);
     uint64_t count, min, max, sum;
-    if (!a || get_u64(&a[0], &count) || get_u64(&a[1], &min) || get_u64(&a[2], &max) ||
-        get_u64(&a[3], &sum))
+    if (!a || get_u64(&a[0], &count) || get_u64(&a[1], &min) || get_u64(&a[2], &max) || get_u64(&a[3], &sum))
         return -1;
     if (!trusted && decode_slots(NULL, &a[4], count, min, max) != 0) return -1;
     if (!count || !into) return 0;
@@ -695,21 +773,26 @@ enum { DECODE_CHECKED = 0, DECODE_CHECK_ONLY = 1, DECODE_TRUSTED = 2 };
 static int decode_entry(stats *s, const msgpack_object *o, int mode)
 {
     int check_only = mode == DECODE_CHECK_ONLY;
-    const msgpack_object *a = get_array(o, 6);
+    int minmax = o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 8;
+    const msgpack_object *a = get_array(o, minmax ? 8 : 6);
     char name[STATS_NAME_MAX + 1];
     uint64_t kind, count, errors;
-    double sum;
+    double sum, min = 0, max = 0;
     if (!a || a[0].type != MSGPACK_OBJECT_STR) return -1;
     uint32_t len = a[0].via.str.size;
     if (len > STATS_NAME_MAX || (len && memchr(a[0].via.str.ptr, '\0', len))) return -1;
-    if (get_u64(&a[1], &kind) || kind >= STATS_KINDS || get_u64(&a[2], &count) ||
-        get_u64(&a[3], &errors) || get_double(&a[4], &sum))
+    if (get_u64(&a[1], &kind) || kind >= STATS_KINDS || get_u64(&a[2], &count) || get_u64(&a[3], &errors) ||
+        get_double(&a[4], &sum))
         return -1;
     if (kind_has_hist((int)kind) != (a[5].type != MSGPACK_OBJECT_NIL)) return -1;
+    if (minmax && (kind != STATS_TREND || !count || get_double(&a[6], &min) || get_double(&a[7], &max) ||
+                   !(min <= max)))
+        return -1;
     if (len) memcpy(name, a[0].via.str.ptr, len);
     name[len] = '\0';
     int id = stats_name_id(s, name, (int)kind); /* may move s->entries */
     stats_entry *e = &s->entries[id];
+    if (minmax) trend_widen(e, e->count, min, max);
     e->count += count;
     e->errors += errors;
     e->sum += sum;
@@ -724,9 +807,8 @@ static int decode_globals(stats *dst, const msgpack_object *g, const msgpack_obj
     memset(&s, 0, sizeof s);
     const msgpack_object *a = get_array(g, STATS_NGLOBALS);
     if (!a) return -1;
-    uint64_t *u[] = {&s.t_start_us, &s.t_end_us, &s.requests,      &s.request_errors,
-                     &s.bytes_in,   &s.bytes_out, &s.iterations,   &s.dropped,
-                     &s.checks_passed, &s.checks_failed};
+    uint64_t *u[] = {&s.t_start_us, &s.t_end_us,   &s.requests, &s.request_errors, &s.bytes_in,
+                     &s.bytes_out,  &s.iterations, &s.dropped,  &s.checks_passed,  &s.checks_failed};
     for (size_t i = 0; i < sizeof u / sizeof *u; i++)
         if (get_u64(&a[i], u[i])) return -1;
     if (get_i64(&a[10], &s.vus) || get_i64(&a[11], &s.vus_max)) return -1;
@@ -744,6 +826,24 @@ static int decode_globals(stats *dst, const msgpack_object *g, const msgpack_obj
     return 0;
 }
 
+/* Error samples [kind, message, ...] kept into `s` (NULL: only checked). */
+static int decode_samples(stats *s, const msgpack_object *o)
+{
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size % 2) return -1;
+    const msgpack_object *a = o->via.array.ptr;
+    for (uint32_t k = 0; k < o->via.array.size; k += 2) {
+        uint64_t kind;
+        if (get_u64(&a[k], &kind) || kind == 0 || kind >= ERR_KINDS) return -1;
+        const msgpack_object *m = &a[k + 1];
+        if (m->type != MSGPACK_OBJECT_STR || m->via.str.size > STATS_SAMPLE_MAX ||
+            memchr(m->via.str.ptr, '\0', m->via.str.size))
+            return -1;
+        if (s && !s->err_sample[kind] && m->via.str.size)
+            s->err_sample[kind] = sample_dup(m->via.str.ptr, m->via.str.size);
+    }
+    return 0;
+}
+
 /* Decode a snapshot into `s`; with check_only, histograms are checked but not filled (the
  * counters and names still are: that is cheap, and the gauges are wanted). */
 static int decode_root(stats *s, const msgpack_object *root, int mode)
@@ -753,7 +853,9 @@ static int decode_root(stats *s, const msgpack_object *root, int mode)
     if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 1) return -1;
     const msgpack_object *a = root->via.array.ptr;
     if (get_u64(&a[0], &version) || version != STATS_WIRE_VERSION) return -1;
-    if (!(a = get_array(root, 6))) return -1;
+    int samples = root->via.array.size == 7;
+    if (!(a = get_array(root, samples ? 7 : 6))) return -1;
+    if (samples && decode_samples(check_only ? NULL : s, &a[6]) != 0) return -1;
     if (decode_globals(s, &a[1], &a[2], &a[3]) ||
         decode_hist(check_only ? NULL : s->all, &a[4], mode == DECODE_TRUSTED))
         return -1;
@@ -779,7 +881,8 @@ int stats_decode_merge_into(stats *const *dsts, int ndst, stats *scratch, const 
         r = decode_root(scratch, &msg.data, DECODE_CHECK_ONLY);
         scratch->max_names = max_names;
         /* valid: apply it to each destination the same (sparse) way; it cannot fail now */
-        for (int i = 0; r == 0 && i < ndst; i++) decode_root(dsts[i], &msg.data, DECODE_TRUSTED);
+        for (int i = 0; r == 0 && i < ndst; i++)
+            decode_root(dsts[i], &msg.data, DECODE_TRUSTED);
     }
     msgpack_unpacked_destroy(&msg);
     return r;

@@ -41,7 +41,8 @@ enum stats_kind {
     STATS_TRANSACTION, /* hist = duration us, count, errors */
     STATS_CHECK,       /* count = passed, errors = failed */
     STATS_COUNTER,     /* sum = custom counter total */
-    STATS_TREND,       /* hist = value * 1000 (so 3 digits of a value in ms keep us) */
+    STATS_TREND,       /* count, sum, min, max exact; hist = value * 1000, clamped into its range
+                        * (so 3 digits of a value in ms keep us) for the percentiles */
     STATS_KINDS
 };
 
@@ -69,20 +70,24 @@ typedef struct stats_entry {
     int kind;   /* enum stats_kind */
     uint64_t count;
     uint64_t errors;
-    double sum;       /* STATS_COUNTER */
+    double sum;       /* STATS_COUNTER: the total; STATS_TREND: the exact sum of the values */
+    double min, max;  /* STATS_TREND: the exact smallest and largest value (when count > 0) */
     stats_hist *hist; /* owned; NULL for CHECK and COUNTER */
 } stats_entry;
+
+#define STATS_SAMPLE_MAX 200 /* bytes of an error sample message; longer ones are cut */
 
 /* A set of named entries plus global counters. Not thread-safe: one owner at a time. */
 typedef struct stats {
     stats_entry *entries; /* owned array, `nentries` used, ids are indexes */
     size_t nentries, cap;
-    void *index;          /* owned name -> id lookup */
-    size_t max_names;     /* per kind; past it names fold into "other" */
+    void *index;      /* owned name -> id lookup */
+    size_t max_names; /* per kind; past it names fold into "other" */
     int folded_warned;
     stats_hist *all;      /* latency of every request (all names) */
     uint64_t status[600]; /* responses by status code; [0] counts requests with no status */
     uint64_t errors_by_kind[ERR_KINDS];
+    char *err_sample[ERR_KINDS]; /* owned: the first message seen of each kind, or NULL */
     uint64_t requests, request_errors;
     uint64_t bytes_in, bytes_out;
     uint64_t iterations;
@@ -108,8 +113,14 @@ void stats_request(stats *s, int id, uint64_t latency_us, int status, int err, u
 void stats_transaction(stats *s, int id, uint64_t duration_us, int failed);
 void stats_check(stats *s, int id, int ok);
 void stats_counter_add(stats *s, int id, double v);
+/* Any finite number: counted, summed and kept as min/max exactly; the histogram (percentiles)
+ * holds it clamped into [0.001, 3,600,000]. NaN and infinities are ignored. */
 void stats_trend_add(stats *s, int id, double v);
 void stats_error(stats *s, int err); /* an error not tied to a request (ERR_SCRIPT, ...) */
+/* Keep `msg` (one line, cut at STATS_SAMPLE_MAX bytes) as the sample message of error kind
+ * `err` unless one is kept already: cheap to call on every failure. The sample of a kind
+ * survives merges (the destination's first one stays) and travels in snapshots. */
+void stats_error_sample(stats *s, int err, const char *msg);
 
 /* Add every value of `src` into `dst`, matching entries by (name, kind). Gauges add up. */
 void stats_merge(stats *dst, const stats *src);

@@ -79,7 +79,10 @@ static int key_resolve(const char *key, key_ref *k)
 
 static const char *op_read(const char *p, int *op)
 {
-    static const struct { const char *s; int op; } ops[] = {
+    static const struct {
+        const char *s;
+        int op;
+    } ops[] = {
         {"<=", OP_LE}, {">=", OP_GE}, {"==", OP_EQ}, {"!=", OP_NE}, {"<", OP_LT}, {">", OP_GT},
     };
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
@@ -120,23 +123,27 @@ static int unit_apply(const struct metric_def *d, const char *unit, double *v, c
 }
 
 /* Read "OP NUMBER[unit]" for metric `d`. Returns 0, or -1 with a message in err. */
-static int expr_parse(const char *key, const struct metric_def *d, const char *expr, int *op,
-                      double *value, char *err, size_t errlen)
+static int expr_parse(const char *key, const struct metric_def *d, const char *expr, int *op, double *value,
+                      char *err, size_t errlen)
 {
     const char *p = expr, *why = "expected OP NUMBER[unit], e.g. < 250ms, <= 1%, > 100";
     char unit[8];
     size_t ul = 0;
-    while (isspace((unsigned char)*p)) p++;
+    while (isspace((unsigned char)*p))
+        p++;
     p = op_read(p, op);
     if (!p) goto bad;
     char *end;
     *value = strtod(p, &end);
     if (end == p || !isfinite(*value)) goto bad;
     p = end;
-    while (isspace((unsigned char)*p)) p++;
-    while (*p && !isspace((unsigned char)*p) && ul + 1 < sizeof unit) unit[ul++] = *p++;
+    while (isspace((unsigned char)*p))
+        p++;
+    while (*p && !isspace((unsigned char)*p) && ul + 1 < sizeof unit)
+        unit[ul++] = *p++;
     unit[ul] = '\0';
-    while (isspace((unsigned char)*p)) p++;
+    while (isspace((unsigned char)*p))
+        p++;
     if (*p) goto bad;
     if (unit_apply(d, unit, value, &why) == 0) return 0;
 bad:
@@ -144,9 +151,25 @@ bad:
     return -1;
 }
 
+/* THRESHOLDS_PLAN_KEY's "N CAP_SECONDS". */
+static int plan_add(thresholds *t, const char *expr, char *err, size_t errlen)
+{
+    long n;
+    double cap;
+    if (!expr || sscanf(expr, "%ld %lf", &n, &cap) != 2 || n < 0 || !(cap >= 0)) {
+        snprintf(err, errlen, "%s: expected 'ITERATIONS CAP_SECONDS', not '%s'", THRESHOLDS_PLAN_KEY,
+                 expr ? expr : "");
+        return -1;
+    }
+    t->plan_iterations = n;
+    t->plan_cap_s = cap;
+    return 0;
+}
+
 int thresholds_add(thresholds *t, const char *key, const char *expr, int abort, char *err, size_t errlen)
 {
     key_ref k;
+    if (key && !strcmp(key, THRESHOLDS_PLAN_KEY)) return plan_add(t, expr, err, errlen);
     if (!key || key_resolve(key, &k) != 0) {
         snprintf(err, errlen,
                  "unknown threshold key '%s' (use p95, errors.rate, checks.rate, rps, NAME:p99, ...)",
@@ -163,8 +186,13 @@ int thresholds_add(thresholds *t, const char *key, const char *expr, int abort, 
     }
     t->items = items;
     threshold *th = &items[t->n];
-    *th = (threshold){.key = strdup(key), .expr = strdup(expr), .op = op, .value = value,
-                      .abort = abort ? 1 : 0, .ok = 1, .observed = NAN};
+    *th = (threshold){.key = strdup(key),
+                      .expr = strdup(expr),
+                      .op = op,
+                      .value = value,
+                      .abort = abort ? 1 : 0,
+                      .ok = 1,
+                      .observed = NAN};
     if (!th->key || !th->expr) {
         free(th->key);
         free(th->expr);
@@ -184,6 +212,8 @@ void thresholds_free(thresholds *t)
     free(t->items);
     t->items = NULL;
     t->n = 0;
+    t->plan_iterations = 0;
+    t->plan_cap_s = 0;
 }
 
 /* The request entry called `name`, else the transaction entry; NULL when never seen. */
@@ -203,12 +233,18 @@ static double hist_metric(const stats_hist *h, int m)
 {
     if (!h || stats_hist_count(h) == 0) return NAN;
     switch (m) {
-    case M_MEAN: return stats_hist_mean(h) / 1000.0;
-    case M_P50: return (double)stats_hist_percentile(h, 50) / 1000.0;
-    case M_P90: return (double)stats_hist_percentile(h, 90) / 1000.0;
-    case M_P95: return (double)stats_hist_percentile(h, 95) / 1000.0;
-    case M_P99: return (double)stats_hist_percentile(h, 99) / 1000.0;
-    default: return (double)stats_hist_max(h) / 1000.0;
+    case M_MEAN:
+        return stats_hist_mean(h) / 1000.0;
+    case M_P50:
+        return (double)stats_hist_percentile(h, 50) / 1000.0;
+    case M_P90:
+        return (double)stats_hist_percentile(h, 90) / 1000.0;
+    case M_P95:
+        return (double)stats_hist_percentile(h, 95) / 1000.0;
+    case M_P99:
+        return (double)stats_hist_percentile(h, 99) / 1000.0;
+    default:
+        return (double)stats_hist_max(h) / 1000.0;
     }
 }
 
@@ -231,25 +267,64 @@ static double metric_observe(const stats *s, const key_ref *k, double duration_s
         return hist_metric(e ? e->hist : NULL, m);
     }
     switch (m) {
-    case M_ERRORS_RATE: return ratio(s->request_errors, s->requests);
-    case M_CHECKS_RATE: return ratio(s->checks_passed, s->checks_passed + s->checks_failed);
-    case M_RPS: return (double)s->requests * per_s;
-    case M_ITERATIONS: return (double)s->iterations;
-    case M_REQUESTS: return (double)s->requests;
-    default: return hist_metric(s->all, m);
+    case M_ERRORS_RATE:
+        return ratio(s->request_errors, s->requests);
+    case M_CHECKS_RATE:
+        return ratio(s->checks_passed, s->checks_passed + s->checks_failed);
+    case M_RPS:
+        return (double)s->requests * per_s;
+    case M_ITERATIONS:
+        return (double)s->iterations;
+    case M_REQUESTS:
+        return (double)s->requests;
+    default:
+        return hist_metric(s->all, m);
     }
 }
 
 static int op_holds(int op, double a, double b)
 {
     switch (op) {
-    case OP_LT: return a < b;
-    case OP_LE: return a <= b;
-    case OP_GT: return a > b;
-    case OP_GE: return a >= b;
-    case OP_EQ: return a == b;
-    default: return a != b;
+    case OP_LT:
+        return a < b;
+    case OP_LE:
+        return a <= b;
+    case OP_GT:
+        return a > b;
+    case OP_GE:
+        return a >= b;
+    case OP_EQ:
+        return a == b;
+    default:
+        return a != b;
     }
+}
+
+/* The warning for a threshold that measured nothing: a name that never ran, or no requests. */
+static void warn_nodata(threshold *th, const key_ref *k)
+{
+    if (th->warned) return;
+    th->warned = 1;
+    if (k->name)
+        fprintf(stderr,
+                "parrot: warning: threshold '%s' has no data: no request or transaction named '%.*s' ran "
+                "(a typo?); it passes\n",
+                th->key, (int)k->namelen, k->name);
+    else
+        fprintf(stderr, "parrot: warning: threshold '%s' has no data (nothing to measure); it passes\n",
+                th->key);
+}
+
+/* The plan's check: the duration cap ended a closed run before its iterations were done. */
+static void warn_plan(thresholds *t, const stats *s, double duration_s)
+{
+    if (!t->plan_iterations || s->iterations >= (uint64_t)t->plan_iterations) return;
+    if (duration_s < t->plan_cap_s - 0.01) return; /* stopped early (Ctrl-C, abort): not the cap */
+    fprintf(stderr,
+            "parrot: warning: the run reached its duration cap (%gs) after %llu of its %ld iterations; "
+            "give a longer duration to run them all\n",
+            t->plan_cap_s, (unsigned long long)s->iterations, t->plan_iterations);
+    t->plan_iterations = 0; /* once */
 }
 
 int thresholds_eval(thresholds *t, const stats *s, double duration_s, int only_abort)
@@ -261,9 +336,12 @@ int thresholds_eval(thresholds *t, const stats *s, double duration_s, int only_a
         if (only_abort && !th->abort) continue;
         if (key_resolve(th->key, &k) != 0) continue; /* cannot happen: checked at add time */
         th->observed = metric_observe(s, &k, duration_s);
-        th->ok = isnan(th->observed) ? 1 : op_holds(th->op, th->observed, th->value);
+        th->nodata = isnan(th->observed);
+        th->ok = th->nodata ? 1 : op_holds(th->op, th->observed, th->value);
         if (!th->ok) failed++;
+        if (th->nodata && !only_abort) warn_nodata(th, &k);
     }
+    if (!only_abort) warn_plan(t, s, duration_s);
     return failed;
 }
 
@@ -289,13 +367,22 @@ const char *thresholds_describe(const threshold *th, char *buf, size_t len)
     }
     switch (k.def->unit) {
     case U_MS:
-        if (v < 1.0) snprintf(buf, len, "%.0f\xc2\xb5s", v * 1000.0);
-        else if (v < 1000.0) snprintf(buf, len, "%.2fms", v);
-        else snprintf(buf, len, "%.2fs", v / 1000.0);
+        if (v < 1.0)
+            snprintf(buf, len, "%.0f\xc2\xb5s", v * 1000.0);
+        else if (v < 1000.0)
+            snprintf(buf, len, "%.2fms", v);
+        else
+            snprintf(buf, len, "%.2fs", v / 1000.0);
         break;
-    case U_RATE: snprintf(buf, len, "%.2f%%", v * 100.0); break;
-    case U_PER_S: snprintf(buf, len, "%.1f/s", v); break;
-    default: fmt_thousands(buf, len, (uint64_t)(v < 0 ? 0 : v)); break;
+    case U_RATE:
+        snprintf(buf, len, "%.2f%%", v * 100.0);
+        break;
+    case U_PER_S:
+        snprintf(buf, len, "%.1f/s", v);
+        break;
+    default:
+        fmt_thousands(buf, len, (uint64_t)(v < 0 ? 0 : v));
+        break;
     }
     return buf;
 }

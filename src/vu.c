@@ -121,6 +121,7 @@ static void report_error(vu_sched *s, lua_State *co, const char *msg)
     luaL_traceback(s->L, co, msg ? msg : "error", 1);
     const char *tb = lua_tostring(s->L, -1);
     if (s->cfg.on_script_error) s->cfg.on_script_error(s, tb, s->cfg.ud);
+    stats_error_sample(s->st, ERR_SCRIPT, tb);
     lua_pop(s->L, 1);
     stats_error(s->st, ERR_SCRIPT);
 }
@@ -266,6 +267,13 @@ static void on_http_done(http_res *res, void *ud)
     } else {
         if (err == ERR_NONE && !ok_status) err = ERR_STATUS;
         stats_request(s->st, v->name_id, res->latency_us, res->status, err, res->bytes_in, res->bytes_out);
+        if (err == ERR_STATUS && !s->st->err_sample[ERR_STATUS]) {
+            char m[STATS_SAMPLE_MAX];
+            snprintf(m, sizeof m, "status %d (%s)", res->status, res->url ? res->url : "");
+            stats_error_sample(s->st, ERR_STATUS, m);
+        } else if (err != ERR_NONE) {
+            stats_error_sample(s->st, err, res->errmsg);
+        }
     }
     v->res = res;
     v->res_failed = err != ERR_NONE;
@@ -605,6 +613,7 @@ static int l_script_error(lua_State *L)
     vu_sched *s = sched_of(L);
     if (s->cfg.on_script_error) s->cfg.on_script_error(s, luaL_checkstring(L, 1), s->cfg.ud);
     stats_error(s->st, ERR_SCRIPT);
+    stats_error_sample(s->st, ERR_SCRIPT, luaL_checkstring(L, 1));
     return 0;
 }
 

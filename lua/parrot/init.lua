@@ -42,24 +42,46 @@ function parrot.count(v, what)
 end
 
 ------------------------------------------------------------------------------------------------
+-- warnings about the plan: printed once, by the queen's state (every load thread loads the same
+-- scenario; only there does `parrot.core` lack `spawn`)
+
+local function warn(msg)
+  if rawget(require("parrot.core"), "spawn") == nil then io.stderr:write("parrot: warning: ", msg, "\n") end
+end
+
+------------------------------------------------------------------------------------------------
 -- load models
 
--- parrot.closed{vus, duration, ramp, stages, graceful_stop}: a fixed population looping.
+-- A closed model given `iterations` runs until they are done, within this cap (k6's
+-- max duration for iterations is 10 minutes too); reaching it first is warned about at the end.
+parrot.ITERATIONS_CAP = 600
+
+local duration_given = setmetatable({}, { __mode = "k" }) -- closed loads whose duration was written
+
+local function stages_peak(stages)
+  local peak = 0
+  for _, st in ipairs(stages) do peak = math.max(peak, st.target) end
+  return peak
+end
+
+-- parrot.closed{vus, duration, ramp, stages, iterations, graceful_stop}: a fixed population looping.
 function parrot.closed(t)
   t = t or {}
   local l = { model = "closed", graceful_stop = t.graceful_stop }
+  l.iterations = t.iterations and parrot.count(t.iterations, "closed.iterations")
   if t.stages then
     l.stages = {}
     for i, st in ipairs(t.stages) do
       l.stages[i] = { duration = parrot.duration(st.duration or st[1], "stages[" .. i .. "].duration"),
                       target = parrot.count(st.target or st[2], "stages[" .. i .. "].target") }
     end
+    l.vus = stages_peak(l.stages) -- the most VUs at once (the stages never go past it)
   else
     l.vus = parrot.count(t.vus or 1, "closed.vus")
-    l.duration = parrot.duration(t.duration or "10s", "closed.duration")
+    duration_given[l] = t.duration ~= nil
+    l.duration = parrot.duration(t.duration or (l.iterations and parrot.ITERATIONS_CAP or "10s"), "closed.duration")
     l.ramp = t.ramp and parrot.duration(t.ramp, "closed.ramp") or 0
   end
-  l.iterations = t.iterations and parrot.count(t.iterations, "closed.iterations")
   return l
 end
 
@@ -157,19 +179,113 @@ local function normalize_thresholds(sc)
     end
   end
   table.sort(list, function(a, b) return a.key < b.key end)
+  -- the plan's iterations and their duration cap travel with the thresholds (thresholds.h's
+  -- THRESHOLDS_PLAN_KEY): the end of the run warns when the cap came first
+  local l = sc.load
+  if l.model == "closed" and l.iterations then
+    list[#list + 1] = { key = "_plan.iterations", abort = false,
+                        expr = string.format("%d %.17g", l.iterations, parrot.load_duration(l)) }
+  end
   sc._thresholds = list
 end
 
--- Apply command-line overrides (`--vus`, `--rate`, `--duration`) to the load model.
+-- setup() that fails ends the test before any load, as in k6: one line with its error (and
+-- file:line) through parrot.abort_test, exit 1, the summary still written.
+local function guard_setup(sc)
+  local user_setup = sc.setup
+  if type(user_setup) ~= "function" then return end
+  local function where(e)
+    local msg = tostring(e)
+    if msg:match("^[^\n:]+:%d+:") then return msg end
+    for level = 2, 6 do -- an error without a position (error(x, 0), a table): the innermost Lua line
+      local info = debug.getinfo(level, "Sl")
+      if info and info.what ~= "C" and (info.currentline or -1) > 0 then
+        return info.short_src .. ":" .. info.currentline .. ": " .. msg
+      end
+    end
+    return msg
+  end
+  sc.setup = function(...)
+    local res = { xpcall(user_setup, where, ...) }
+    if res[1] then return unpack(res, 2, table.maxn(res)) end
+    need_core().abort_test("setup() failed, no load was started: " .. res[2]:match("^[^\n]*"))
+    return nil
+  end
+end
+
+------------------------------------------------------------------------------------------------
+-- scenario files: loaded under the name users know them by, their path in the scenario's
+-- directory ("rte.lua", "lib/util.lua"), never where the bundle happens to sit (a worker's cache),
+-- so errors read `rte.lua:5: ...`.
+
+local function bundle_name(path)
+  local dir = rawget(parrot, "_dir")
+  if path:sub(1, 2) == "./" then path = path:sub(3) end
+  if dir and dir ~= "." and dir ~= "" and path:sub(1, #dir + 1) == dir .. "/" then return path:sub(#dir + 2) end
+  return path
+end
+
+-- loadfile with a chosen chunk name; a first line starting with '#' (#!) is skipped as loadfile does.
+local function load_as(path, name)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, "cannot open " .. name .. ": " .. tostring(err):gsub("^[^:]*: ", "") end
+  local src = f:read("*a")
+  f:close()
+  if src:sub(1, 1) == "#" then src = "--" .. src end
+  return loadstring(src, "@" .. name)
+end
+
+-- `require "buy"` finds buy.lua (or buy/init.lua) in the scenario's directory under its bundle name.
+local function bundle_searcher(modname)
+  local dir = rawget(parrot, "_dir")
+  if not dir then return nil end
+  local rel, tried = modname:gsub("%.", "/"), {}
+  for _, cand in ipairs { rel .. ".lua", rel .. "/init.lua" } do
+    local path = dir .. "/" .. cand
+    local f = io.open(path, "rb")
+    if f then
+      f:close()
+      local chunk, err = load_as(path, cand)
+      if not chunk then error("error loading module '" .. modname .. "': " .. err, 0) end
+      return chunk
+    end
+    tried[#tried + 1] = "\n\tno file '" .. cand .. "' in the scenario's directory"
+  end
+  return table.concat(tried)
+end
+table.insert(package.loaders, 2, bundle_searcher)
+
+-- --vus on stages: the stages keep their shape and total duration, their targets scaled so the
+-- peak is --vus (k6 instead replaces them with a constant VU count).
+local function scale_stages(l, vus)
+  local peak = stages_peak(l.stages)
+  if peak <= 0 then return warn("--vus: every stage targets 0 VUs, nothing to scale: ignored") end
+  for _, st in ipairs(l.stages) do st.target = math.floor(st.target * vus / peak + 0.5) end
+  l.vus = vus
+end
+
+-- Apply command-line overrides (`--vus`, `--rate`, `--iterations`, `--duration`) to the load
+-- model; one that does not apply to the model is ignored with a warning, never silently.
 local function apply_overrides(l, ov)
   if ov.vus then
-    if l.model == "closed" then l.stages = nil; l.vus = ov.vus; l.duration = l.duration or 10; l.ramp = l.ramp or 0
-    elseif l.model == "rate" then l.vus = ov.vus end
+    if l.model == "closed" and l.stages then scale_stages(l, ov.vus)
+    elseif l.model == "closed" or l.model == "rate" then l.vus = ov.vus
+    else warn("--vus does not apply to the open model (users arrive at a rate; max_users caps them): ignored") end
   end
   if ov.rate then
     if l.model == "rate" then l.rate = ov.rate
     elseif l.model == "open" then
       l.phases = { { rate = ov.rate, duration = parrot.load_duration(l), dist = l.dist } }
+    else
+      warn("--rate applies to the rate and open models; this scenario's load is closed (a fixed number of looping VUs): ignored")
+    end
+  end
+  if ov.iterations then
+    if l.model ~= "closed" then
+      warn("--iterations applies to the closed model; this scenario's load is " .. l.model .. ": ignored")
+    else
+      l.iterations = ov.iterations
+      if not l.stages and not duration_given[l] then l.duration = parrot.ITERATIONS_CAP end
     end
   end
   if ov.duration then
@@ -184,7 +300,6 @@ local function apply_overrides(l, ov)
       l.duration = ov.duration
     end
   end
-  if ov.iterations then l.iterations = ov.iterations end
 end
 
 -- parrot.load(path, overrides) -> the scenario, checked and normalized. Errors name file:line.
@@ -196,7 +311,7 @@ function parrot.load(path, ov)
   else
     local chunk, err
     if path:lower():match("%.xml$") then chunk, err = parrot.tsung_chunk(path)
-    else chunk, err = loadfile(path) end
+    else chunk, err = load_as(path, bundle_name(path)) end
     if not chunk then error(err, 0) end
     local ok, res = xpcall(chunk, function(e) return debug.traceback(tostring(e), 2) end)
     if not ok then error(res, 0) end
@@ -207,7 +322,7 @@ function parrot.load(path, ov)
   end
   normalize_sessions(sc, path or "--url")
   sc.name = sc.name or (path and path:match("([^/]+)%.%w+$")) or "scenario"
-  sc.load = sc.load or parrot.closed { vus = 1, duration = "10s" }
+  sc.load = sc.load or parrot.closed { vus = 1 } -- 10 s, or until --iterations are done
   if type(sc.load) ~= "table" or not sc.load.model then
     error((path or "scenario") .. ": load must be parrot.closed{...}, parrot.open{...} or parrot.rate{...}", 0)
   end
@@ -215,6 +330,7 @@ function parrot.load(path, ov)
   sc.load.graceful_stop = parrot.duration(sc.load.graceful_stop or sc.graceful_stop or 10, "graceful_stop")
   sc._duration = parrot.load_duration(sc.load)
   normalize_thresholds(sc)
+  guard_setup(sc)
   sc.insecure = sc.insecure or ov.insecure
   sc.headers = sc.headers or {}
   for _, h in ipairs(ov.headers or {}) do
@@ -241,7 +357,7 @@ function parrot.tsung_chunk(path)
     io.stderr:write((notes:gsub("[^\n]+", "parrot: note: %0")))
     if not notes:find("\n$") then io.stderr:write("\n") end
   end
-  return loadstring(src, "@" .. path)
+  return loadstring(src, "@" .. bundle_name(path))
 end
 
 -- The scenario `parrot run --url URL` runs: one GET per iteration, from a Lua coroutine as always.
@@ -250,9 +366,12 @@ function parrot.url_scenario(ov)
   local u, method = ov.url, ov.method or "GET"
   -- one options table for every request: http.request reads it and never changes it
   local spec = { method = method, url = u, body = ov.body, name = method .. " " .. u, discard_body = true }
+  -- --rate makes it wrk2's constant rate over the VUs; else they loop as fast as they can
+  local load = ov.rate and parrot.rate { rate = ov.rate, vus = ov.vus or 10, duration = ov.duration or 10 }
+               or parrot.closed { vus = ov.vus or 10, duration = ov.duration }
   return parrot.scenario {
     name = u,
-    load = parrot.closed { vus = ov.vus or 10, duration = ov.duration or 10 },
+    load = load,
     sessions = { { name = "url", run = function() http.request(spec) end } },
   }
 end
@@ -269,7 +388,10 @@ local metric_mt = {}
 metric_mt.__index = metric_mt
 function metric_mt:add(v)
   local c = need_core("metrics")
-  if self.kind == "counter" then c.counter(self.name, v or 1) else c.trend(self.name, assert(tonumber(v), "trend:add needs a number")) end
+  if self.kind == "counter" then return c.counter(self.name, v or 1) end
+  local n = tonumber(v) -- any finite number, negative and past an hour included, as in k6
+  if not n or n ~= n or n == math.huge or n == -math.huge then error("trend:add needs a number", 0) end
+  c.trend(self.name, n)
 end
 
 function parrot.counter(name) return setmetatable({ name = name, kind = "counter" }, metric_mt) end

@@ -76,6 +76,7 @@ static int entries_equal(const stats *a, const stats *b) /* every non-empty entr
     for (size_t i = 0; i < a->nentries; i++) {
         const stats_entry *x = &a->entries[i], *y = find_entry(b, x->name, x->kind);
         if (!y || x->count != y->count || x->errors != y->errors || x->sum != y->sum) return 0;
+        if (x->kind == STATS_TREND && x->count && (x->min != y->min || x->max != y->max)) return 0;
         if ((x->hist == NULL) != (y->hist == NULL) || (x->hist && !hist_equal(x->hist, y->hist))) return 0;
     }
     return 1;
@@ -109,7 +110,8 @@ static void test_hist_basics(void)
               stats_hist_mean(h) == 0 && stats_hist_percentile(h, 50) == 0,
           "an empty histogram reports 0 for count, min, max, mean and percentiles");
 
-    for (uint64_t v = 1; v < 2048; v++) stats_hist_record(h, v);
+    for (uint64_t v = 1; v < 2048; v++)
+        stats_hist_record(h, v);
     int exact = 1;
     for (uint64_t v = 1; v < 2048; v++)
         if (stats_hist_percentile(h, 100.0 * ((double)v - 0.5) / 2047.0) != v) exact = 0;
@@ -142,10 +144,10 @@ static void test_hist_basics(void)
 }
 
 typedef double (*dist_fn)(void);
-static double d_uniform_small(void) { return 1 + unit() * 999; }        /* 1 us .. 1 ms */
-static double d_log_uniform(void) { return exp(unit() * log(1e7)); }    /* 1 us .. 10 s */
-static double d_lognormal(void) { return 5000 * exp(0.6 * gauss()); }   /* around 5 ms */
-static double d_exponential(void) { return -50000 * log(unit()); }      /* mean 50 ms */
+static double d_uniform_small(void) { return 1 + unit() * 999; }      /* 1 us .. 1 ms */
+static double d_log_uniform(void) { return exp(unit() * log(1e7)); }  /* 1 us .. 10 s */
+static double d_lognormal(void) { return 5000 * exp(0.6 * gauss()); } /* around 5 ms */
+static double d_exponential(void) { return -50000 * log(unit()); }    /* mean 50 ms */
 static double d_bimodal(void)
 {
     double x = unit() < 0.9 ? 2000 + 300 * gauss() : 800000 + 1e5 * gauss();
@@ -154,7 +156,10 @@ static double d_bimodal(void)
 
 static void test_hist_percentiles(void)
 {
-    static const struct { const char *name; dist_fn f; } dists[] = {
+    static const struct {
+        const char *name;
+        dist_fn f;
+    } dists[] = {
         {"uniform 1 us..1 ms", d_uniform_small}, {"log-uniform 1 us..10 s", d_log_uniform},
         {"lognormal around 5 ms", d_lognormal},  {"exponential, mean 50 ms", d_exponential},
         {"bimodal 2 ms / 800 ms", d_bimodal},
@@ -219,18 +224,20 @@ static void test_hist_memory(void)
     stats_hist *h = stats_hist_new();
     size_t bare = stats_hist_memory(h);
     CHECK(bare < 1024, "a new histogram holds no counters yet (%zu bytes)", bare);
-    for (int i = 0; i < 100000; i++) stats_hist_record(h, 1000 + rng() % 1001);
+    for (int i = 0; i < 100000; i++)
+        stats_hist_record(h, 1000 + rng() % 1001);
     size_t used = stats_hist_memory(h);
     CHECK(used <= bare + 2 * 1024 * 4,
           "values between 1 ms and 2 ms touch at most 2 buckets of 1024 counters (%zu bytes)", used);
     stats_hist_reset(h);
     stats_hist_record(h, 1500);
     CHECK(stats_hist_memory(h) == used, "a reset keeps the buckets, so the next interval does not allocate");
-    for (uint64_t v = 1; v <= STATS_HIST_MAX_US; v *= 2) stats_hist_record(h, v);
+    for (uint64_t v = 1; v <= STATS_HIST_MAX_US; v *= 2)
+        stats_hist_record(h, v);
     stats_hist_record(h, STATS_HIST_MAX_US);
     size_t most = stats_hist_memory(h);
-    CHECK(most <= bare + 23 * 1024 * 4, "every power of two from 1 us to 1 h costs at most 23 buckets (%zu bytes)",
-          most);
+    CHECK(most <= bare + 23 * 1024 * 4,
+          "every power of two from 1 us to 1 h costs at most 23 buckets (%zu bytes)", most);
     stats_hist_free(h);
 }
 
@@ -243,14 +250,16 @@ static void test_entries(void)
     int item = stats_name_id(s, "item", STATS_REQUEST);
     CHECK(home != item && stats_name_id(s, "home", STATS_REQUEST) == home,
           "a name keeps its id; different names get different ids");
-    CHECK(stats_name_id(s, "home", STATS_TRANSACTION) != home, "the same name of another kind is another entry");
+    CHECK(stats_name_id(s, "home", STATS_TRANSACTION) != home,
+          "the same name of another kind is another entry");
 
     stats_request(s, home, 1200, 200, ERR_NONE, 5000, 100);
     stats_request(s, home, 3400, 503, ERR_STATUS, 200, 100);
     stats_request(s, item, 900, 0, ERR_TIMEOUT, 0, 80);
     stats_request(s, item, 800, 777, ERR_NONE, 10, 80);
     const stats_entry *e = &s->entries[home];
-    CHECK(e->count == 2 && e->errors == 1 && stats_hist_count(e->hist) == 2 && stats_hist_max(e->hist) == 3400,
+    CHECK(e->count == 2 && e->errors == 1 && stats_hist_count(e->hist) == 2 &&
+              stats_hist_max(e->hist) == 3400,
           "stats_request counts into the name: 2 requests, 1 error, latencies in its histogram");
     CHECK(s->requests == 4 && s->request_errors == 2 && stats_hist_count(s->all) == 4 &&
               stats_hist_min(s->all) == 800,
@@ -273,7 +282,8 @@ static void test_entries(void)
     int tx = stats_name_id(s, "checkout", STATS_TRANSACTION);
     stats_transaction(s, tx, 250000, 0);
     stats_transaction(s, tx, 400000, 1);
-    CHECK(s->entries[tx].count == 2 && s->entries[tx].errors == 1 && stats_hist_max(s->entries[tx].hist) == 400000,
+    CHECK(s->entries[tx].count == 2 && s->entries[tx].errors == 1 &&
+              stats_hist_max(s->entries[tx].hist) == 400000,
           "a transaction records its duration and whether it failed");
 
     int ctr = stats_name_id(s, "items bought", STATS_COUNTER);
@@ -286,19 +296,22 @@ static void test_entries(void)
     stats_trend_add(s, tr, -3);
     CHECK(s->entries[tr].count == 2 && stats_hist_max(s->entries[tr].hist) == 1500 &&
               stats_hist_min(s->entries[tr].hist) == 1,
-          "a trend keeps value * 1000 (1.5 -> 1500), clamped into range (-3 -> 1)");
+          "a trend's histogram keeps value * 1000 (1.5 -> 1500), clamped into range (-3 -> 1)");
 
     stats_error(s, ERR_SCRIPT);
     CHECK(s->errors_by_kind[ERR_SCRIPT] == 1 && s->request_errors == 2,
           "stats_error counts an error that belongs to no request");
-    CHECK(strcmp(stats_err_name(ERR_NONE), "none") == 0 && strcmp(stats_err_name(ERR_TOO_LARGE), "too_large") == 0 &&
-              strcmp(stats_err_name(ERR_URL), "url") == 0 && strcmp(stats_err_name(ERR_FD_LIMIT), "fd_limit") == 0,
+    CHECK(strcmp(stats_err_name(ERR_NONE), "none") == 0 &&
+              strcmp(stats_err_name(ERR_TOO_LARGE), "too_large") == 0 &&
+              strcmp(stats_err_name(ERR_URL), "url") == 0 &&
+              strcmp(stats_err_name(ERR_FD_LIMIT), "fd_limit") == 0,
           "error kinds have short names: none, too_large, fd_limit, url, ...");
 
     size_t n = s->nentries;
     stats_reset(s);
-    CHECK(s->nentries == n && stats_name_id(s, "home", STATS_REQUEST) == home && s->entries[home].count == 0 &&
-              stats_hist_count(s->entries[home].hist) == 0 && s->requests == 0 && s->status[200] == 0,
+    CHECK(s->nentries == n && stats_name_id(s, "home", STATS_REQUEST) == home &&
+              s->entries[home].count == 0 && stats_hist_count(s->entries[home].hist) == 0 &&
+              s->requests == 0 && s->status[200] == 0,
           "stats_reset zeroes every value and keeps names and ids");
 
     char longname[3000];
@@ -335,7 +348,8 @@ static void test_folding(void)
 
     int other = stats_name_id(s, STATS_OTHER_NAME, STATS_REQUEST);
     int folded = 1;
-    for (int i = 5; i < 10; i++) folded &= ids[i] == other;
+    for (int i = 5; i < 10; i++)
+        folded &= ids[i] == other;
     CHECK(folded && ids[4] != other && s->nentries == 6,
           "past max_names (5) distinct names, the rest fold into 'other': 6 entries for 10 names");
     CHECK(s->folded_warned && strstr(warning, "distinct request names; the rest are counted as 'other'") &&
@@ -361,13 +375,17 @@ static stats *sample_stats(int seed)
         stats_request(s, id, (uint64_t)d_bimodal(), err ? 500 : 200, err, 1000 + rng() % 5000, 200);
     }
     int tx = stats_name_id(s, "checkout", STATS_TRANSACTION);
-    for (int i = 0; i < 300; i++) stats_transaction(s, tx, (uint64_t)d_exponential(), i % 7 == 0);
+    for (int i = 0; i < 300; i++)
+        stats_transaction(s, tx, (uint64_t)d_exponential(), i % 7 == 0);
     int ck = stats_name_id(s, "status is 200", STATS_CHECK);
-    for (int i = 0; i < 100; i++) stats_check(s, ck, i % 10 != 0);
+    for (int i = 0; i < 100; i++)
+        stats_check(s, ck, i % 10 != 0);
     stats_counter_add(s, stats_name_id(s, "bought", STATS_COUNTER), 12.25);
     int tr = stats_name_id(s, "queue", STATS_TREND);
-    for (int i = 0; i < 100; i++) stats_trend_add(s, tr, unit() * 100);
+    for (int i = 0; i < 100; i++)
+        stats_trend_add(s, tr, unit() * 100 - 10);
     stats_error(s, ERR_SCRIPT);
+    stats_error_sample(s, ERR_SCRIPT, "scenario.lua:12: attempt to index a nil value");
     s->iterations = 700 + (uint64_t)seed;
     s->dropped = 3;
     s->vus = 50;
@@ -375,6 +393,83 @@ static stats *sample_stats(int seed)
     s->t_start_us = 1000000 * (uint64_t)(seed + 1);
     s->t_end_us = s->t_start_us + 1000000;
     return s;
+}
+
+/* The first message of each error kind is kept as its sample, for the summary. */
+static void test_error_samples(void)
+{
+    stats *a = stats_new(), *b = stats_new(), *total = stats_new();
+    stats_error_sample(a, ERR_TLS, "certificate verify failed (https://x.test/)");
+    stats_error_sample(a, ERR_TLS, "a later tls error");
+    stats_error_sample(a, ERR_NONE, "not an error");
+    stats_error_sample(a, ERR_KINDS, "out of range");
+    CHECK(a->err_sample[ERR_TLS] &&
+              !strcmp(a->err_sample[ERR_TLS], "certificate verify failed (https://x.test/)"),
+          "the first message of a kind is kept, later ones are not");
+    CHECK(!a->err_sample[ERR_NONE], "ERR_NONE and kinds out of range keep nothing");
+    char longmsg[600];
+    memset(longmsg, 'x', sizeof longmsg);
+    longmsg[sizeof longmsg - 1] = 0;
+    stats_error_sample(b, ERR_SCRIPT, "f.lua:3: boom\nstack traceback:\n\t[C]: in ?");
+    stats_error_sample(b, ERR_TIMEOUT, longmsg);
+    stats_error_sample(b, ERR_TLS, "another tls error");
+    CHECK(!strcmp(b->err_sample[ERR_SCRIPT], "f.lua:3: boom"), "a sample is the message's first line");
+    CHECK(strlen(b->err_sample[ERR_TIMEOUT]) == STATS_SAMPLE_MAX, "a long message is cut at %d bytes",
+          STATS_SAMPLE_MAX);
+    stats_merge(total, a);
+    stats_merge(total, b);
+    CHECK(!strcmp(total->err_sample[ERR_TLS], "certificate verify failed (https://x.test/)") &&
+              !strcmp(total->err_sample[ERR_SCRIPT], "f.lua:3: boom"),
+          "a merge keeps the destination's first sample and adds the kinds it lacked");
+    char *buf;
+    size_t len;
+    CHECK(stats_encode(b, &buf, &len) == 0, "samples encode");
+    stats *d = stats_new();
+    CHECK(stats_decode_merge(d, buf, len) == 0 && d->err_sample[ERR_SCRIPT] &&
+              !strcmp(d->err_sample[ERR_SCRIPT], "f.lua:3: boom") &&
+              !strcmp(d->err_sample[ERR_TLS], "another tls error"),
+          "and travel in snapshots");
+    free(buf);
+    stats_reset(total);
+    CHECK(!total->err_sample[ERR_TLS] && !total->err_sample[ERR_SCRIPT], "stats_reset forgets them");
+    stats_free(a), stats_free(b), stats_free(total), stats_free(d);
+}
+
+/* Trends keep exact min, max and sum across merges and the wire. */
+static void test_trend_exact(void)
+{
+    stats *s = stats_new();
+    int tr = stats_name_id(s, "queue ms", STATS_TREND);
+    stats_trend_add(s, tr, 1.5);
+    stats_trend_add(s, tr, -3);
+    CHECK(s->entries[tr].min == -3 && s->entries[tr].max == 1.5 && s->entries[tr].sum == -1.5,
+          "and its exact min, max and sum beside it (-3, 1.5, -1.5)");
+    stats_trend_add(s, tr, 12500000);
+    stats_trend_add(s, tr, NAN);
+    stats_trend_add(s, tr, INFINITY);
+    CHECK(s->entries[tr].count == 3 && s->entries[tr].max == 12500000 &&
+              s->entries[tr].sum == 12500000 - 1.5 &&
+              stats_hist_max(s->entries[tr].hist) == STATS_HIST_MAX_US,
+          "a value past the histogram's hour counts exactly in count, sum and max; NaN and inf are ignored");
+    stats_free(s);
+
+    stats *a = stats_new(), *b = stats_new(), *total = stats_new();
+    int ta = stats_name_id(a, "t", STATS_TREND), tb = stats_name_id(b, "t", STATS_TREND);
+    stats_trend_add(a, ta, -5), stats_trend_add(a, ta, 10);
+    stats_trend_add(b, tb, 12500000), stats_trend_add(b, tb, 0.25);
+    stats_name_id(total, "t", STATS_TREND); /* an entry with nothing yet */
+    stats_merge(total, b);
+    stats_merge(total, a);
+    const stats_entry *e = find_entry(total, "t", STATS_TREND);
+    CHECK(e->count == 4 && e->min == -5 && e->max == 12500000 && e->sum == 12500005.25,
+          "merged: count 4, min -5, max 12,500,000, exact sum");
+    char *buf;
+    size_t len;
+    stats_encode(total, &buf, &len);
+    stats *d = stats_new();
+    CHECK(stats_decode_merge(d, buf, len) == 0 && entries_equal(total, d), "min and max travel");
+    free(buf);
+    stats_free(a), stats_free(b), stats_free(total), stats_free(d);
 }
 
 static void test_merge(void)
@@ -390,8 +485,9 @@ static void test_merge(void)
     CHECK(tt && tt->count == ta->count + tb->count && tt->errors == ta->errors + tb->errors &&
               hist_equal(tt->hist, both),
           "stats_merge adds entries by name: counts, errors and histograms");
-    CHECK(total->requests == a->requests + b->requests && total->status[200] == a->status[200] + b->status[200] &&
-              total->vus == 100 && total->vus_max == 128 && total->iterations == 1403,
+    CHECK(total->requests == a->requests + b->requests &&
+              total->status[200] == a->status[200] + b->status[200] && total->vus == 100 &&
+              total->vus_max == 128 && total->iterations == 1403,
           "stats_merge adds global counters, and gauges add up across sources");
     CHECK(total->t_start_us == 2000000 && total->t_end_us == 4000000,
           "the merged interval spans both intervals");
@@ -414,7 +510,8 @@ static void test_roundtrip(void)
     r = stats_decode_merge(d, buf, len);
     CHECK(r == 0, "stats_decode_merge accepts it");
     CHECK(globals_equal(s, d), "the round trip keeps every global counter, status, error kind and `all`");
-    CHECK(entries_equal(d, s) && find_entry(d, "héllo wörld", STATS_REQUEST) && find_entry(d, "queue", STATS_TREND),
+    CHECK(entries_equal(d, s) && find_entry(d, "héllo wörld", STATS_REQUEST) &&
+              find_entry(d, "queue", STATS_TREND),
           "and every entry: names (UTF-8 too), kinds, counts, errors, sums, histograms");
     CHECK(find_entry(d, "never used", STATS_REQUEST) == NULL && d->nentries == s->nentries - 1,
           "entries with nothing recorded do not travel");
@@ -444,8 +541,7 @@ static void test_roundtrip(void)
     stats_encode(big, &bbuf, &blen);
     stats *d3 = stats_new();
     r = stats_decode_merge(d3, bbuf, blen);
-    CHECK(r == 0 && entries_equal(big, d3),
-          "bucket counts past 2^32 travel at full precision");
+    CHECK(r == 0 && entries_equal(big, d3), "bucket counts past 2^32 travel at full precision");
     free(bbuf);
     stats_free(big);
     stats_free(d3);
@@ -455,7 +551,20 @@ static void test_roundtrip(void)
 }
 
 /* Hand-made buffers in the wire layout, each with one thing wrong. */
-enum flaw { OK_BUF, BAD_VERSION, BAD_SLOT, BAD_KIND, LONG_NAME, BAD_COUNT, BAD_STATUS, STR_FOR_INT, NO_HIST };
+enum flaw {
+    OK_BUF,
+    BAD_VERSION,
+    BAD_SLOT,
+    BAD_KIND,
+    LONG_NAME,
+    BAD_COUNT,
+    BAD_STATUS,
+    STR_FOR_INT,
+    NO_HIST,
+    OK_SAMPLES,
+    BAD_SAMPLE_KIND,
+    MINMAX_ON_REQUEST
+};
 
 static void pack_hist1(msgpack_packer *pk, uint64_t slot_gap, uint64_t count)
 {
@@ -475,21 +584,25 @@ static msgpack_sbuffer pack_flawed(enum flaw f)
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 6);
+    int samples = f == OK_SAMPLES || f == BAD_SAMPLE_KIND;
+    msgpack_pack_array(&pk, samples ? 7 : 6);
     msgpack_pack_uint64(&pk, f == BAD_VERSION ? 2 : 1);
     msgpack_pack_array(&pk, 12);
     for (int i = 0; i < 12; i++) {
-        if (i == 2 && f == STR_FOR_INT) msgpack_pack_str_with_body(&pk, "1", 1);
-        else msgpack_pack_uint64(&pk, i == 2);
+        if (i == 2 && f == STR_FOR_INT)
+            msgpack_pack_str_with_body(&pk, "1", 1);
+        else
+            msgpack_pack_uint64(&pk, i == 2);
     }
     msgpack_pack_array(&pk, ERR_KINDS);
-    for (int i = 0; i < ERR_KINDS; i++) msgpack_pack_uint64(&pk, 0);
+    for (int i = 0; i < ERR_KINDS; i++)
+        msgpack_pack_uint64(&pk, 0);
     msgpack_pack_array(&pk, 2);
     msgpack_pack_uint64(&pk, f == BAD_STATUS ? 600 : 200);
     msgpack_pack_uint64(&pk, 1);
     pack_hist1(&pk, 700, 1);
     msgpack_pack_array(&pk, 1);
-    msgpack_pack_array(&pk, 6);
+    msgpack_pack_array(&pk, f == MINMAX_ON_REQUEST ? 8 : 6);
     static char name[STATS_NAME_MAX + 2];
     memset(name, 'n', sizeof name);
     msgpack_pack_str_with_body(&pk, name, f == LONG_NAME ? STATS_NAME_MAX + 1 : 4);
@@ -497,19 +610,50 @@ static msgpack_sbuffer pack_flawed(enum flaw f)
     msgpack_pack_uint64(&pk, 1);
     msgpack_pack_uint64(&pk, 0);
     msgpack_pack_double(&pk, 0);
-    if (f == NO_HIST) msgpack_pack_nil(&pk);
-    else pack_hist1(&pk, f == BAD_SLOT ? 23 * 1024 : 700, f == BAD_COUNT ? 2 : 1);
+    if (f == NO_HIST)
+        msgpack_pack_nil(&pk);
+    else
+        pack_hist1(&pk, f == BAD_SLOT ? 23 * 1024 : 700, f == BAD_COUNT ? 2 : 1);
+    if (f == MINMAX_ON_REQUEST) msgpack_pack_double(&pk, 0.7), msgpack_pack_double(&pk, 0.7);
+    if (samples) {
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_uint64(&pk, f == BAD_SAMPLE_KIND ? ERR_KINDS : ERR_TLS);
+        msgpack_pack_str_with_body(&pk, "bad certificate", 15);
+    }
     return sb;
 }
 
+/* The optional parts of the layout (error samples) decode from a hand-made buffer too. */
+static void test_optional_parts(void)
+{
+    stats *d = stats_new();
+    msgpack_sbuffer good = pack_flawed(OK_SAMPLES);
+    CHECK(stats_decode_merge(d, good.data, good.size) == 0 && d->err_sample[ERR_TLS] &&
+              !strcmp(d->err_sample[ERR_TLS], "bad certificate"),
+          "the optional error samples decode");
+    msgpack_sbuffer_destroy(&good);
+    stats_free(d);
+}
+
+/* Each flaw of pack_flawed and what it stands for. */
+static const struct flawed {
+    enum flaw f;
+    const char *what;
+} flaws[] = {
+    {BAD_VERSION, "an unknown format version"},
+    {BAD_SLOT, "a bucket index out of range"},
+    {BAD_KIND, "an unknown entry kind"},
+    {LONG_NAME, "a name over STATS_NAME_MAX bytes"},
+    {BAD_COUNT, "bucket counts that do not add up"},
+    {BAD_STATUS, "a status code of 600"},
+    {STR_FOR_INT, "a string where a number belongs"},
+    {NO_HIST, "a request entry without histogram"},
+    {BAD_SAMPLE_KIND, "an error sample of an unknown kind"},
+    {MINMAX_ON_REQUEST, "min/max on a request entry"},
+};
+
 static void test_malformed(void)
 {
-    static const struct { enum flaw f; const char *what; } flaws[] = {
-        {BAD_VERSION, "an unknown format version"},     {BAD_SLOT, "a bucket index out of range"},
-        {BAD_KIND, "an unknown entry kind"},            {LONG_NAME, "a name over STATS_NAME_MAX bytes"},
-        {BAD_COUNT, "bucket counts that do not add up"}, {BAD_STATUS, "a status code of 600"},
-        {STR_FOR_INT, "a string where a number belongs"}, {NO_HIST, "a request entry without histogram"},
-    };
     stats *d = stats_new();
     msgpack_sbuffer good = pack_flawed(OK_BUF);
     int r = stats_decode_merge(d, good.data, good.size);
@@ -535,9 +679,11 @@ static void test_malformed(void)
     /* A container header that promises 4 billion items must not make the decoder allocate them. */
     static const char huge[] = {(char)0x96, 1, (char)0xdd, (char)0xff, (char)0xff, (char)0xff, (char)0xff};
     r = stats_decode_merge(d, huge, sizeof huge);
-    CHECK(r == -1, "an array header claiming 4 billion items in a 7-byte buffer is refused without allocating");
+    CHECK(r == -1,
+          "an array header claiming 4 billion items in a 7-byte buffer is refused without allocating");
     int all_refused = 1;
-    for (size_t cut = 0; cut < len; cut++) all_refused &= stats_decode_merge(d, buf, cut) == -1;
+    for (size_t cut = 0; cut < len; cut++)
+        all_refused &= stats_decode_merge(d, buf, cut) == -1;
     CHECK(all_refused && stats_empty(d), "a valid encoding cut at every length (0..%zu) is refused", len - 1);
 
     char *longer = malloc(len + 1);
@@ -551,7 +697,8 @@ static void test_malformed(void)
     int refused = 1;
     for (int i = 0; i < 20000; i++) {
         size_t n = rng() % 4096;
-        for (size_t k = 0; k < n; k++) noise[k] = (char)rng();
+        for (size_t k = 0; k < n; k++)
+            noise[k] = (char)rng();
         if (i % 2) noise[0] = (char)0x96, noise[1] = 1; /* looks like version 1 */
         refused &= stats_decode_merge(d, noise, n) == -1;
     }
@@ -562,7 +709,8 @@ static void test_malformed(void)
     int survived = 1;
     for (int i = 0; i < 20000; i++) {
         memcpy(mut, buf, len);
-        for (int k = 0; k < 1 + (int)(rng() % 3); k++) mut[rng() % len] ^= (char)(1u << (rng() % 8));
+        for (int k = 0; k < 1 + (int)(rng() % 3); k++)
+            mut[rng() % len] ^= (char)(1u << (rng() % 8));
         stats *m = stats_new();
         int r = stats_decode_merge(m, mut, len);
         survived &= r == 0 || (r == -1 && stats_empty(m));
@@ -585,7 +733,8 @@ static void bench_request(void)
     const int n = 5000000;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (int i = 0; i < n; i++) stats_request(s, id, 500 + (uint64_t)(i & 0xffff), 200, ERR_NONE, 1000, 100);
+    for (int i = 0; i < n; i++)
+        stats_request(s, id, 500 + (uint64_t)(i & 0xffff), 200, ERR_NONE, 1000, 100);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ns = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / n;
     printf("# stats_request: %.1f ns per call\n", ns);
@@ -602,7 +751,10 @@ int main(void)
     test_folding();
     test_entries();
     test_merge();
+    test_error_samples();
+    test_trend_exact();
     test_roundtrip();
+    test_optional_parts();
     test_malformed();
     bench_request();
     return check_done();

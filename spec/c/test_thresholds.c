@@ -2,7 +2,10 @@
  * Every key and unit a user can write, the one-line errors for what they cannot, and evaluation
  * on statistics recorded the way the engine records them. */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "thresholds.h"
@@ -67,8 +70,9 @@ static void test_parse_ops(void)
 static void test_parse_errors(void)
 {
     thresholds t = {0};
-    CHECK(add(&t, "p95", "<< 3ms") == -1 && !strcmp(err, "thresholds.p95: cannot read '<< 3ms': "
-                                                         "expected OP NUMBER[unit], e.g. < 250ms, <= 1%, > 100"),
+    CHECK(add(&t, "p95", "<< 3ms") == -1 &&
+              !strcmp(err, "thresholds.p95: cannot read '<< 3ms': "
+                           "expected OP NUMBER[unit], e.g. < 250ms, <= 1%, > 100"),
           "a bad operator names the key and the expression: %s", err);
     CHECK(add(&t, "p95", "250ms") == -1, "an expression needs an operator");
     CHECK(add(&t, "p95", "< ms") == -1, "an expression needs a number");
@@ -84,7 +88,8 @@ static void test_parse_errors(void)
     CHECK(add(&t, "rps", "> 5ms") == -1, "rps does not take a duration");
     CHECK(add(&t, "iterations", "> 5%") == -1, "a count does not take %%");
     CHECK(add(&t, "p97", "< 1ms") == -1 &&
-              !strcmp(err, "unknown threshold key 'p97' (use p95, errors.rate, checks.rate, rps, NAME:p99, ...)"),
+              !strcmp(err,
+                      "unknown threshold key 'p97' (use p95, errors.rate, checks.rate, rps, NAME:p99, ...)"),
           "an unknown key lists the known ones: %s", err);
     CHECK(add(&t, "home:p97", "< 1ms") == -1 && strstr(err, "'home:p97'"), "an unknown NAME:METRIC");
     CHECK(add(&t, "home:checks.rate", "> 1%") == -1, "checks.rate is global only");
@@ -102,13 +107,16 @@ static stats *make_stats(void)
     stats *s = stats_new();
     int home = stats_name_id(s, "home", STATS_REQUEST), slow = stats_name_id(s, "slow", STATS_REQUEST);
     for (int i = 0; i < 100; i++)
-        stats_request(s, home, i < 96 ? 500 : 1000, i < 3 ? 500 : 200, i < 3 ? ERR_STATUS : ERR_NONE, 100, 10);
-    for (int i = 0; i < 10; i++) stats_request(s, slow, 250000, 200, ERR_NONE, 100, 10);
+        stats_request(s, home, i < 96 ? 500 : 1000, i < 3 ? 500 : 200, i < 3 ? ERR_STATUS : ERR_NONE, 100,
+                      10);
+    for (int i = 0; i < 10; i++)
+        stats_request(s, slow, 250000, 200, ERR_NONE, 100, 10);
     int tx = stats_name_id(s, "checkout", STATS_TRANSACTION);
     stats_transaction(s, tx, 2000000, 0);
     stats_transaction(s, tx, 2000000, 1);
     int ck = stats_name_id(s, "home is up", STATS_CHECK);
-    for (int i = 0; i < 10; i++) stats_check(s, ck, i != 0);
+    for (int i = 0; i < 10; i++)
+        stats_check(s, ck, i != 0);
     s->iterations = 42;
     return s;
 }
@@ -145,8 +153,10 @@ static void test_eval(void)
     CHECK(passes(s, 10, "rps", ">= 11") == 1 && passes(s, 10, "rps", "> 11") == 0,
           "rps is 110 requests over 10 s");
     CHECK(passes(s, 5, "rps", "== 22"), "rps follows the duration given");
-    CHECK(passes(s, 10, "home:rps", "== 10") && passes(s, 10, "home:count", "== 100"), "home:rps, home:count");
-    CHECK(passes(s, 10, "requests", "== 110") && passes(s, 10, "iterations", "== 42"), "requests, iterations");
+    CHECK(passes(s, 10, "home:rps", "== 10") && passes(s, 10, "home:count", "== 100"),
+          "home:rps, home:count");
+    CHECK(passes(s, 10, "requests", "== 110") && passes(s, 10, "iterations", "== 42"),
+          "requests, iterations");
     CHECK(passes(s, 10, "checkout:p95", "< 2.01s") && passes(s, 10, "checkout:errors.rate", "== 50%"),
           "a transaction name works like a request name");
     CHECK(passes(s, 10, "ghost:p95", "< 1ms") == 1, "a name never requested has no data and passes");
@@ -190,6 +200,82 @@ static void test_only_abort_and_describe(void)
     stats_free(s);
 }
 
+/* What thresholds_eval printed on stderr (caller frees). */
+static char *eval_stderr(thresholds *t, const stats *s, double dur, int only_abort, int *failed)
+{
+    char path[] = "/tmp/parrot-test-thresholds-XXXXXX";
+    int fd = mkstemp(path), saved = dup(2);
+    fflush(stderr);
+    dup2(fd, 2);
+    *failed = thresholds_eval(t, s, dur, only_abort);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char *buf = calloc(1, 4096);
+    lseek(fd, 0, SEEK_SET);
+    ssize_t n = read(fd, buf, 4095);
+    buf[n > 0 ? n : 0] = '\0';
+    close(fd);
+    unlink(path);
+    return buf;
+}
+
+/* A threshold that measured nothing passes, as in k6, but is marked and warned about once:
+ * a typo in a request name must not pass unseen. */
+static void test_nodata_warning(void)
+{
+    stats *s = make_stats();
+    thresholds t = {0};
+    int failed;
+    add(&t, "ghost:p99", "< 1ms");
+    add(&t, "home:p95", "< 1s");
+    char *out = eval_stderr(&t, s, 10, 1, &failed);
+    CHECK(!*out, "the per-second evaluation of abort thresholds warns of nothing: [%s]", out);
+    free(out);
+    out = eval_stderr(&t, s, 10, 0, &failed);
+    CHECK(failed == 0 && t.items[0].ok && t.items[0].nodata && !t.items[1].nodata,
+          "no data: passes, marked nodata");
+    CHECK(strstr(out,
+                 "warning: threshold 'ghost:p99' has no data: no request or transaction named 'ghost' ran") &&
+              !strchr(strchr(out, '\n') + 1, '\n'),
+          "one warning line names the threshold and the name: [%.*s]", (int)strcspn(out, "\n"), out);
+    free(out);
+    out = eval_stderr(&t, s, 10, 0, &failed);
+    CHECK(!*out, "the warning is printed once");
+    free(out);
+    thresholds_free(&t);
+    stats_free(s);
+}
+
+/* parrot.load passes the closed model's iterations and duration cap: a run that reached the cap
+ * first gets a warning (never a failure); a run stopped early does not. */
+static void test_plan_iterations(void)
+{
+    stats *s = make_stats();
+    thresholds t = {0};
+    int failed;
+    CHECK(add(&t, THRESHOLDS_PLAN_KEY, "30 2") == 0 && t.n == 0 && t.plan_iterations == 30 &&
+              t.plan_cap_s == 2,
+          "the plan is recorded, not listed as a threshold");
+    CHECK(add(&t, THRESHOLDS_PLAN_KEY, "lots") == -1, "a malformed plan is refused: %s", err);
+    s->iterations = 4;
+    char *out = eval_stderr(&t, s, 1.2, 0, &failed);
+    CHECK(!*out, "stopped before the cap (Ctrl-C, an abort): no warning [%s]", out);
+    free(out);
+    out = eval_stderr(&t, s, 2.4, 0, &failed);
+    CHECK(failed == 0 && strstr(out, "reached its duration cap (2s) after 4 of its 30 iterations"),
+          "the cap came first: one warning, no failure [%.*s]", (int)strcspn(out, "\n"), out);
+    free(out);
+    s->iterations = 30;
+    thresholds_free(&t);
+    add(&t, THRESHOLDS_PLAN_KEY, "30 2");
+    out = eval_stderr(&t, s, 2.4, 0, &failed);
+    CHECK(!*out, "every iteration ran: no warning");
+    free(out);
+    thresholds_free(&t);
+    stats_free(s);
+}
+
 int main(void)
 {
     test_parse_units();
@@ -197,5 +283,7 @@ int main(void)
     test_parse_errors();
     test_eval();
     test_only_abort_and_describe();
+    test_nodata_warning();
+    test_plan_iterations();
     return check_done();
 }
