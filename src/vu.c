@@ -453,6 +453,40 @@ static int l_park(lua_State *L)
     return lua_yield(L, 0);
 }
 
+/* core.kill(co): end the virtual user running coroutine `co` now (a request in flight is counted
+ * as cancelled), as graceful_stop does on a ramp-down; false when no such VU lives. A VU cannot
+ * kill itself. */
+static int l_kill(lua_State *L)
+{
+    vu_sched *s = sched_of(L);
+    luaL_checktype(L, 1, LUA_TTHREAD);
+    lua_State *co = lua_tothread(L, 1);
+    vu *v = s->live;
+    while (v && v->co != co)
+        v = v->next;
+    if (!v || v == s->current) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    if (v->queued) { /* off the ready queue first */
+        vu *prev = NULL;
+        for (vu *q = s->ready_head; q; prev = q, q = q->next_ready)
+            if (q == v) {
+                if (prev)
+                    prev->next_ready = q->next_ready;
+                else
+                    s->ready_head = q->next_ready;
+                if (s->ready_tail == q) s->ready_tail = prev;
+                break;
+            }
+        v->queued = 0;
+    }
+    if (v->state == VU_WAIT_HTTP) stats_error(s->st, ERR_CANCELLED);
+    vu_end(v);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* core.wake(co, value) -> true if `co` was parked (it resumes on the next turn with `value`). */
 static int l_wake(lua_State *L)
 {
@@ -874,6 +908,7 @@ static int open_core(lua_State *L)
                                    {"close_connections", l_close_connections},
                                    {"park", l_park},
                                    {"wake", l_wake},
+                                   {"kill", l_kill},
                                    {"kill_others", l_kill_others},
                                    {"abort_test", l_abort_test},
                                    {NULL, NULL}};

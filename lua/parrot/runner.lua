@@ -27,19 +27,27 @@ local function part(ctx, n)
 end
 
 -- Pick sessions by weight: smooth weighted round robin, so 7:3 gives exactly 7 of every 10.
+-- The sequence is the cluster's: pick(k) is the session of the k-th VU (or iteration) counted over
+-- every thread, so threads that each start some of the VUs together give the exact mix.
 local function picker(sessions)
-  local cur = {}
+  local cur, seq = {}, {}
   local total = 0
   for i, s in ipairs(sessions) do cur[i] = 0; total = total + s.weight end
   if #sessions == 1 then return function() return sessions[1] end end
-  return function()
-    local best
-    for i, s in ipairs(sessions) do
-      cur[i] = cur[i] + s.weight
-      if not best or cur[i] > cur[best] then best = i end
+  local period = 0 -- the sequence repeats after `total` picks when the weights are integers
+  if total == math.floor(total) and total <= 10000 then period = total end
+  return function(k)
+    if period > 0 then k = (k - 1) % period + 1 end
+    while #seq < k do
+      local best
+      for i, s in ipairs(sessions) do
+        cur[i] = cur[i] + s.weight
+        if not best or cur[i] > cur[best] then best = i end
+      end
+      cur[best] = cur[best] - total
+      seq[#seq + 1] = best
     end
-    cur[best] = cur[best] - total
-    return sessions[best]
+    return sessions[seq[k]]
   end
 end
 
@@ -81,23 +89,32 @@ local function iterate(vu, s, intended)
 end
 
 -- Wait until `pred()` is true, the deadline passes or a stop is requested; true if pred held.
-local function wait_until(deadline, pred)
+-- With `grace`, a stop request (Ctrl-C, SIGTERM, the queen's STOP) does not end the wait but
+-- brings its deadline to at most STOP_GRACE from then: what is in flight may finish.
+local STOP_GRACE = 2
+local function wait_until(deadline, pred, grace)
+  local cut = false
   while true do
     if pred and pred() then return true end
     local t = now()
-    if t >= deadline or core.stopping() then return false end
+    if core.stopping() then
+      if not grace then return false end
+      if not cut then cut, deadline = true, math.min(deadline, t + STOP_GRACE) end
+    end
+    if t >= deadline then return false end
     sleep(math.min(TICK, deadline - t))
   end
 end
 
--- The end of a run: stop starting iterations, give running ones graceful_stop, then cut.
+-- The end of a run: stop starting iterations, give running ones graceful_stop (2 s after a stop
+-- request), then cut.
 local function finish(ctx, vus)
   ctx.stopping = true
   for _, vu in pairs(vus) do vu.stop = true end
   local deadline = now() + ctx.scenario.load.graceful_stop
-  wait_until(deadline, function() return core.live() <= 1 + (ctx.parked or 0) end)
+  wait_until(deadline, function() return core.live() <= 1 + (ctx.parked or 0) end, true)
   if ctx.wake_all then ctx.wake_all() end
-  wait_until(math.min(deadline, now() + 1), function() return core.live() <= 1 end)
+  wait_until(math.min(deadline, now() + 1), function() return core.live() <= 1 end, true)
   core.kill_others()
 end
 
@@ -126,9 +143,10 @@ local function closed(ctx)
   end
   local function spawn(k, id)
     local vu = new_vu(id, ctx)
-    local s = pick()
+    local s = pick(id)
     vus[k] = vu
     core.spawn(function()
+      vu.co = coroutine.running()
       core.vus(1)
       start_session(vu, s)
       while not vu.stop and not ctx.stopping and not core.stopping() do
@@ -138,9 +156,26 @@ local function closed(ctx)
         end
         iterate(vu, s)
       end
+      vu.gone = true
       core.vus(-1)
       if vus[k] == vu then vus[k] = nil end
     end)
+  end
+  -- VUs told to leave on a ramp-down finish their iteration within graceful_stop, then are cut
+  local leaving = {}
+  local function cut_leavers()
+    for i = #leaving, 1, -1 do
+      local e = leaving[i]
+      if e.vu.gone then
+        table.remove(leaving, i)
+      elseif now() >= e.at then
+        e.vu.gone = true
+        core.vus(-1)
+        core.kill(e.vu.co)
+        if vus[e.k] == e.vu then vus[e.k] = nil end
+        table.remove(leaving, i)
+      end
+    end
   end
   local function id_of(k) return ctx.thread + (k - 1) * ctx.threads + 1 end
   local t0 = ctx.t0
@@ -165,9 +200,13 @@ local function closed(ctx)
     while started < want do started = started + 1; spawn(started, id_of(started)) end
     while started > want do -- ramp down (or a smaller share): the newest VUs finish their iteration and leave
       local vu = vus[started]
-      if vu then vu.stop = true end
+      if vu and not vu.stop then
+        vu.stop = true
+        leaving[#leaving + 1] = { vu = vu, k = started, at = now() + l.graceful_stop }
+      end
       started = started - 1
     end
+    cut_leavers()
     sleep(math.min(TICK, math.max(0.001, total - t)))
   end
   finish(ctx, vus)
@@ -194,7 +233,13 @@ local function open_phase(ctx, p, phase_start, pick, arrive, active)
     return -math.log(1 - math.random()) / r
   end
   local next_at = math.max(phase_start, now())
-  if not my_count then next_at = next_at + gap() end
+  if p.dist == "uniform" and not my_count then
+    -- fixed gaps over the cluster: arrival k (0, 1, ...) at k / rate, arrivals dealt to the slots
+    -- in turn, so the first comes at once and rate x duration arrive in all
+    next_at = next_at + (p.rate > 0 and ctx.thread / p.rate or math.huge)
+  elseif not my_count then
+    next_at = next_at + gap()
+  end
   while next_at < phase_end do
     local t = now()
     if core.stopping() then return end
@@ -328,21 +373,26 @@ local function rate(ctx)
   end
   local t0, total = ctx.t0, l.duration
   local slot, slots = ctx.thread, ctx.threads
-  local r = l.rate / ctx.threads
+  -- this thread's rate follows its part of the VUs (a thread without VUs runs nothing)
+  local function my_rate() return l.vus > 0 and l.rate * part(ctx, l.vus) / l.vus or 0 end
+  local r = my_rate()
   -- iterations since base_t at the current per-thread rate; from now, never from the run's start:
   -- a thread that joins mid-run does not replay (nor count as dropped) what came before it
   local k, base, base_t = 0, 0, math.max(t0, now())
-  while r > 0 do
+  while true do
     if ctx.thread ~= slot or ctx.threads ~= slots then -- the share changed
-      local nr = l.rate / ctx.threads
-      base_t, base, r = base_t + (k - base) / r, k, nr -- the schedule goes on continuously from here
+      local nr = my_rate()
+      base_t = r > 0 and base_t + (k - base) / r or math.max(base_t, now())
+      base, r = k, nr -- the schedule goes on continuously from here
       slot, slots = ctx.thread, ctx.threads
       resize()
     end
-    local intended = base_t + (k - base) / r
+    local intended = r > 0 and base_t + (k - base) / r or now()
     if intended - t0 >= total or core.stopping() then break end
     local t = now()
-    if t < intended then
+    if r <= 0 then
+      sleep(TICK) -- no VUs here (fewer VUs than threads): only a change of share brings work
+    elseif t < intended then
       sleep(math.min(intended - t, TICK))
     elseif #free == 0 and unborn > 0 then
       sleep(0.001) -- the pool was just made (or grew): its VUs are not parked yet, which is no drop
@@ -351,7 +401,7 @@ local function rate(ctx)
       local vu = table.remove(free)
       if vu then
         ctx.parked = ctx.parked - 1
-        core.wake(vu.co, { session = pick(), intended = intended })
+        core.wake(vu.co, { session = pick((k - 1) * ctx.threads + ctx.thread + 1), intended = intended })
       else
         core.dropped(1)
       end
