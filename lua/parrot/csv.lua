@@ -1,7 +1,8 @@
 -- parrot.csv: data feeders from CSV files (users, payloads). parrot.csv(file, {mode, header,
 -- delimiter}) reads the file once per load thread; `:next()` hands out rows:
---   sequential  rows in order, wrapping around (threads interleave, so each row comes up once
---               per pass over the whole file);
+--   sequential  rows in order, wrapping around: one position shared by every thread of the
+--               process, so rows 1, 2, 3, ... come in that order whichever thread asks (each
+--               worker of a cluster keeps its own position);
 --   random      a random row each time;
 --   unique      every row at most once across the whole cluster; nil and a message when none is
 --               left. In a run, rows come in leases from the queen (parrot.cluster.rows): ranges
@@ -38,24 +39,56 @@ local function split(line, d)
 end
 M.split = split
 
+-- The records of a CSV text: RFC 4180, so a quoted field may hold the delimiter, "" for a
+-- quote, and line breaks (CRLF or LF); empty lines are skipped.
+local function records(text, d)
+  local out, fields, i, n = {}, {}, 1, #text
+  local function field_end(v, j) -- v ends at j (a delimiter, a line break or the end)
+    fields[#fields + 1] = v
+    local c = text:sub(j, j)
+    if c == d then return j + #d end
+    if c == "\r" and text:sub(j + 1, j + 1) == "\n" then j = j + 1 end
+    if not (#fields == 1 and fields[1] == "") then out[#out + 1] = fields end
+    fields = {}
+    return j + 1
+  end
+  while i <= n do
+    if text:sub(i, i) == '"' then
+      local buf, j = {}, i + 1
+      while true do
+        local q = text:find('"', j, true)
+        if not q then buf[#buf + 1] = text:sub(j); j = n + 1; break end
+        buf[#buf + 1] = text:sub(j, q - 1)
+        if text:sub(q + 1, q + 1) == '"' then buf[#buf + 1] = '"'; j = q + 2
+        else j = q + 1; break end
+      end
+      local k = j -- after the closing quote: anything up to the delimiter or line end is kept too
+      while k <= n and text:sub(k, k + #d - 1) ~= d and not text:sub(k, k):find("[\r\n]") do k = k + 1 end
+      i = field_end(table.concat(buf) .. text:sub(j, k - 1), k)
+    else
+      local k = i
+      while k <= n and text:sub(k, k + #d - 1) ~= d and not text:sub(k, k):find("[\r\n]") do k = k + 1 end
+      i = field_end(text:sub(i, k - 1), k)
+    end
+  end
+  if #fields > 0 and not (#fields == 1 and fields[1] == "") then out[#out + 1] = fields end
+  return out
+end
+
 function M.parse(text, opts)
   opts = opts or {}
   local d = opts.delimiter or ","
   local rows, names = {}, nil
-  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
-    line = line:gsub("\r$", "")
-    if line ~= "" then
-      local f = split(line, d)
-      if opts.header ~= false and not names then
-        names = f
-      else
-        local row = {}
-        for i, v in ipairs(f) do
-          row[i] = v
-          if names and names[i] then row[names[i]] = v end
-        end
-        rows[#rows + 1] = row
+  for _, f in ipairs(records(text, d)) do
+    if opts.header ~= false and not names then
+      names = f
+    else
+      local row = {}
+      for i, v in ipairs(f) do
+        row[i] = v
+        if names and names[i] then row[names[i]] = v end
       end
+      rows[#rows + 1] = row
     end
   end
   return rows, names
@@ -66,6 +99,7 @@ feeder.__index = feeder
 
 local leased = {} -- key -> unique feeder of this thread whose rows come from the queen
 local nleased = 0
+local nshared = 0 -- sequential feeders opened (the n-th is the same feeder on every thread)
 
 local function exhausted(self)
   local msg = string.format("%s: every row has been used (mode unique, %d rows)", self.file, self.total)
@@ -133,6 +167,7 @@ function feeder:next()
   if n == 0 then return nil, self.file .. ": no rows" end
   if self.mode == "random" then return self.rows[math.random(n)] end
   if self.leases then return next_leased(self) end
+  if self.shared then return self.rows[(self.shared(self.key, 1) - 1) % n + 1] end
   local idx = self.pos
   if idx > n then
     if self.mode == "unique" then return exhausted(self) end
@@ -182,6 +217,13 @@ function M.open(file, opts, dir)
   if mode == "random" then self.first, self.pos, self.step = 1, 1, 1 end
   if mode == "sequential" and #rows < threads then self.first, self.pos, self.step = 1, 1, 1 end
   if mode == "unique" then lease_from_queen(self, core, threads) end
+  if mode == "sequential" then -- one position for the whole process (parrot.ext, when loaded in parrot)
+    local has_ext, ext = pcall(require, "parrot.ext")
+    if has_ext and type(ext) == "table" and ext.shared_add then
+      nshared = nshared + 1
+      self.shared, self.key = ext.shared_add, "csv " .. file .. "#" .. nshared
+    end
+  end
   return self
 end
 

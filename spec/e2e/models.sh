@@ -117,4 +117,24 @@ if start_target rampdown; then
     is "$vus3" 0 "ramp-down: no VU left 3 s in (graceful_stop 1 s after the ramp-down), not at the 3 s request's end"
 fi
 
+# (f) a sequential CSV feeder keeps one position for the process: 1 VU on 2 threads reads u1..u6
+c=$(scenario seqcsv <<'LUA'
+local http = require "parrot.http"
+local users = parrot.csv("users.csv", { mode = "sequential" })
+return parrot.scenario {
+  target = "http://127.0.0.1:" .. parrot.env.PORT,
+  load = parrot.closed { vus = 1, iterations = 8 },
+  run = function() http.get("/echo?u=" .. users:next().user) end,
+}
+LUA
+)
+printf 'user\nu1\nu2\nu3\nu4\nu5\nu6\n' >"$(dirname "$c")/users.csv"
+if start_target seqcsv; then
+    prun seqcsv "$c" -e PORT="$TARGET_PORT" --threads 2
+    stop_target
+    is "$RC" 0 "sequential csv: exit code 0"
+    is "$(grep -o 'u=u[0-9]*' "$TARGET_LOG" | tr '\n' ' ')" "u=u1 u=u2 u=u3 u=u4 u=u5 u=u6 u=u1 u=u2 " \
+        "sequential csv on 2 threads: every row in order, then around again"
+fi
+
 done_testing
