@@ -926,7 +926,10 @@ static void dump_exchange(http_pool *p)
             fprintf(stderr, "%.*s: %.*s\n", (int)r->headers[i].name_len, r->headers[i].name,
                     (int)r->headers[i].value_len, r->headers[i].value);
         fputc('\n', stderr);
-        dump_body(r->body, r->body_len, r->body_bytes);
+        if (!r->body && r->body_bytes)
+            fprintf(stderr, "[%llu bytes of body, not kept (discard_body)]\n", (unsigned long long)r->body_bytes);
+        else
+            dump_body(r->body, r->body_len, r->body_bytes);
     }
     if (r->err) fprintf(stderr, "error: %s\n", r->errmsg);
     fprintf(stderr, "----- end (%llu us) -----\n", (unsigned long long)r->total_us);
