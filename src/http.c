@@ -921,7 +921,8 @@ static void dump_exchange(http_pool *p)
     }
     fprintf(stderr, "----- response -----\n");
     if (r->status) {
-        fprintf(stderr, "HTTP/1.%d %d\n", r->http_minor, r->status);
+        fprintf(stderr, "HTTP/1.%d %d %.*s\n", r->http_minor, r->status, r->hbuf ? (int)r->reason_len : 0,
+                r->hbuf ? r->hbuf : "");
         for (size_t i = 0; i < r->nheaders; i++)
             fprintf(stderr, "%.*s: %.*s\n", (int)r->headers[i].name_len, r->headers[i].name,
                     (int)r->headers[i].value_len, r->headers[i].value);
