@@ -13,32 +13,6 @@
 --               rows are split over the load threads.
 local M = {}
 
--- Split one CSV record (RFC 4180 quotes, "" inside quotes); returns the fields.
-local function split(line, d)
-  local fields, i, n = {}, 1, #line
-  while i <= n + 1 do
-    if line:sub(i, i) == '"' then
-      local buf, j = {}, i + 1
-      while true do
-        local q = line:find('"', j, true)
-        if not q then buf[#buf + 1] = line:sub(j); j = n + 1; break end
-        buf[#buf + 1] = line:sub(j, q - 1)
-        if line:sub(q + 1, q + 1) == '"' then buf[#buf + 1] = '"'; j = q + 2
-        else j = q + 1; break end
-      end
-      fields[#fields + 1] = table.concat(buf)
-      local nd = line:find(d, j, true)
-      i = nd and nd + 1 or n + 2
-    else
-      local nd = line:find(d, i, true)
-      fields[#fields + 1] = line:sub(i, (nd or n + 1) - 1)
-      i = nd and nd + 1 or n + 2
-    end
-  end
-  return fields
-end
-M.split = split
-
 -- The records of a CSV text: RFC 4180, so a quoted field may hold the delimiter, "" for a
 -- quote, and line breaks (CRLF or LF); empty lines are skipped.
 local function records(text, d)
