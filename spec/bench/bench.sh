@@ -53,7 +53,7 @@ TSUNG_PID="" TSUNG_BEAM="" EPMD_BEFORE="" EPMD_STARTED=""
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
   # Tsung's Erlang VM runs under a shell script that does not pass signals on: stop both
-  [ -z "$TSUNG_PID" ] || kill "$TSUNG_PID" $TSUNG_BEAM 2>/dev/null || true
+  [ -z "$TSUNG_PID" ] || kill "$TSUNG_PID" ${TSUNG_BEAM:+"$TSUNG_BEAM"} 2>/dev/null || true
   servers_stop_all
   [ -z "$EPMD_STARTED" ] || kill "$EPMD_STARTED" 2>/dev/null || true # the Erlang port mapper Tsung started
   rm -rf "$tmp"

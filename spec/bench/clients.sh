@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034,SC2153,SC2154 # sourced by bench.sh: its variables are shared
 # `make bench`, part 1: what each client spends per request against the same nginx (sourced by
 # bench.sh, which has started nginx on $NGINX_PORT). Two workloads, RUNS runs each, the clients
 # taking turns within a run:
@@ -58,7 +59,7 @@ client_run() {
 # before requests began to the last one where they grew. Appends "requests cpu_s rss_kb
 # connections whole_run_cpu_s window_s".
 tsung_run() {
-  local tw=$tmp/tsung beam="" tpid t0 line s0 a0
+  local tw=$tmp/tsung beam="" tpid line s0 a0
   rm -rf "$tw" && mkdir -p "$tw/home" "$tw/log"
   sed -e "s/PORT/$NGINX_PORT/" -e "s/USERS/$CONNS/" -e "s/SECS/$SECS/g" "$BENCH_DIR/scenarios/tsung_get.xml" >"$tw/get.xml"
   [ -n "$EPMD_BEFORE" ] || EPMD_BEFORE=$(pgrep -x epmd || echo none)
@@ -67,7 +68,6 @@ tsung_run() {
     timeout -k 5 $((SECS + 60)) tsung -f "$tw/get.xml" -l "$tw/log" start) >"$tw/out" 2>&1 </dev/null &
   tpid=$!
   TSUNG_PID=$tpid
-  t0=$(date +%s.%N)
   : >"$tw/samples"
   while kill -0 "$tpid" 2>/dev/null; do
     [ -n "$beam" ] || { beam=$(descendant "$tpid" beam.smp) && TSUNG_BEAM=$beam; } || beam=""

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034,SC2153,SC2154 # sourced by bench.sh: its variables are shared
 # `make bench`, part 3: is the latency parrot reports the latency there was? (sourced by bench.sh)
 #  accuracy  `parrot target` (server CPU) answers /delay/10 after a timer and says in X-Delay-Us
 #            how long it really waited. First the loopback round trip: parrot's p50 for `/` with

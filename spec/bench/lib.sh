@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034,SC2153,SC2154 # sourced by bench.sh: its variables are shared
 # Helpers shared by spec/bench/bench.sh and the parts it sources (clients.sh, memory.sh,
 # latency.sh): installing a missing tool, starting and stopping loopback servers, measuring a
 # client's CPU and memory, medians. Sourced, never run; expects $tmp (a scratch directory).

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034,SC2153,SC2154 # sourced by bench.sh: its variables are shared
 # `make bench`, part 2: parrot's memory per virtual user, one load thread (sourced by bench.sh).
 #   sleeping   1k, 10k and 100k VUs that only sleep in think time, no connection (scenarios/idle.lua);
 #   keep-alive HOLD_VUS VUs that each make one request to nginx and sleep holding the connection,

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034,SC2153,SC2154 # sourced by bench.sh: its variables are shared
 # `make bench`: the one table at the end, from the figures the parts left in R[] (sourced by
 # bench.sh). Goals stand beside their figures with PASS or FAIL; a missing figure says n/a.
 
