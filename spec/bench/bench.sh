@@ -132,5 +132,5 @@ fi
 # shellcheck source=spec/bench/table.sh
 . "$BENCH_DIR/table.sh"
 echo
-bench_table
+bench_table | sed 's/[[:space:]]*$//'
 echo "bench: took $(($(date +%s) - started)) s"
