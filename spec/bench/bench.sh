@@ -1,51 +1,82 @@
 #!/usr/bin/env bash
-# `make bench`: how much CPU and memory parrot spends, next to wrk, on one machine.
-#  1. nginx (one worker, pinned to CPU 1) answers `return 200 "hello\n"` on a free loopback port;
-#     parrot (--url, 1 load thread, 50 VUs) and wrk (1 thread, 50 connections), pinned to CPU 0,
-#     each run 10 s. Each client's user+sys CPU seconds and peak RSS come from /usr/bin/time,
-#     its request count from its own output; CPU per request is the figure that matters (both
-#     clients saturate the same server, so requests/s alone says little).
-#  2. parrot's peak RSS with 1k and 10k VUs all sleeping in think time, per VU.
-# Every figure is the median of RUNS runs (default 3). Never part of `make test`.
+# `make bench`: what parrot costs next to its peers, on one machine, in one table. Never part of
+# `make test`; a missed goal says FAIL in the table but does not fail the command.
+#  1. clients (clients.sh): nginx (one worker, access log off, pinned to CPU 1) on loopback; parrot,
+#     wrk, h2load and Tsung (when installed), pinned to CPU 0, GET / on CONNS connections for SECS
+#     seconds; then parrot and wrk on a scripted scenario. req/s, CPU s, CPU µs per request, peak
+#     RSS, and the ratio peer/parrot of CPU per request. nginx caps req/s on two cores: CPU per
+#     request is what separates the clients.
+#  2. memory (memory.sh): peak RSS per VU of 100k sleeping VUs, of HOLD_VUS VUs holding a keep-alive
+#     connection and of TLS_VUS VUs holding a TLS connection, on one load thread.
+#  3. latency (latency.sh): parrot's p50 against `parrot target`'s /delay/10 versus the delay it
+#     applied plus the round trip; a 1 s server stall under the constant-rate model, wrk beside it.
+#  4. the queen's merge cost for 1,000 and 100 simulated workers (bench_queen.sh).
+# Settings (environment): RUNS (3) runs per client figure, median quoted; SECS (10) per run; CONNS
+# (50); MEMRUNS (RUNS); HOLD_VUS (15000); TLS_VUS (5000); TLS_BURST (500); STALL_RATE (200); STALL_VUS (300);
+# QUEEN=0 skips part 4; TSUNG=0 leaves Tsung out. `RUNS=1 SECS=3 make bench` is a quick look.
 set -eu
 cd "$(dirname "$0")/../.."
+BENCH_DIR=$PWD/spec/bench
 PARROT=${PARROT:-$PWD/parrot}
 RUNS=${RUNS:-3}
 SECS=${SECS:-10}
 CONNS=${CONNS:-50}
+MEMRUNS=${MEMRUNS:-$RUNS}
+HOLD_VUS=${HOLD_VUS:-15000}
+TLS_VUS=${TLS_VUS:-5000}
+HOLD_SECS=${HOLD_SECS:-8s}
+HOLD_RAMP=${HOLD_RAMP:-2s}
+TLS_BURST=${TLS_BURST:-500}
+LAT_SECS=${LAT_SECS:-$(((SECS + 1) / 2))}
+STALL_RATE=${STALL_RATE:-200}
+STALL_VUS=${STALL_VUS:-300}
+STALL_S=${STALL_S:-1}
+if [ "$SECS" -ge 10 ]; then QUEEN_SECS=${QUEEN_SECS:-20}; else QUEEN_SECS=${QUEEN_SECS:-8}; fi
+# shellcheck source=spec/bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 
-need() { # COMMAND PACKAGE: install PACKAGE with apt-get when COMMAND is missing
-  command -v "$1" >/dev/null 2>&1 && return
-  echo "bench: installing $2"
-  local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
-}
 need wrk wrk
+need h2load nghttp2-client
 need nginx nginx-light
+need openssl openssl
 need taskset util-linux
+need curl curl
 [ -x /usr/bin/time ] || need /usr/bin/time time
 [ -x "$PARROT" ] || { echo "bench: $PARROT not found; run make first" >&2; exit 1; }
 
-ncpu=$(nproc)
-if [ "$ncpu" -ge 2 ]; then SERVER_CPU=1 CLIENT_CPU=0; else SERVER_CPU=0 CLIENT_CPU=0; fi
+if [ "$(nproc)" -ge 2 ]; then SERVER_CPU=1 CLIENT_CPU=0; else SERVER_CPU=0 CLIENT_CPU=0; fi
+HZ=$(getconf CLK_TCK)
+declare -A R=() # every figure of the final table, by name
 
 tmp=$(mktemp -d)
-nginx_pid=""
+TSUNG_PID="" TSUNG_BEAM="" EPMD_BEFORE="" EPMD_STARTED=""
+# shellcheck disable=SC2317 # called by the trap
 cleanup() {
-  [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
+  # Tsung's Erlang VM runs under a shell script that does not pass signals on: stop both
+  [ -z "$TSUNG_PID" ] || kill "$TSUNG_PID" ${TSUNG_BEAM:+"$TSUNG_BEAM"} 2>/dev/null || true
+  servers_stop_all
+  [ -z "$EPMD_STARTED" ] || kill "$EPMD_STARTED" 2>/dev/null || true # the Erlang port mapper Tsung started
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$tmp/nginx.conf" <<CONF
+# nginx: one worker for every part that needs it. NGINX_PORT for the clients (and stub_status);
+# HOLD_PORTS and TLS_PORTS for the held connections, so no address:port runs out of ephemeral ports.
+NGINX_PORT=$(free_port)
+HOLD_PORTS="" TLS_PORTS=""
+for _ in 1 2 3 4; do HOLD_PORTS="$HOLD_PORTS${HOLD_PORTS:+,}$(free_port)"; done
+for _ in 1 2; do TLS_PORTS="$TLS_PORTS${TLS_PORTS:+,}$(free_port)"; done
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+  -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+{
+  cat <<CONF
 daemon off;
 master_process off;
 worker_processes 1;
 pid $tmp/nginx.pid;
 error_log $tmp/error.log error;
-events { worker_connections 4096; }
+events { worker_connections 19500; }
 http {
   access_log off;
   client_body_temp_path $tmp/body;
@@ -54,83 +85,52 @@ http {
   uwsgi_temp_path $tmp/uwsgi;
   scgi_temp_path $tmp/scgi;
   keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  ssl_certificate $tmp/cert.pem;
+  ssl_certificate_key $tmp/key.pem;
+  ssl_session_cache shared:SSL:20m;
   server {
-    listen 127.0.0.1:$port;
+    listen 127.0.0.1:$NGINX_PORT backlog=4096;
+CONF
+  for p in ${HOLD_PORTS//,/ }; do echo "    listen 127.0.0.1:$p backlog=4096;"; done
+  for p in ${TLS_PORTS//,/ }; do echo "    listen 127.0.0.1:$p ssl backlog=4096;"; done
+  cat <<'CONF'
     location / { return 200 "hello\n"; }
+    location = /a { add_header X-Bench a; return 200 "hello a\n"; }
+    location = /b { add_header X-Bench b; return 200 "hello b\n"; }
+    location = /nginx_status { stub_status; }
   }
 }
 CONF
-taskset -c "$SERVER_CPU" nginx -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/error.log" &
-nginx_pid=$!
-url="http://127.0.0.1:$port/"
-for _ in $(seq 50); do
-  curl -fs "$url" >/dev/null 2>&1 && break
-  python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
-  sleep 0.1
-done
+} >"$tmp/nginx.conf"
+server_start "$tmp/nginx.out" nginx -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/error.log"
+wait_port "$NGINX_PORT" || { cat "$tmp/nginx.out" "$tmp/error.log" >&2; exit 1; }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
-# run_client NAME: one measured run; appends "requests cpu_s rss_kb" to $tmp/NAME.runs
-run_client() {
-  local name=$1 reqs
-  if [ "$name" = parrot ]; then
-    /usr/bin/time -f "%U %S %M" -o "$tmp/time" taskset -c "$CLIENT_CPU" \
-      "$PARROT" run --url "$url" --threads 1 --vus "$CONNS" --duration "${SECS}s" --quiet \
-      --out "$tmp/summary.json" >/dev/null 2>"$tmp/parrot.err" || true
-    reqs=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["totals"]["requests"])' "$tmp/summary.json" 2>/dev/null || echo 0)
-  else
-    /usr/bin/time -f "%U %S %M" -o "$tmp/time" taskset -c "$CLIENT_CPU" \
-      wrk -t1 -c"$CONNS" -d"${SECS}s" "$url" >"$tmp/wrk.out" 2>&1 || true
-    reqs=$(sed -n 's/^ *\([0-9][0-9]*\) requests in.*/\1/p' "$tmp/wrk.out")
-  fi
-  read -r u s m <"$tmp/time"
-  echo "$reqs $(echo "$u $s" | awk '{ print $1 + $2 }') $m" >>"$tmp/$name.runs"
-}
-
-echo "bench: nginx on CPU $SERVER_CPU at $url; clients on CPU $CLIENT_CPU, ${SECS}s each, $CONNS connections, median of $RUNS runs"
-for i in $(seq "$RUNS"); do
-  for c in parrot wrk; do
-    run_client "$c"
-    echo "  run $i $c: $(tail -n 1 "$tmp/$c.runs" | awk '{ printf "%d requests, %.2f CPU s, %d KB", $1, $2, $3 }')"
-  done
-done
-
+started=$(date +%s)
+echo "bench: parrot $("$PARROT" --version 2>/dev/null | head -n 1), $(nproc) CPUs, RUNS=$RUNS SECS=$SECS CONNS=$CONNS"
+# shellcheck source=spec/bench/clients.sh
+. "$BENCH_DIR/clients.sh"
+clients_bench
 echo
-printf "%-8s %12s %8s %16s %10s\n" client "req/s" "CPU s" "CPU µs/request" "peak RSS"
-for c in parrot wrk; do
-  reqs=$(awk '{ print $1 }' "$tmp/$c.runs" | median)
-  cpu=$(awk '{ print $2 }' "$tmp/$c.runs" | median)
-  rss=$(awk '{ print $3 }' "$tmp/$c.runs" | median)
-  us=$(awk '{ if ($1 > 0) print $2 * 1e6 / $1; else print "nan" }' "$tmp/$c.runs" | median)
-  eval "${c}_us=$us"
-  awk -v c="$c" -v r="$reqs" -v s="$SECS" -v cpu="$cpu" -v us="$us" -v rss="$rss" \
-    'BEGIN { printf "%-8s %12.0f %8.2f %16.2f %7.1f MB\n", c, r / s, cpu, us, rss / 1024 }'
-done
-awk -v w="$wrk_us" -v p="$parrot_us" 'BEGIN { if (p > 0) printf "CPU per request, wrk/parrot: %.2f (1.00 = as cheap as wrk; below 1 = parrot costs more)\n", w / p }'
-
-# Memory per sleeping VU: every VU parked in think(30) for the whole run.
-cat >"$tmp/idle.lua" <<'LUA'
-return parrot.scenario {
-  name = "idle",
-  load = parrot.closed { vus = tonumber(parrot.env.VUS), duration = "5s", graceful_stop = "0s" },
-  run = function() think(30) end,
-}
-LUA
+# shellcheck source=spec/bench/memory.sh
+. "$BENCH_DIR/memory.sh"
+memory_bench
 echo
-printf "%-8s %10s %10s\n" VUs "peak RSS" "KB/VU"
-for n in 1000 10000; do
-  : >"$tmp/mem.$n"
-  for i in $(seq "$RUNS"); do
-    /usr/bin/time -f "%M" -o "$tmp/time" "$PARROT" run "$tmp/idle.lua" -e VUS="$n" --threads 1 --quiet \
-      >/dev/null 2>"$tmp/idle.err" || true
-    cat "$tmp/time" >>"$tmp/mem.$n"
+# shellcheck source=spec/bench/latency.sh
+. "$BENCH_DIR/latency.sh"
+latency_bench
+echo
+if [ "${QUEEN:-1}" != 0 ]; then
+  echo "bench: the queen's merge (bench_queen.sh, ${QUEEN_SECS}s runs)"
+  SECS=$QUEEN_SECS PARROT="$PARROT" "$BENCH_DIR/bench_queen.sh" 2>&1 | tee "$tmp/queen.out" || true
+  for n in 1000 100; do
+    R[queen.$n]=$(sed -n "s/^queen merge: $n workers.*: \([0-9.]*\)% of one core, peak RSS \([0-9]*\) MB.*/\1 \2/p" "$tmp/queen.out")
   done
-  rss=$(median <"$tmp/mem.$n")
-  eval "rss_$n=$rss"
-  awk -v n="$n" -v rss="$rss" 'BEGIN { printf "%-8d %7.1f MB %10.1f\n", n, rss / 1024, rss / n }'
-done
-awk -v a="$rss_1000" -v b="$rss_10000" 'BEGIN { printf "marginal: %.1f KB per extra VU (from 1k to 10k)\n", (b - a) / 9000 }'
+  grep -q BEHIND "$tmp/queen.out" && R[queen.behind]=1
+fi
 
-# The queen's cost of merging 1,000 workers' statistics over the wire (issue 3).
-echo; PARROT="$PARROT" spec/bench/bench_queen.sh || echo "bench: the queen benchmark failed (see above)"
+# shellcheck source=spec/bench/table.sh
+. "$BENCH_DIR/table.sh"
+echo
+bench_table | sed 's/[[:space:]]*$//'
+echo "bench: took $(($(date +%s) - started)) s"
