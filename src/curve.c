@@ -444,6 +444,7 @@ struct curve_monitor {
     void *pair; /* PAIR connected to the monitor endpoint; owned by the thread after start */
     curve_ctl ctl;
     int is_server;
+    int keyless;   /* the watched socket has no CURVE */
     int said_ok;   /* the first success was reported */
     int handshake; /* 1 between a success and the next disconnect */
     void (*on_event)(void *ud, const char *line, int ok);
@@ -492,18 +493,29 @@ static void curve_mon_event(curve_monitor *m, unsigned event, unsigned value, co
     }
     if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
         m->handshake = 1;
-        if (m->said_ok) return;
+        if (m->said_ok || m->keyless) return; /* without keys, joining says enough */
         m->said_ok = 1;
         ok = 1;
         if (m->is_server)
             snprintf(line, sizeof line, "a worker connected to %s (CURVE)", ep);
         else
             snprintf(line, sizeof line, "connected to %s (CURVE)", ep);
+    } else if (m->is_server && m->keyless) {
+        snprintf(line, sizeof line,
+                 "a worker failed the handshake on %s: it uses CURVE keys but this queen runs without "
+                 "them (give the queen --keys DIR --allow FILE, or start the worker without keys)",
+                 ep);
     } else if (m->is_server) {
-        const char *why = event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
-                              ? "its key is not in --allow"
+        const char *why = event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "its key is not in --allow"
+                          : value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
+                              ? "it runs without keys: give it --keys DIR --queen-key KEY"
                               : "it pins another queen key, runs without keys, or is not parrot";
         snprintf(line, sizeof line, "a worker at %s failed the CURVE handshake (%s)", ep, why);
+    } else if (m->keyless) {
+        snprintf(line, sizeof line,
+                 "the handshake with the queen at %s failed: the queen uses CURVE keys and this worker "
+                 "has none (start it with --keys DIR --queen-key KEY)",
+                 ep);
     } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
         snprintf(line, sizeof line,
                  "the queen at %s refused this worker's key (add the worker's public key to the "
@@ -565,13 +577,14 @@ static void *curve_mon_thread(void *arg)
     return NULL;
 }
 
-curve_monitor *curve_monitor_start(void *zmq_ctx, void *sock, int is_server,
+curve_monitor *curve_monitor_start(void *zmq_ctx, void *sock, int flags,
                                    void (*on_event)(void *ud, const char *line, int ok), void *ud)
 {
     curve_monitor *m = calloc(1, sizeof *m);
     if (!m) return NULL;
     m->sock = sock;
-    m->is_server = is_server;
+    m->is_server = !!(flags & CURVE_MON_SERVER);
+    m->keyless = !!(flags & CURVE_MON_KEYLESS);
     m->on_event = on_event;
     m->ud = ud;
     char name[96];
