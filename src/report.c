@@ -23,8 +23,7 @@ static cell cell_join(const char *a, const char *sep, const char *b)
     const char *parts[3] = {a, sep, b};
     size_t o = 0;
     for (int i = 0; i < 3; i++)
-        for (const char *p = parts[i]; *p && o + 1 < sizeof c.s; p++)
-            c.s[o++] = *p;
+        for (const char *p = parts[i]; *p && o + 1 < sizeof c.s; p++) c.s[o++] = *p;
     c.s[o] = '\0';
     return c;
 }
@@ -67,20 +66,13 @@ static cell fmt_count(uint64_t v)
 static cell fmt_ms(double ms)
 {
     cell c;
-    if (isnan(ms))
-        snprintf(c.s, sizeof c.s, "-");
-    else if (ms < 1.0)
-        snprintf(c.s, sizeof c.s, "%.0f\xc2\xb5s", ms * 1000.0);
-    else if (ms < 10.0)
-        snprintf(c.s, sizeof c.s, "%.2fms", ms);
-    else if (ms < 100.0)
-        snprintf(c.s, sizeof c.s, "%.1fms", ms);
-    else if (ms < 1000.0)
-        snprintf(c.s, sizeof c.s, "%.0fms", ms);
-    else if (ms < 60000.0)
-        snprintf(c.s, sizeof c.s, "%.2fs", ms / 1000.0);
-    else
-        snprintf(c.s, sizeof c.s, "%.1fm", ms / 60000.0);
+    if (isnan(ms)) snprintf(c.s, sizeof c.s, "-");
+    else if (ms < 1.0) snprintf(c.s, sizeof c.s, "%.0f\xc2\xb5s", ms * 1000.0);
+    else if (ms < 10.0) snprintf(c.s, sizeof c.s, "%.2fms", ms);
+    else if (ms < 100.0) snprintf(c.s, sizeof c.s, "%.1fms", ms);
+    else if (ms < 1000.0) snprintf(c.s, sizeof c.s, "%.0fms", ms);
+    else if (ms < 60000.0) snprintf(c.s, sizeof c.s, "%.2fs", ms / 1000.0);
+    else snprintf(c.s, sizeof c.s, "%.1fm", ms / 60000.0);
     return c;
 }
 
@@ -90,15 +82,12 @@ static cell fmt_elapsed(double s, int tenths)
     cell c;
     if (isnan(s) || s < 0) s = 0;
     uint64_t t = (uint64_t)(s + 0.5);
-    if (s < 60 && tenths)
-        snprintf(c.s, sizeof c.s, "%.1fs", s);
-    else if (t < 60)
-        snprintf(c.s, sizeof c.s, "%llus", (unsigned long long)t);
-    else if (t < 3600)
-        snprintf(c.s, sizeof c.s, "%llum%02llus", (unsigned long long)(t / 60), (unsigned long long)(t % 60));
-    else
-        snprintf(c.s, sizeof c.s, "%lluh%02llum%02llus", (unsigned long long)(t / 3600),
-                 (unsigned long long)(t / 60 % 60), (unsigned long long)(t % 60));
+    if (s < 60 && tenths) snprintf(c.s, sizeof c.s, "%.1fs", s);
+    else if (t < 60) snprintf(c.s, sizeof c.s, "%llus", (unsigned long long)t);
+    else if (t < 3600) snprintf(c.s, sizeof c.s, "%llum%02llus", (unsigned long long)(t / 60),
+                                (unsigned long long)(t % 60));
+    else snprintf(c.s, sizeof c.s, "%lluh%02llum%02llus", (unsigned long long)(t / 3600),
+                  (unsigned long long)(t / 60 % 60), (unsigned long long)(t % 60));
     return c;
 }
 
@@ -112,8 +101,7 @@ static cell fmt_bytes(double b)
         return c;
     }
     int u = 0;
-    for (b /= 1000; b >= 1000 && u < 4; u++)
-        b /= 1000;
+    for (b /= 1000; b >= 1000 && u < 4; u++) b /= 1000;
     snprintf(c.s, sizeof c.s, b < 100 ? "%.1f %s" : "%.0f %s", b, units[u]);
     return c;
 }
@@ -122,12 +110,9 @@ static cell fmt_bytes(double b)
 static cell fmt_rate(double r)
 {
     cell c;
-    if (isnan(r))
-        snprintf(c.s, sizeof c.s, "-");
-    else if (r >= 100)
-        c = fmt_count((uint64_t)(r + 0.5));
-    else
-        snprintf(c.s, sizeof c.s, "%.1f", r);
+    if (isnan(r)) snprintf(c.s, sizeof c.s, "-");
+    else if (r >= 100) c = fmt_count((uint64_t)(r + 0.5));
+    else snprintf(c.s, sizeof c.s, "%.1f", r);
     return c;
 }
 
@@ -143,9 +128,8 @@ static cell fmt_errors(uint64_t errors, uint64_t count)
 {
     cell c = fmt_count(errors);
     size_t o = strlen(c.s);
-    if (errors)
-        snprintf(c.s + o, sizeof c.s - o, " (%.2f%%)",
-                 count ? 100.0 * (double)errors / (double)count : 100.0);
+    if (errors) snprintf(c.s + o, sizeof c.s - o, " (%.2f%%)",
+                         count ? 100.0 * (double)errors / (double)count : 100.0);
     return c;
 }
 
@@ -153,14 +137,10 @@ static cell fmt_errors(uint64_t errors, uint64_t count)
 static cell fmt_value(double v)
 {
     cell c;
-    if (isnan(v))
-        snprintf(c.s, sizeof c.s, "-");
-    else if (v >= 0 && v < 1e15 && v == floor(v))
-        c = fmt_count((uint64_t)v);
-    else if (fabs(v) >= 1e6)
-        snprintf(c.s, sizeof c.s, "%.4g", v);
-    else
-        snprintf(c.s, sizeof c.s, "%.2f", v);
+    if (isnan(v)) snprintf(c.s, sizeof c.s, "-");
+    else if (v >= 0 && v < 1e15 && v == floor(v)) c = fmt_count((uint64_t)v);
+    else if (fabs(v) >= 1e6) snprintf(c.s, sizeof c.s, "%.4g", v);
+    else snprintf(c.s, sizeof c.s, "%.2f", v);
     return c;
 }
 
@@ -186,8 +166,7 @@ static int utf8_len(const unsigned char *p)
 static size_t text_width(const char *s)
 {
     size_t w = 0;
-    for (; *s; s++)
-        w += ((unsigned char)*s & 0xc0) != 0x80;
+    for (; *s; s++) w += ((unsigned char)*s & 0xc0) != 0x80;
     return w;
 }
 
@@ -201,10 +180,8 @@ static void name_fit(const char *name, size_t width, char *buf, size_t len)
     while (*p && o + 5 < sizeof clean && ncp < 1024) {
         int n = utf8_len(p);
         cp[ncp++] = o;
-        if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f)))
-            clean[o++] = '?', p += n ? n : 1;
-        else
-            memcpy(clean + o, p, (size_t)n), o += (size_t)n, p += n;
+        if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f))) clean[o++] = '?', p += n ? n : 1;
+        else memcpy(clean + o, p, (size_t)n), o += (size_t)n, p += n;
     }
     clean[o] = '\0';
     if (ncp <= width || width < 5) {
@@ -220,12 +197,10 @@ static void put_cell(FILE *f, const char *s, size_t width, int right)
 {
     size_t w = text_width(s);
     if (right)
-        for (; w < width; w++)
-            fputc(' ', f);
+        for (; w < width; w++) fputc(' ', f);
     fputs(s, f);
     if (!right)
-        for (; w < width; w++)
-            fputc(' ', f);
+        for (; w < width; w++) fputc(' ', f);
 }
 
 static size_t term_width(FILE *f)
@@ -233,10 +208,8 @@ static size_t term_width(FILE *f)
     struct winsize ws;
     const char *env = getenv("COLUMNS");
     size_t w = 120;
-    if (isatty(fileno(f)) && ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-        w = ws.ws_col;
-    else if (env && atoi(env) > 0)
-        w = (size_t)atoi(env);
+    if (isatty(fileno(f)) && ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) w = ws.ws_col;
+    else if (env && atoi(env) > 0) w = (size_t)atoi(env);
     return w < 60 ? 60 : w > 400 ? 400 : w;
 }
 
@@ -271,11 +244,8 @@ static double per_second(double v, double duration_s) { return duration_s > 0 ? 
  * rows (CSV, dashboards) never meet a NaN. */
 report_row report_row_make(const stats *iv, double t, double interval_s)
 {
-    report_row r = {.t = t,
-                    .vus = iv->vus,
-                    .requests = iv->requests,
-                    .errors = iv->request_errors,
-                    .bytes_in = iv->bytes_in};
+    report_row r = {.t = t, .vus = iv->vus, .requests = iv->requests,
+                    .errors = iv->request_errors, .bytes_in = iv->bytes_in};
     r.rps = interval_s > 0 ? (double)iv->requests / interval_s : 0;
     if (iv->all && stats_hist_count(iv->all) > 0) {
         r.p50 = (double)stats_hist_percentile(iv->all, 50) / 1000.0;
@@ -288,11 +258,12 @@ report_row report_row_make(const stats *iv, double t, double interval_s)
 void report_progress(FILE *f, const report_row *row, double duration_s, int tty)
 {
     int none = row->requests == 0;
-    fprintf(f, "%s  %s%s%s  vus %lld  rps %s  p50 %s  p95 %s  p99 %s  err %s (%s)%s", tty ? "\r\033[K" : "",
-            fmt_elapsed(row->t, 0).s, duration_s > 0 ? "/" : "",
-            duration_s > 0 ? fmt_elapsed(duration_s, 0).s : "", (long long)row->vus, fmt_rate(row->rps).s,
-            fmt_ms(none ? NAN : row->p50).s, fmt_ms(none ? NAN : row->p95).s, fmt_ms(none ? NAN : row->p99).s,
-            fmt_count(row->errors).s, fmt_pct(row->errors, row->requests).s, tty ? "" : "\n");
+    fprintf(f, "%s  %s%s%s  vus %lld  rps %s  p50 %s  p95 %s  p99 %s  err %s (%s)%s",
+            tty ? "\r\033[K" : "", fmt_elapsed(row->t, 0).s, duration_s > 0 ? "/" : "",
+            duration_s > 0 ? fmt_elapsed(duration_s, 0).s : "", (long long)row->vus,
+            fmt_rate(row->rps).s, fmt_ms(none ? NAN : row->p50).s, fmt_ms(none ? NAN : row->p95).s,
+            fmt_ms(none ? NAN : row->p99).s, fmt_count(row->errors).s,
+            fmt_pct(row->errors, row->requests).s, tty ? "" : "\n");
     fflush(f);
 }
 
@@ -306,7 +277,7 @@ static const struct column {
     size_t width;
     int optional;
 } columns[NCOLS] = {
-    {"count", 9, 0}, {"req/s", 7, 0}, {"mean", 7, 1}, {"p50", 7, 0},     {"p90", 7, 1},
+    {"count", 9, 0}, {"req/s", 7, 0}, {"mean", 7, 1}, {"p50", 7, 0}, {"p90", 7, 1},
     {"p95", 7, 0},   {"p99", 7, 0},   {"max", 7, 1},  {"errors", 13, 0},
 };
 #define NAME_MIN_W 20 /* drop optional columns before the name gets narrower than this */
@@ -330,8 +301,8 @@ static void summary_items(FILE *f, const char *label, const cell *items, size_t 
 }
 
 /* "  LABEL       200: 1,234   404: 2" */
-static void summary_pairs(FILE *f, const char *label, const char **keys, const uint64_t *vals, size_t n,
-                          size_t width)
+static void summary_pairs(FILE *f, const char *label, const char **keys, const uint64_t *vals,
+                          size_t n, size_t width)
 {
     cell items[600];
     for (size_t i = 0; i < n && i < 600; i++)
@@ -360,26 +331,21 @@ static void summary_header(FILE *f, const report *r, size_t width)
     const char *names[6] = {"mean", "p50", "p90", "p95", "p99", "max"};
     double vals[6] = {l.mean, l.p50, l.p90, l.p95, l.p99, l.max};
     cell items[6];
-    for (int i = 0; i < 6; i++)
-        items[i] = cell_join(names[i], " ", fmt_ms(vals[i]).s);
+    for (int i = 0; i < 6; i++) items[i] = cell_join(names[i], " ", fmt_ms(vals[i]).s);
     summary_items(f, "latency", items, 6, width, "  ");
 }
 
 /* One row of the request/transaction table, only the columns in `shown`. */
-static void table_row(FILE *f, const char *name, size_t nw, const int *shown, uint64_t count, uint64_t errors,
-                      const stats_hist *h, double duration_s)
+static void table_row(FILE *f, const char *name, size_t nw, const int *shown, uint64_t count,
+                      uint64_t errors, const stats_hist *h, double duration_s)
 {
     char nb[512];
     lat_set l = lat_from_hist(h, 1000.0);
     cell v[NCOLS] = {
-        [COL_COUNT] = fmt_count(count),
-        [COL_RATE] = fmt_rate(per_second((double)count, duration_s)),
-        [COL_MEAN] = fmt_ms(l.mean),
-        [COL_P50] = fmt_ms(l.p50),
-        [COL_P90] = fmt_ms(l.p90),
-        [COL_P95] = fmt_ms(l.p95),
-        [COL_P99] = fmt_ms(l.p99),
-        [COL_MAX] = fmt_ms(l.max),
+        [COL_COUNT] = fmt_count(count), [COL_RATE] = fmt_rate(per_second((double)count, duration_s)),
+        [COL_MEAN] = fmt_ms(l.mean),    [COL_P50] = fmt_ms(l.p50),
+        [COL_P90] = fmt_ms(l.p90),      [COL_P95] = fmt_ms(l.p95),
+        [COL_P99] = fmt_ms(l.p99),      [COL_MAX] = fmt_ms(l.max),
         [COL_ERRORS] = fmt_errors(errors, count),
     };
     name_fit(name, nw, nb, sizeof nb);
@@ -399,8 +365,7 @@ static size_t columns_fit(size_t width, int *shown)
 {
     static const int drop_order[] = {COL_MEAN, COL_P90, COL_MAX};
     size_t fixed = 2;
-    for (int i = 0; i < NCOLS; i++)
-        shown[i] = 1, fixed += 2 + columns[i].width;
+    for (int i = 0; i < NCOLS; i++) shown[i] = 1, fixed += 2 + columns[i].width;
     for (size_t k = 0; k < 3 && fixed + NAME_MIN_W > width; k++) {
         shown[drop_order[k]] = 0;
         fixed -= 2 + columns[drop_order[k]].width;
@@ -461,9 +426,8 @@ static void summary_checks(FILE *f, const report *r, size_t width)
     const stats_entry **v = entries_sorted(r->total, STATS_CHECK, &n);
     const stats *s = r->total;
     if (!n && !s->checks_passed && !s->checks_failed) return;
-    fprintf(f, "\n  checks      %s (%s/%s)\n",
-            fmt_pct(s->checks_passed, s->checks_passed + s->checks_failed).s, fmt_count(s->checks_passed).s,
-            fmt_count(s->checks_passed + s->checks_failed).s);
+    fprintf(f, "\n  checks      %s (%s/%s)\n", fmt_pct(s->checks_passed, s->checks_passed + s->checks_failed).s,
+            fmt_count(s->checks_passed).s, fmt_count(s->checks_passed + s->checks_failed).s);
     size_t nw = 8;
     for (size_t i = 0; i < n; i++)
         if (text_width(v[i]->name) > nw) nw = text_width(v[i]->name);
@@ -485,10 +449,8 @@ static void summary_custom(FILE *f, const report *r, size_t width)
     size_t nc, nt, nw = 8;
     const stats_entry **c = entries_sorted(r->total, STATS_COUNTER, &nc);
     const stats_entry **t = entries_sorted(r->total, STATS_TREND, &nt);
-    for (size_t i = 0; i < nc; i++)
-        nw = text_width(c[i]->name) > nw ? text_width(c[i]->name) : nw;
-    for (size_t i = 0; i < nt; i++)
-        nw = text_width(t[i]->name) > nw ? text_width(t[i]->name) : nw;
+    for (size_t i = 0; i < nc; i++) nw = text_width(c[i]->name) > nw ? text_width(c[i]->name) : nw;
+    for (size_t i = 0; i < nt; i++) nw = text_width(t[i]->name) > nw ? text_width(t[i]->name) : nw;
     if (nw > width / 3) nw = width / 3;
     if (nc || nt) fputs("\n  custom\n", f);
     for (size_t i = 0; i < nc; i++) {
@@ -567,18 +529,12 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
     while (*p) {
         int n = utf8_len(p);
-        if (n == 0)
-            fputs("\\ufffd", f), p++;
-        else if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p++);
-        else if (*p == '\n')
-            fputs("\\n", f), p++;
-        else if (*p == '\t')
-            fputs("\\t", f), p++;
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p++);
-        else
-            fwrite(p, 1, (size_t)n, f), p += n;
+        if (n == 0) fputs("\\ufffd", f), p++;
+        else if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p++);
+        else if (*p == '\n') fputs("\\n", f), p++;
+        else if (*p == '\t') fputs("\\t", f), p++;
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p++);
+        else fwrite(p, 1, (size_t)n, f), p += n;
     }
     fputc('"', f);
 }
@@ -770,9 +726,8 @@ static void json_write(FILE *f, const report *r)
     fputs(",\n  \"custom\":", f);
     json_custom(f, r);
     json_status_errors(f, r->total);
-    fprintf(f,
-            ",\n  \"workers\":%d,\n  \"workers_lost\":%d,\n  \"threads\":%d,\n  \"duration_s\":", r->workers,
-            r->workers_lost, r->threads);
+    fprintf(f, ",\n  \"workers\":%d,\n  \"workers_lost\":%d,\n  \"threads\":%d,\n  \"duration_s\":",
+            r->workers, r->workers_lost, r->threads);
     json_num(f, r->duration_s);
     fprintf(f, ",\n  \"interrupted\":%s", r->interrupted ? "true" : "false");
     fprintf(f, ",\n  \"wire_errors\":%llu", (unsigned long long)r->wire_errors);
@@ -815,10 +770,8 @@ int report_write(const char *path, const report *r)
     }
     FILE *f = fopen(path, "w");
     if (!f) return -1;
-    if (json)
-        json_write(f, r);
-    else
-        csv_write(f, r);
+    if (json) json_write(f, r);
+    else csv_write(f, r);
     int bad = ferror(f), saved = errno;
     if (fclose(f) != 0 || bad) {
         if (bad) errno = saved ? saved : EIO;

@@ -8,25 +8,25 @@
 #include "thresholds.h"
 
 typedef struct report_row { /* one second of the run */
-    double t;               /* seconds since start, at the end of the second */
+    double t;                 /* seconds since start, at the end of the second */
     int64_t vus;
     double rps;
     uint64_t requests, errors;
-    double p50, p95, p99; /* ms */
+    double p50, p95, p99;     /* ms */
     uint64_t bytes_in;
 } report_row;
 
 typedef struct report {
-    const char *scenario;   /* name */
-    const stats *total;     /* everything since the start */
-    const report_row *rows; /* one per second */
+    const char *scenario;     /* name */
+    const stats *total;       /* everything since the start */
+    const report_row *rows;   /* one per second */
     size_t nrows;
     int workers, workers_lost;
     int threads;
     double duration_s;
     const thresholds *thresholds; /* may be NULL */
-    int interrupted;              /* stopped by Ctrl-C / SIGTERM / an abort threshold */
-    uint64_t wire_errors;         /* malformed messages the queen dropped (shown when non-zero) */
+    int interrupted;          /* stopped by Ctrl-C / SIGTERM / an abort threshold */
+    uint64_t wire_errors;     /* malformed messages the queen dropped (shown when non-zero) */
 } report;
 
 /* Build the row for one interval (`iv` = what arrived during that second). */
