@@ -500,22 +500,25 @@ static void curve_mon_event(curve_monitor *m, unsigned event, unsigned value, co
             snprintf(line, sizeof line, "a worker connected to %s (CURVE)", ep);
         else
             snprintf(line, sizeof line, "connected to %s (CURVE)", ep);
-    } else if (m->is_server && m->keyless) {
+    } else if (m->is_server && m->keyless) { /* libzmq gives no detail here: hedge */
         snprintf(line, sizeof line,
-                 "a worker failed the handshake on %s: it uses CURVE keys but this queen runs without "
+                 "a peer failed the handshake on %s: a worker with CURVE keys? this queen runs without "
                  "them (give the queen --keys DIR --allow FILE, or start the worker without keys)",
                  ep);
     } else if (m->is_server) {
-        const char *why = event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "its key is not in --allow"
-                          : value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
-                              ? "it runs without keys: give it --keys DIR --queen-key KEY"
+        const char *why = event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+                              ? "its key is not in --allow"
                               : "it pins another queen key, runs without keys, or is not parrot";
         snprintf(line, sizeof line, "a worker at %s failed the CURVE handshake (%s)", ep, why);
-    } else if (m->keyless) {
+    } else if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
         snprintf(line, sizeof line,
-                 "the handshake with the queen at %s failed: the queen uses CURVE keys and this worker "
-                 "has none (start it with --keys DIR --queen-key KEY)",
+                 m->keyless ? "the queen at %s uses CURVE keys and this worker has none: start it with "
+                              "--keys DIR --queen-key KEY"
+                            : "the queen at %s runs without CURVE keys and this worker has them: give the "
+                              "queen --keys DIR --allow FILE, or start the worker without keys",
                  ep);
+    } else if (m->keyless) {
+        return; /* a link dropped during the handshake: reconnecting says nothing new */
     } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
         snprintf(line, sizeof line,
                  "the queen at %s refused this worker's key (add the worker's public key to the "

@@ -104,6 +104,7 @@ static void send_run(queen *q, qworker *w, int code, double elapsed, int nslots)
                   .nslots = nslots,
                   .elapsed = elapsed,
                   .setup = q->setup_json};
+    if (code == RUN_START) m.duration = q->planned_s + q->graceful_s; /* the load's latest end */
     if (code == RUN_PREPARE) {
         if (q->have_bundle) {
             m.hash = q->b.hash;

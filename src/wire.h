@@ -20,7 +20,9 @@ enum wire_type {
     WIRE_BUNDLE_GET, /* w->q: hash */
     WIRE_BUNDLE,     /* q->w: hash, data (bundle_encode format) */
     WIRE_HAVE,       /* w->q: hash (this bundle is ready) */
-    WIRE_RUN,        /* q->w: epoch, run, hash, version, script, slot, nslots, elapsed, overrides... */
+    WIRE_RUN,        /* q->w: epoch, run, code (0 prepare: hash, version, script, overrides...;
+                        1 setup; 2 start: slot, nslots, elapsed, setup, duration = the load's
+                        latest end in seconds; 3 teardown) */
     WIRE_RELOAD,     /* q->w: run, hash, version, script */
     WIRE_SET_LOAD,   /* q->w: run, slot, nslots (the share changed) */
     WIRE_PAUSE,      /* q->w: run */

@@ -392,7 +392,7 @@ static void on_run(worker *w, wire_msg *m)
         }
         w->running = 1;
         w->run_state = RS_RUNNING;
-        loadgen_run(w->lg, m->elapsed, m->setup);
+        loadgen_run(w->lg, m->elapsed, m->setup, m->duration);
         break;
     case RUN_TEARDOWN:
         loadgen_hook(w->lg, "teardown", m->setup);
