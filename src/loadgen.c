@@ -28,19 +28,31 @@
 #include "stats.h"
 #include "vu.h"
 
-#define PULSE_MS 200        /* a load thread's loop bumps its liveness counter this often */
-#define WATCH_MS 250        /* the owner looks at the counters this often */
-#define STUCK_MS 1000       /* a counter standing still this long: the thread is stuck */
+#define PULSE_MS 200         /* a load thread's loop bumps its liveness counter this often */
+#define WATCH_MS 250         /* the owner looks at the counters this often */
+#define STUCK_MS 1000        /* a counter standing still this long: the thread is stuck */
 #define ESCAPE_AFTER_MS 1000 /* a kill the hook could not do (compiled code): the signal, after this */
-#define QUIT_WAIT_MS 4000   /* loadgen_free waits this long for threads, then leaves them behind */
+#define QUIT_WAIT_MS 4000    /* loadgen_free waits this long for threads, then leaves them behind */
 #define ESCAPE_SIGNAL SIGUSR2
-#define END_SLACK_MS 3000   /* past the load's planned end (and the 2 s cut), stuck threads are stopped */
+#define END_SLACK_MS 3000 /* past the load's planned end (and the 2 s cut), stuck threads are stopped */
 
 enum msg_type {
     /* owner -> thread */
-    CMD_SETUP, CMD_START, CMD_TEARDOWN, CMD_STOP, CMD_KILL, CMD_QUIT, CMD_SHARE,
+    CMD_SETUP,
+    CMD_START,
+    CMD_TEARDOWN,
+    CMD_STOP,
+    CMD_KILL,
+    CMD_QUIT,
+    CMD_SHARE,
     /* thread -> owner */
-    EV_READY, EV_FAILED, EV_SETUP_DONE, EV_SNAPSHOT, EV_RUN_DONE, EV_TEARDOWN_DONE, EV_SCRIPT_ERROR,
+    EV_READY,
+    EV_FAILED,
+    EV_SETUP_DONE,
+    EV_SNAPSHOT,
+    EV_RUN_DONE,
+    EV_TEARDOWN_DONE,
+    EV_SCRIPT_ERROR,
     EV_ABORT_TEST
 };
 
@@ -77,17 +89,17 @@ typedef struct lthread {
     double t0;
     int slot, nslots; /* this thread's global load slot among all slots of the cluster */
     /* liveness, shared with the owner */
-    uv_timer_t pulse;          /* bumps `alive` */
+    uv_timer_t pulse; /* bumps `alive` */
     atomic_uint_fast64_t alive;
-    atomic_int exited;         /* thread_main returned (or is about to) */
-    atomic_int inbox_ready;    /* inbox.async exists: commands may be posted */
-    atomic_int kill;           /* the owner wants the stuck VU dead: the hook raises an error */
-    atomic_int can_escape;     /* inside the part a signal may jump out of */
-    atomic_int escape_armed;   /* the owner sent the signal on purpose */
-    uv_mutex_t hook_mu;        /* guards lua_live (L may be hooked), where, trace_where */
+    atomic_int exited;       /* thread_main returned (or is about to) */
+    atomic_int inbox_ready;  /* inbox.async exists: commands may be posted */
+    atomic_int kill;         /* the owner wants the stuck VU dead: the hook raises an error */
+    atomic_int can_escape;   /* inside the part a signal may jump out of */
+    atomic_int escape_armed; /* the owner sent the signal on purpose */
+    uv_mutex_t hook_mu;      /* guards lua_live (L may be hooked), where, trace_where */
     int lua_live;
-    char where[256];           /* file:line the hook found */
-    char trace_where[256];     /* the loop the JIT compiled last */
+    char where[256];       /* file:line the hook found */
+    char trace_where[256]; /* the loop the JIT compiled last */
     sigjmp_buf escape;
     /* the owner's view (owner thread only) */
     uint64_t seen_alive, seen_ms, kill_ms;
@@ -103,10 +115,10 @@ struct loadgen {
     int nthreads;
     int ready, run_done, failed;
     int slot, nslots;
-    void *seen_errors; /* distinct script error first lines (a simple list) */
-    uv_timer_t watch;  /* the liveness watch, on the owner's loop */
-    int running;       /* between loadgen_run and the last EV_RUN_DONE */
-    int stopping;      /* a stop or quit was asked: stuck VUs are killed */
+    void *seen_errors;    /* distinct script error first lines (a simple list) */
+    uv_timer_t watch;     /* the liveness watch, on the owner's loop */
+    int running;          /* between loadgen_run and the last EV_RUN_DONE */
+    int stopping;         /* a stop or quit was asked: stuck VUs are killed */
     atomic_int abandoned; /* threads were left behind: they must not post to the owner */
     int closed;           /* owner handles closed (loadgen_free) */
     uint64_t end_ms;      /* the load's latest end (loadgen_run's end_s), 0: none */
@@ -129,8 +141,10 @@ static void mailbox_post(mailbox *mb, int type, int thread, double num, const ch
         m->len = len;
     }
     uv_mutex_lock(&mb->mu);
-    if (mb->tail) mb->tail->next = m;
-    else mb->head = m;
+    if (mb->tail)
+        mb->tail->next = m;
+    else
+        mb->head = m;
     mb->tail = m;
     uv_mutex_unlock(&mb->mu);
     uv_async_send(&mb->async);
@@ -155,7 +169,7 @@ static void msg_free(msg *m)
 
 static void post(lthread *t, int type, double num, const char *data, size_t len)
 {
-    if (atomic_load(&t->w->abandoned)) return; /* the owner went on without us */
+    if (atomic_load(&t->w->abandoned)) return;    /* the owner went on without us */
     int can = atomic_exchange(&t->can_escape, 0); /* never jump out while holding the mutex */
     mailbox_post(&t->w->inbox, type, t->index, num, data, len);
     atomic_store(&t->can_escape, can);
@@ -355,8 +369,10 @@ static void run_hook(lthread *t, const char *which, const char *data, int phase)
     t->phase = phase;
     push_runner_call(t, "hook");
     lua_pushstring(t->L, which);
-    if (data) lua_pushstring(t->L, data);
-    else lua_pushnil(t->L);
+    if (data)
+        lua_pushstring(t->L, data);
+    else
+        lua_pushnil(t->L);
     lua_pushlightuserdata(t->L, t);
     lua_pushcclosure(t->L, l_hook_done, 1);
     if (luart_pcall(t->L, 4, 0, err, sizeof err) != 0) post(t, EV_SCRIPT_ERROR, 0, err, strlen(err));
@@ -384,8 +400,10 @@ static void start_run(lthread *t, double t0, const char *setup_json)
         lua_getfield(L, -1, "decode");
         lua_remove(L, -2);
         lua_pushstring(L, setup_json);
-        if (lua_pcall(L, 1, 1, 0) != 0) lua_pop(L, 1);
-        else lua_setfield(L, -2, "setup");
+        if (lua_pcall(L, 1, 1, 0) != 0)
+            lua_pop(L, 1);
+        else
+            lua_setfield(L, -2, "setup");
     }
     uv_timer_start(&t->tick, on_tick, 1000, 1000);
     if (luart_pcall(L, 2, 0, err, sizeof err) != 0) post(t, EV_SCRIPT_ERROR, 0, err, strlen(err));
@@ -424,15 +442,25 @@ static void thread_inbox(uv_async_t *a)
     while (m) {
         msg *next = m->next;
         switch (m->type) {
-        case CMD_SETUP: run_hook(t, "setup", NULL, PH_SETUP); break;
-        case CMD_START: start_run(t, m->num, m->data); break;
-        case CMD_TEARDOWN: run_hook(t, "teardown", m->data, PH_TEARDOWN); break;
+        case CMD_SETUP:
+            run_hook(t, "setup", NULL, PH_SETUP);
+            break;
+        case CMD_START:
+            start_run(t, m->num, m->data);
+            break;
+        case CMD_TEARDOWN:
+            run_hook(t, "teardown", m->data, PH_TEARDOWN);
+            break;
         case CMD_STOP:
             vu_sched_request_stop(t->sched);
             if (vu_sched_live(t->sched)) uv_timer_start(&t->cut, on_cut, 2000, 0);
             break;
-        case CMD_KILL: vu_sched_kill_all(t->sched); break;
-        case CMD_SHARE: set_share(t, m->data); break;
+        case CMD_KILL:
+            vu_sched_kill_all(t->sched);
+            break;
+        case CMD_SHARE:
+            set_share(t, m->data);
+            break;
         case CMD_QUIT:
             t->phase = PH_QUIT;
             uv_timer_stop(&t->tick);
@@ -454,9 +482,13 @@ static void thread_body(lthread *t)
 {
     loadgen *w = t->w;
     char err[2048];
-    vu_sched_config cfg = {.thread_index = t->slot, .thread_count = t->nslots, .http = &w->plan.http,
-                           .on_idle = on_sched_idle, .on_script_error = on_script_error,
-                           .on_abort_test = on_abort_test, .ud = t};
+    vu_sched_config cfg = {.thread_index = t->slot,
+                           .thread_count = t->nslots,
+                           .http = &w->plan.http,
+                           .on_idle = on_sched_idle,
+                           .on_script_error = on_script_error,
+                           .on_abort_test = on_abort_test,
+                           .ud = t};
     t->sched = t->L ? vu_sched_new(&t->loop, t->L, &cfg, err, sizeof err) : NULL;
     if (!t->sched) {
         post(t, EV_FAILED, 0, err, strlen(err));
@@ -510,7 +542,7 @@ static void thread_main(void *arg)
         uv_run(&t->loop, UV_RUN_DEFAULT);
     }
     uv_close((uv_handle_t *)&t->pulse, close_cb); /* unref'd: it beat until the loop ended */
-    uv_mutex_lock(&t->hook_mu); /* from here on the owner leaves L alone */
+    uv_mutex_lock(&t->hook_mu);                   /* from here on the owner leaves L alone */
     t->lua_live = 0;
     if (t->L) lua_sethook(t->L, NULL, 0, 0);
     uv_mutex_unlock(&t->hook_mu);
@@ -615,7 +647,8 @@ static void watch_thread(loadgen *w, lthread *t, uint64_t now)
     uint64_t alive = atomic_load(&t->alive);
     if (alive != t->seen_alive) {
         if (t->reported)
-            say_thread(w, "load thread %d is responsive again after %.1f s", t->index, (now - t->seen_ms) / 1000.0);
+            say_thread(w, "load thread %d is responsive again after %.1f s", t->index,
+                       (now - t->seen_ms) / 1000.0);
         t->seen_alive = alive;
         t->seen_ms = now;
         t->hooked = t->reported = 0;
@@ -649,8 +682,8 @@ static void watch_thread(loadgen *w, lthread *t, uint64_t now)
         pthread_kill(t->tid, ESCAPE_SIGNAL);
         char where[320];
         stuck_where(t, where, sizeof where);
-        say_thread(w, "load thread %d was stuck %s and is abandoned (its Lua state stays in memory)", t->index,
-                   where);
+        say_thread(w, "load thread %d was stuck %s and is abandoned (its Lua state stays in memory)",
+                   t->index, where);
     }
 }
 
@@ -659,7 +692,8 @@ static void on_watch(uv_timer_t *h)
     loadgen *w = h->data;
     uint64_t now = uv_hrtime() / 1000000;
     if (w->running && w->end_ms && now > w->end_ms) w->stopping = 1; /* over time: as if stopped */
-    for (int i = 0; i < w->nthreads; i++) watch_thread(w, &w->threads[i], now);
+    for (int i = 0; i < w->nthreads; i++)
+        watch_thread(w, &w->threads[i], now);
 }
 
 static void owner_event(loadgen *w, msg *m)
@@ -682,8 +716,12 @@ static void owner_event(loadgen *w, msg *m)
     case EV_SNAPSHOT:
         if (w->ev.on_snapshot) w->ev.on_snapshot(w->ev.ud, m->thread, m->data, m->len);
         break;
-    case EV_RUN_DONE: thread_run_done(w, &w->threads[m->thread]); break;
-    case EV_SCRIPT_ERROR: script_error(w, m->data); break;
+    case EV_RUN_DONE:
+        thread_run_done(w, &w->threads[m->thread]);
+        break;
+    case EV_SCRIPT_ERROR:
+        script_error(w, m->data);
+        break;
     case EV_ABORT_TEST:
         if (w->ev.on_abort_test) w->ev.on_abort_test(w->ev.ud, m->data);
         break;
@@ -763,7 +801,8 @@ void loadgen_run(loadgen *w, double elapsed, const char *setup_json, double end_
     w->running = 1;
     w->stopping = 0;
     double left = end_s - elapsed;
-    w->end_ms = end_s > 0 ? uv_hrtime() / 1000000 + (uint64_t)((left > 0 ? left : 0) * 1000) + END_SLACK_MS : 0;
+    w->end_ms =
+        end_s > 0 ? uv_hrtime() / 1000000 + (uint64_t)((left > 0 ? left : 0) * 1000) + END_SLACK_MS : 0;
     for (int i = 0; i < w->nthreads; i++) {
         w->threads[i].run_done = w->threads[i].gone;
         w->run_done += w->threads[i].gone;
@@ -817,7 +856,8 @@ void loadgen_free(loadgen *w)
 {
     if (!w) return;
     for (int i = 0; i < w->nthreads; i++) /* a thread just started makes its mailbox first */
-        for (int k = 0; k < 500 && !atomic_load(&w->threads[i].inbox_ready) && !atomic_load(&w->threads[i].exited); k++)
+        for (int k = 0;
+             k < 500 && !atomic_load(&w->threads[i].inbox_ready) && !atomic_load(&w->threads[i].exited); k++)
             uv_sleep(2);
     w->stopping = 1;
     for (int i = 0; i < w->nthreads; i++)
@@ -829,14 +869,16 @@ void loadgen_free(loadgen *w)
         atomic_store(&w->abandoned, 1);
         for (int i = 0; i < w->nthreads; i++)
             if (!atomic_load(&w->threads[i].exited)) {
-                say_thread(w, "load thread %d does not stop: it is left behind (restart this worker to free it)", i);
+                say_thread(
+                    w, "load thread %d does not stop: it is left behind (restart this worker to free it)", i);
                 pthread_detach(w->threads[i].tid);
             }
         uv_close((uv_handle_t *)&w->watch, close_cb_keep);
         uv_close((uv_handle_t *)&w->inbox.async, close_cb_keep);
         return;
     }
-    for (int i = 0; i < w->nthreads; i++) uv_thread_join(&w->threads[i].tid);
+    for (int i = 0; i < w->nthreads; i++)
+        uv_thread_join(&w->threads[i].tid);
     for (seen *s = w->seen_errors; s;) {
         seen *n = s->next;
         free(s);

@@ -873,25 +873,41 @@ static int summarize(queen *q)
     return code;
 }
 
-/* Options of `parrot run` that belong to each worker, not to a cluster's queen: refused with a
- * line saying where they go (the queen would otherwise ignore them). */
-static int check_options(const queen_options *o)
+/* The timers, signals and either the embedded worker (parrot run) or the queen's terminal. 0, or
+ * 1 when the embedded worker could not start. */
+static int start_handles(queen *q, const char *endpoint)
 {
-    if (!o->bind) return 0;
-    if (o->threads) {
-        fprintf(stderr, "parrot queen: --threads is a worker option: give each worker its own "
-                        "(parrot worker --threads N)\n");
-        return 2;
+    const queen_options *o = q->o;
+    uv_timer_init(&q->loop, &q->tick);
+    uv_timer_init(&q->loop, &q->beat);
+    q->tick.data = q->beat.data = q;
+    uv_timer_start(&q->beat, on_beat, HEARTBEAT_MS, HEARTBEAT_MS);
+    uv_signal_init(&q->loop, &q->sigint);
+    uv_signal_init(&q->loop, &q->sigterm);
+    q->sigint.data = q->sigterm.data = q;
+    uv_signal_start(&q->sigint, on_signal, SIGINT);
+    uv_signal_start(&q->sigterm, on_signal, SIGTERM);
+    if (!o->bind) {
+        worker_options wo = {.queen = endpoint,
+                             .name = "local",
+                             .threads = o->threads,
+                             .sources = o->http.sources,
+                             .quiet = 1};
+        char err[256];
+        q->embedded = worker_thread_start(q->zctx, &wo, err, sizeof err);
+        if (!q->embedded) {
+            fprintf(stderr, "parrot: %s\n", err);
+            return 1;
+        }
+        return 0;
     }
-    if (o->http.sources && o->http.sources[0]) {
-        fprintf(stderr, "parrot queen: --source is a worker option: the addresses are each machine's own "
-                        "(parrot worker --source A[,B...])\n");
-        return 2;
-    }
-    if (o->serve && !isatty(0)) {
-        fprintf(stderr, "parrot queen: --serve needs a terminal (Enter starts each run); without one, start "
-                        "a queen for each run\n");
-        return 2;
+    say(q, "queen listening on %s; waiting for %d worker%s", endpoint, o->expect > 0 ? o->expect : 1,
+        o->expect > 1 ? "s" : "");
+    if (isatty(0) && uv_tty_init(&q->loop, &q->in, 0, 1) == 0) {
+        q->in.data = q;
+        uv_read_start((uv_stream_t *)&q->in, on_alloc, on_stdin);
+        q->stdin_on = 1;
+        say(q, "press Enter to start with the workers connected so far");
     }
     return 0;
 }
@@ -904,7 +920,7 @@ int queen_run(const queen_options *o)
     q->tty = isatty(2);
     q->epoch = queen_new_epoch();
     q->workers = calloc(MAX_WORKERS, sizeof *q->workers);
-    int code = check_options(o);
+    int code = queen_check_options(o);
     if (!code) code = queen_load_plan(q);
     if (!code) code = queen_build_bundle(q);
     if (code) goto out_early;
@@ -921,37 +937,7 @@ int queen_run(const queen_options *o)
         snprintf(endpoint, sizeof endpoint, "inproc://parrot-queen-%llx", (unsigned long long)q->epoch);
     code = queen_open_socket(q, endpoint, on_frame, on_bad_frames);
     if (!code) {
-        uv_timer_init(&q->loop, &q->tick);
-        uv_timer_init(&q->loop, &q->beat);
-        q->tick.data = q->beat.data = q;
-        uv_timer_start(&q->beat, on_beat, HEARTBEAT_MS, HEARTBEAT_MS);
-        uv_signal_init(&q->loop, &q->sigint);
-        uv_signal_init(&q->loop, &q->sigterm);
-        q->sigint.data = q->sigterm.data = q;
-        uv_signal_start(&q->sigint, on_signal, SIGINT);
-        uv_signal_start(&q->sigterm, on_signal, SIGTERM);
-        if (!o->bind) {
-            worker_options wo = {.queen = endpoint,
-                                 .name = "local",
-                                 .threads = o->threads,
-                                 .sources = o->http.sources,
-                                 .quiet = 1};
-            char err[256];
-            q->embedded = worker_thread_start(q->zctx, &wo, err, sizeof err);
-            if (!q->embedded) {
-                fprintf(stderr, "parrot: %s\n", err);
-                code = 1;
-            }
-        } else {
-            say(q, "queen listening on %s; waiting for %d worker%s", endpoint, o->expect > 0 ? o->expect : 1,
-                o->expect > 1 ? "s" : "");
-            if (isatty(0) && uv_tty_init(&q->loop, &q->in, 0, 1) == 0) {
-                q->in.data = q;
-                uv_read_start((uv_stream_t *)&q->in, on_alloc, on_stdin);
-                q->stdin_on = 1;
-                say(q, "press Enter to start with the workers connected so far");
-            }
-        }
+        code = start_handles(q, endpoint);
         if (!code) {
             uv_run(&q->loop, UV_RUN_DEFAULT);
             if (q->phase == Q_WAITING && q->o->serve && q->stdin_on)

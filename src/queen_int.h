@@ -113,6 +113,9 @@ typedef struct queen {
 void queen_vsay(queen *q, const char *fmt, va_list ap);
 
 /* queen_plan.c */
+/* Refuse (with one line, exit code 2) the options of `parrot run` that belong to each worker, and
+ * --serve without a terminal. 0 when the options are fine. */
+int queen_check_options(const queen_options *o);
 /* Load the scenario on the queen's own state (errors before any load): name, duration,
  * thresholds, files. 0, or the exit code (2 a bad scenario) with the error printed. */
 int queen_load_plan(queen *q);

@@ -258,6 +258,7 @@ void queen_close_socket(queen *q)
     q->zap = NULL;
     if (q->hs_on) {
         uv_close((uv_handle_t *)&q->hs_async, hs_closed);
+        uv_mutex_destroy(&q->hs_mu); /* the threads that pushed lines are gone */
         q->hs_on = 0;
     }
 }
@@ -285,4 +286,27 @@ uint64_t queen_new_epoch(void)
         fclose(f);
     }
     return e ^ (r & 0xffffff) ^ (uint64_t)getpid();
+}
+
+/* Options of `parrot run` that belong to each worker, not to a cluster's queen: refused with a
+ * line saying where they go (the queen would otherwise ignore them). */
+int queen_check_options(const queen_options *o)
+{
+    if (!o->bind) return 0;
+    if (o->threads) {
+        fprintf(stderr, "parrot queen: --threads is a worker option: give each worker its own "
+                        "(parrot worker --threads N)\n");
+        return 2;
+    }
+    if (o->http.sources && o->http.sources[0]) {
+        fprintf(stderr, "parrot queen: --source is a worker option: the addresses are each machine's own "
+                        "(parrot worker --source A[,B...])\n");
+        return 2;
+    }
+    if (o->serve && !isatty(0)) {
+        fprintf(stderr, "parrot queen: --serve needs a terminal (Enter starts each run); without one, start "
+                        "a queen for each run\n");
+        return 2;
+    }
+    return 0;
 }

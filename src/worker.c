@@ -145,7 +145,9 @@ static void send_numbered(worker *w, wire_msg *m)
     m->run = w->seq_run;
     m->seq = ++w->seq;
     pending *p = calloc(1, sizeof *p);
-    if (!p || wire_encode(m, &p->frame, &p->len) != 0) {
+    if (!p || wire_encode(m, &p->frame, &p->len) != 0) { /* its number must not become a gap */
+        say(w, "cannot encode %s: not sent", wire_type_name(m->type));
+        w->seq--;
         free(p);
         return;
     }

@@ -591,11 +591,11 @@ static void test_error_kinds(void)
         size_t len;
         const char *kind;
     } cases[] = {
-        {(const unsigned char *)"\x93\x07\x01\x80", 4, "version"}, /* protocol version 7 */
-        {(const unsigned char *)"\x93\x01\x63\x80", 4, "type"},    /* message type 99 */
+        {(const unsigned char *)"\x93\x07\x01\x80", 4, "version"},             /* protocol version 7 */
+        {(const unsigned char *)"\x93\x01\x63\x80", 4, "type"},                /* message type 99 */
         {(const unsigned char *)"\x93\x01\x01\x81\xa4slot\xa1x", 11, "field"}, /* slot: "x" */
-        {(const unsigned char *)"\xc1junk", 5, "encoding"},          /* not msgpack */
-        {(const unsigned char *)"\x93\x01", 2, "encoding"},          /* truncated */
+        {(const unsigned char *)"\xc1junk", 5, "encoding"},                    /* not msgpack */
+        {(const unsigned char *)"\x93\x01", 2, "encoding"},                    /* truncated */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         wire_msg m;
@@ -606,13 +606,16 @@ static void test_error_kinds(void)
     }
     char err[160];
     wire_msg m;
-    CHECK(wire_decode("x", WIRE_MAX_FRAME + 1ull, &m, err, sizeof err) == -1 && !strcmp(wire_err_kind(err), "size"),
+    CHECK(wire_decode("x", WIRE_MAX_FRAME + 1ull, &m, err, sizeof err) == -1 &&
+              !strcmp(wire_err_kind(err), "size"),
           "an oversized message is of kind size");
     unsigned seen = 0;
     CHECK(wire_err_once(&seen, "version") == 1, "the first version error is logged");
     CHECK(wire_err_once(&seen, "version") == 0, "the second one is only counted");
-    CHECK(wire_err_once(&seen, "frames") == 1 && wire_err_once(&seen, "field") == 1, "other kinds are logged once each");
-    CHECK(wire_err_once(&seen, "frames") == 0 && wire_err_once(&seen, "field") == 0, "... and then only counted");
+    CHECK(wire_err_once(&seen, "frames") == 1 && wire_err_once(&seen, "field") == 1,
+          "other kinds are logged once each");
+    CHECK(wire_err_once(&seen, "frames") == 0 && wire_err_once(&seen, "field") == 0,
+          "... and then only counted");
     CHECK(WIRE_IS_NUMBERED(WIRE_STATS) && WIRE_IS_NUMBERED(WIRE_DONE) && WIRE_IS_NUMBERED(WIRE_SETUP) &&
               WIRE_IS_NUMBERED(WIRE_HAVE) && WIRE_IS_NUMBERED(WIRE_STOP),
           "STATS, HAVE, SETUP, DONE and a worker's STOP share the worker's numbering");
