@@ -634,6 +634,22 @@ static void stuck_where(lthread *t, char *out, size_t len)
     uv_mutex_unlock(&t->hook_mu);
 }
 
+/* The stuck VU of an abandoned thread counts as a script error, in a last snapshot of that
+ * thread (whose gauges are then zero: it runs no VU any more). */
+static void count_abandoned(loadgen *w, lthread *t)
+{
+    stats *st = stats_new();
+    char *buf;
+    size_t len;
+    if (!st) return;
+    stats_error(st, ERR_SCRIPT);
+    if (stats_encode(st, &buf, &len) == 0) {
+        if (w->ev.on_snapshot) w->ev.on_snapshot(w->ev.ud, t->index, buf, len);
+        free(buf);
+    }
+    stats_free(st);
+}
+
 /* One look at thread `t`: a counter that stood still for STUCK_MS is reported once; while the
  * load stops, its VU is killed by the hook, and a compiled loop is jumped out of by the signal. */
 static void watch_thread(loadgen *w, lthread *t, uint64_t now)
@@ -684,6 +700,7 @@ static void watch_thread(loadgen *w, lthread *t, uint64_t now)
         stuck_where(t, where, sizeof where);
         say_thread(w, "load thread %d was stuck %s and is abandoned (its Lua state stays in memory)",
                    t->index, where);
+        count_abandoned(w, t);
     }
 }
 
