@@ -4,8 +4,9 @@
 # both end with summary request counts equal to the target's access log and `workers` equal to
 # the number of processes; a VU stuck in an endless loop is reported with file:line and the
 # worker still stops; a keyless worker against a keyed queen is told so within 5 s; malformed
-# messages are counted in summary.json's wire_errors; queen options that belong to workers are
-# refused. Every process runs under `timeout`; the whole script stays under 60 s.
+# messages are counted in summary.json's wire_errors; --serve starts later runs only on Enter;
+# queen options that belong to workers are refused. Every process runs under `timeout`; the whole
+# script stays under 60 s.
 . "$(dirname "$0")/lib.sh"
 
 CL=$SCEN/cluster_load.lua
@@ -229,7 +230,53 @@ if start_target junk; then
     stop_target
 fi
 
-# ---- 6. options that belong to workers, and --serve without a terminal ----------------------
+# ---- 6. --serve on a terminal: the first run starts at --expect, later ones only on Enter ------
+cat >"$TMP/serve.py" <<'PY'
+import os, pty, select, subprocess, sys, time
+parrot, scen, port, qp, tmp = sys.argv[1:6]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(parrot, [parrot, "queen", scen, "--bind", "tcp://127.0.0.1:" + qp, "--expect", "1", "--serve",
+                      "-e", "PORT=" + port, "-e", "TAG=serve", "--vus", "2", "--duration", "1s", "--quiet"])
+out = b""
+def until(pred, secs):
+    global out
+    end = time.time() + secs
+    while time.time() < end and not pred():
+        if select.select([fd], [], [], 0.1)[0]:
+            try: out += os.read(fd, 65536)
+            except OSError: break
+    return pred()
+runs = lambda: out.count(b"scenario    cluster_serve")
+def worker(name):
+    env = dict(os.environ, PARROT_CACHE=os.path.join(tmp, "cache-" + name))
+    return subprocess.Popen([parrot, "worker", "--queen", "tcp://127.0.0.1:" + qp, "--threads", "1", "--name", name],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+ws = [worker("serve1")]
+print("first", until(lambda: runs() == 1 and b"press Enter to run" in out, 10))
+ws.append(worker("serve2"))
+until(lambda: b"serve2 joined" in out, 5)
+until(lambda: runs() > 1, 1.5)
+print("joined", b"serve2 joined" in out, runs())
+os.write(fd, b"\n")
+print("enter", until(lambda: runs() == 2 and out.count(b"press Enter to run") == 2, 10),
+      b"workers 2" in out.split(b"scenario    cluster_serve")[-1])
+os.write(fd, b"q\n")
+until(lambda: False, 0.5)
+_, st = os.waitpid(pid, 0)
+print("exit", os.WEXITSTATUS(st) if os.WIFEXITED(st) else "signal")
+for w in ws: w.terminate()
+PY
+if start_target serve; then
+    timeout 30 python3 "$TMP/serve.py" "$PARROT" "$CL" "$TARGET_PORT" "$(free_port)" "$TMP" >"$TMP/serve.res" 2>&1
+    is "$(sed -n 's/^first //p' "$TMP/serve.res")" True "serve: the first run starts once --expect workers joined"
+    is "$(sed -n 's/^joined //p' "$TMP/serve.res")" "True 1" "serve: a worker joining between runs starts no run"
+    is "$(sed -n 's/^enter //p' "$TMP/serve.res")" "True True" "serve: Enter runs the test again, with both workers"
+    is "$(sed -n 's/^exit //p' "$TMP/serve.res")" 0 "serve: q quits with exit code 0"
+    stop_target
+fi
+
+# ---- 7. options that belong to workers, and --serve without a terminal ----------------------
 timeout 5 "$PARROT" queen "$CL" --threads 2 -e PORT=9 >"$TMP/thr.out" 2>&1 </dev/null
 is "$?" 2 "options: parrot queen --threads exits 2"
 has "$TMP/thr.out" "parrot worker --threads" "options: ... pointing to parrot worker --threads"
