@@ -447,6 +447,7 @@ struct curve_monitor {
     int keyless;   /* the watched socket has no CURVE */
     int said_ok;   /* the first success was reported */
     int handshake; /* 1 between a success and the next disconnect */
+    int failed;    /* handshakes failed in a row with no detail (keyless: a keyed queen hangs up) */
     void (*on_event)(void *ud, const char *line, int ok);
     void *ud;
     struct {
@@ -493,6 +494,7 @@ static void curve_mon_event(curve_monitor *m, unsigned event, unsigned value, co
     }
     if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
         m->handshake = 1;
+        m->failed = 0;
         if (m->said_ok || m->keyless) return; /* without keys, joining says enough */
         m->said_ok = 1;
         ok = 1;
@@ -518,7 +520,13 @@ static void curve_mon_event(curve_monitor *m, unsigned event, unsigned value, co
                               "queen --keys DIR --allow FILE, or start the worker without keys",
                  ep);
     } else if (m->keyless) {
-        return; /* a link dropped during the handshake: reconnecting says nothing new */
+        /* a keyed queen may hang up before its greeting is read: once is a dropped link, twice in a
+         * row with no success between is a pattern */
+        if (++m->failed < 2) return;
+        snprintf(line, sizeof line,
+                 "the handshake with the queen at %s keeps failing: it probably uses CURVE keys and this "
+                 "worker has none: start it with --keys DIR --queen-key KEY",
+                 ep);
     } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
         snprintf(line, sizeof line,
                  "the queen at %s refused this worker's key (add the worker's public key to the "
