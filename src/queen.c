@@ -557,7 +557,11 @@ static void worker_back(queen *q, qworker *w, int code)
         w->lost_in_run = 0;
         q->lost--;
     }
-    if (code >= 2) { /* it kept running (or finished: its DONE comes in order) */
+    if (code >= 2 && w->done_run == q->run_id) { /* its DONE was taken before it was lost */
+        w->state = W_FINISHED;
+        event(q, "worker %s is back; its share had ended", w->name);
+        maybe_all_done(q);
+    } else if (code >= 2) { /* it kept running (or finished: its DONE comes in order) */
         w->state = W_RUNNING;
         rebalance(q, NULL);
         event(q, "worker %s is back and still running; slots %d-%d of %d", w->name, w->slot,
@@ -649,6 +653,7 @@ static void on_done(queen *q, qworker *w, wire_msg *m)
         if (w->state == W_PREPARING) sit_out(q, w, "could not get the bundle");
         return;
     }
+    w->done_run = q->run_id;
     if (w->state == W_RUNNING) w->state = W_FINISHED;
     maybe_all_done(q);
 }

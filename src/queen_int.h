@@ -45,6 +45,7 @@ typedef struct qworker {
     uint64_t seq_run;     /* the run last_seq belongs to: kept while the worker is lost and back */
     uint64_t last_seq;    /* every numbered message up to this one was taken (and is acknowledged) */
     uint64_t ready_run;   /* the run whose HAVE was taken */
+    uint64_t done_run;    /* the run whose DONE was taken */
     uint64_t counted_run; /* the run in whose `workers` it is counted (once) */
     int lost_in_run;      /* counted in `workers_lost` of the current run */
     unsigned send_said;   /* message types whose send failure was logged (bit per type) */
