@@ -538,7 +538,7 @@ static void worker_ready(queen *q, qworker *w)
 {
     w->state = W_READY;
     w->ready_run = q->run_id;
-    if (q->phase == Q_RUN || q->phase == Q_TEARDOWN) {
+    if (q->phase == Q_RUN) {
         rebalance(q, w);
         w->state = W_RUNNING;
         send_run(q, w, RUN_START, now_s() - q->t0, total_slots(q));
