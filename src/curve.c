@@ -444,8 +444,10 @@ struct curve_monitor {
     void *pair; /* PAIR connected to the monitor endpoint; owned by the thread after start */
     curve_ctl ctl;
     int is_server;
+    int keyless;   /* the watched socket has no CURVE */
     int said_ok;   /* the first success was reported */
     int handshake; /* 1 between a success and the next disconnect */
+    int failed;    /* handshakes failed in a row with no detail (keyless: a keyed queen hangs up) */
     void (*on_event)(void *ud, const char *line, int ok);
     void *ud;
     struct {
@@ -492,18 +494,39 @@ static void curve_mon_event(curve_monitor *m, unsigned event, unsigned value, co
     }
     if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
         m->handshake = 1;
-        if (m->said_ok) return;
+        m->failed = 0;
+        if (m->said_ok || m->keyless) return; /* without keys, joining says enough */
         m->said_ok = 1;
         ok = 1;
         if (m->is_server)
             snprintf(line, sizeof line, "a worker connected to %s (CURVE)", ep);
         else
             snprintf(line, sizeof line, "connected to %s (CURVE)", ep);
+    } else if (m->is_server && m->keyless) { /* libzmq gives no detail here: hedge */
+        snprintf(line, sizeof line,
+                 "a peer failed the handshake on %s: a worker with CURVE keys? this queen runs without "
+                 "them (give the queen --keys DIR --allow FILE, or start the worker without keys)",
+                 ep);
     } else if (m->is_server) {
         const char *why = event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
                               ? "its key is not in --allow"
                               : "it pins another queen key, runs without keys, or is not parrot";
         snprintf(line, sizeof line, "a worker at %s failed the CURVE handshake (%s)", ep, why);
+    } else if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
+        snprintf(line, sizeof line,
+                 m->keyless ? "the queen at %s uses CURVE keys and this worker has none: start it with "
+                              "--keys DIR --queen-key KEY"
+                            : "the queen at %s runs without CURVE keys and this worker has them: give the "
+                              "queen --keys DIR --allow FILE, or start the worker without keys",
+                 ep);
+    } else if (m->keyless) {
+        /* a keyed queen may hang up before its greeting is read: once is a dropped link, twice in a
+         * row with no success between is a pattern */
+        if (++m->failed < 2) return;
+        snprintf(line, sizeof line,
+                 "the handshake with the queen at %s keeps failing: it probably uses CURVE keys and this "
+                 "worker has none: start it with --keys DIR --queen-key KEY",
+                 ep);
     } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
         snprintf(line, sizeof line,
                  "the queen at %s refused this worker's key (add the worker's public key to the "
@@ -565,13 +588,14 @@ static void *curve_mon_thread(void *arg)
     return NULL;
 }
 
-curve_monitor *curve_monitor_start(void *zmq_ctx, void *sock, int is_server,
+curve_monitor *curve_monitor_start(void *zmq_ctx, void *sock, int flags,
                                    void (*on_event)(void *ud, const char *line, int ok), void *ud)
 {
     curve_monitor *m = calloc(1, sizeof *m);
     if (!m) return NULL;
     m->sock = sock;
-    m->is_server = is_server;
+    m->is_server = !!(flags & CURVE_MON_SERVER);
+    m->keyless = !!(flags & CURVE_MON_KEYLESS);
     m->on_event = on_event;
     m->ud = ud;
     char name[96];

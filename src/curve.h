@@ -37,9 +37,13 @@ void curve_zap_stop(curve_zap *z); /* before zmq_ctx_term */
 
 /* Watch `sock`'s handshakes (zmq_socket_monitor on a thread): calls `on_event(ud, line)` from
  * that thread with one line for each failed handshake ("the queen refused this worker's key",
- * "the queen's key does not match --queen-key", ...) and for the first success. */
+ * "the queen's key does not match --queen-key", ...) and for the first success. `flags`:
+ * CURVE_MON_SERVER for the queen's socket, CURVE_MON_KEYLESS for a socket without CURVE (its
+ * lines then say that the other side wants keys). */
+#define CURVE_MON_SERVER 1
+#define CURVE_MON_KEYLESS 2
 typedef struct curve_monitor curve_monitor;
-curve_monitor *curve_monitor_start(void *zmq_ctx, void *sock, int is_server,
+curve_monitor *curve_monitor_start(void *zmq_ctx, void *sock, int flags,
                                    void (*on_event)(void *ud, const char *line, int ok), void *ud);
 void curve_monitor_stop(curve_monitor *m); /* before closing `sock` */
 

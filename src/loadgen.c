@@ -3,11 +3,24 @@
  * The owner (the worker's control loop) and each load thread talk through mailboxes: a
  * mutex-protected list plus a uv_async_t on the receiving loop. Threads load the scenario
  * (READY), run hooks on thread 0, run their slot of the load, and send a snapshot every second
- * and at the end of each phase. */
+ * and at the end of each phase.
+ *
+ * A thread stuck in Lua (a VU in an endless loop) never returns to its loop, so it can neither
+ * read its mailbox nor stop. Each loop bumps a liveness counter (a 200 ms timer); the owner's
+ * watch notices a counter that stood still for a second, finds where with a count hook set from
+ * its own thread (lua_sethook may be called from another thread) or, for a loop the JIT compiled
+ * (compiled code never calls hooks), with the place of the last trace compiled, and says so once.
+ * When the load must stop, the hook raises an error in the stuck VU; a compiled loop is left by a
+ * signal that jumps out of the thread's loop (its Lua state is then abandoned, never touched
+ * again). Joining waits a bounded time: a thread that still does not return is left behind. */
 #include "loadgen.h"
 
 #include <lauxlib.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +28,34 @@
 #include "stats.h"
 #include "vu.h"
 
+#define PULSE_MS 200         /* a load thread's loop bumps its liveness counter this often */
+#define WATCH_MS 250         /* the owner looks at the counters this often */
+#define STUCK_MS 1000        /* a counter standing still this long: the thread is stuck */
+#define ESCAPE_AFTER_MS 1000 /* a kill the hook could not do (compiled code): the signal, after this */
+#define QUIT_WAIT_MS 4000    /* loadgen_free waits this long for threads, then leaves them behind */
+#define ESCAPE_SIGNAL SIGUSR2
+#define END_SLACK_MS 3000 /* past the load's planned end (and the 2 s cut), stuck threads are stopped */
+
 enum msg_type {
     /* owner -> thread */
-    CMD_SETUP, CMD_START, CMD_TEARDOWN, CMD_STOP, CMD_KILL, CMD_QUIT, CMD_SHARE, CMD_ROWS,
+    CMD_SETUP,
+    CMD_START,
+    CMD_TEARDOWN,
+    CMD_STOP,
+    CMD_KILL,
+    CMD_QUIT,
+    CMD_SHARE,
+    CMD_ROWS,
     /* thread -> owner */
-    EV_READY, EV_FAILED, EV_SETUP_DONE, EV_SNAPSHOT, EV_RUN_DONE, EV_TEARDOWN_DONE, EV_SCRIPT_ERROR,
-    EV_ABORT_TEST, EV_ROWS
+    EV_READY,
+    EV_FAILED,
+    EV_SETUP_DONE,
+    EV_SNAPSHOT,
+    EV_RUN_DONE,
+    EV_TEARDOWN_DONE,
+    EV_SCRIPT_ERROR,
+    EV_ABORT_TEST,
+    EV_ROWS
 };
 
 typedef struct msg {
@@ -55,6 +90,22 @@ typedef struct lthread {
     char *hook_result; /* setup()'s JSON, until posted */
     double t0;
     int slot, nslots; /* this thread's global load slot among all slots of the cluster */
+    /* liveness, shared with the owner */
+    uv_timer_t pulse; /* bumps `alive` */
+    atomic_uint_fast64_t alive;
+    atomic_int exited;       /* thread_main returned (or is about to) */
+    atomic_int inbox_ready;  /* inbox.async exists: commands may be posted */
+    atomic_int kill;         /* the owner wants the stuck VU dead: the hook raises an error */
+    atomic_int can_escape;   /* inside the part a signal may jump out of */
+    atomic_int escape_armed; /* the owner sent the signal on purpose */
+    uv_mutex_t hook_mu;      /* guards lua_live (L may be hooked), where, trace_where */
+    int lua_live;
+    char where[256];       /* file:line the hook found */
+    char trace_where[256]; /* the loop the JIT compiled last */
+    sigjmp_buf escape;
+    /* the owner's view (owner thread only) */
+    uint64_t seen_alive, seen_ms, kill_ms;
+    int hooked, reported, escaped, gone, run_done;
 } lthread;
 
 struct loadgen {
@@ -66,7 +117,13 @@ struct loadgen {
     int nthreads;
     int ready, run_done, failed;
     int slot, nslots;
-    void *seen_errors; /* distinct script error first lines (a simple list) */
+    void *seen_errors;    /* distinct script error first lines (a simple list) */
+    uv_timer_t watch;     /* the liveness watch, on the owner's loop */
+    int running;          /* between loadgen_run and the last EV_RUN_DONE */
+    int stopping;         /* a stop or quit was asked: stuck VUs are killed */
+    atomic_int abandoned; /* threads were left behind: they must not post to the owner */
+    int closed;           /* owner handles closed (loadgen_free) */
+    uint64_t end_ms;      /* the load's latest end (loadgen_run's end_s), 0: none */
 };
 
 /* ---- mailboxes ---- */
@@ -86,8 +143,10 @@ static void mailbox_post(mailbox *mb, int type, int thread, double num, const ch
         m->len = len;
     }
     uv_mutex_lock(&mb->mu);
-    if (mb->tail) mb->tail->next = m;
-    else mb->head = m;
+    if (mb->tail)
+        mb->tail->next = m;
+    else
+        mb->head = m;
     mb->tail = m;
     uv_mutex_unlock(&mb->mu);
     uv_async_send(&mb->async);
@@ -112,7 +171,118 @@ static void msg_free(msg *m)
 
 static void post(lthread *t, int type, double num, const char *data, size_t len)
 {
+    if (atomic_load(&t->w->abandoned)) return;    /* the owner went on without us */
+    int can = atomic_exchange(&t->can_escape, 0); /* never jump out while holding the mutex */
     mailbox_post(&t->w->inbox, type, t->index, num, data, len);
+    atomic_store(&t->can_escape, can);
+}
+
+/* ---- liveness (load thread side) ---- */
+
+static _Thread_local lthread *tls_thread; /* the load thread running here, for the hook and signal */
+
+/* Back in the loop: the thread is alive; a kill asked while it was stuck is over. */
+static void on_pulse(uv_timer_t *h)
+{
+    lthread *t = h->data;
+    atomic_fetch_add(&t->alive, 1);
+    if (atomic_load(&t->kill)) {
+        int can = atomic_exchange(&t->can_escape, 0);
+        uv_mutex_lock(&t->hook_mu);
+        if (t->lua_live) lua_sethook(t->L, NULL, 0, 0);
+        atomic_store(&t->kill, 0);
+        uv_mutex_unlock(&t->hook_mu);
+        atomic_store(&t->can_escape, can);
+    }
+}
+
+/* `where` without the directory of the scenario (the bundle's place in the cache), which Lua
+ * may have shortened to "...tail". */
+static const char *short_where(const loadgen *w, const char *where)
+{
+    const char *script = w->plan.script, *slash = script ? strrchr(script, '/') : NULL;
+    if (!slash) return where;
+    size_t dir = (size_t)(slash - script) + 1;
+    if (!strncmp(where, script, dir)) return where + dir;
+    const char *file = strrchr(where, '/'); /* "...abc/stuck.lua:9" from a long path */
+    return !strncmp(where, "...", 3) && file ? file + 1 : where;
+}
+
+/* The count hook the owner sets on a stuck thread: note where, then leave (or kill the VU). */
+static void stuck_hook(lua_State *L, lua_Debug *ar)
+{
+    lthread *t = tls_thread;
+    char where[256] = "?";
+    if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
+        snprintf(where, sizeof where, "%s:%d", ar->short_src, ar->currentline);
+    if (!t) return;
+    int can = atomic_exchange(&t->can_escape, 0);
+    uv_mutex_lock(&t->hook_mu);
+    snprintf(t->where, sizeof t->where, "%s", where);
+    int kill = atomic_load(&t->kill);
+    if (!kill) lua_sethook(L, NULL, 0, 0);
+    uv_mutex_unlock(&t->hook_mu);
+    atomic_store(&t->can_escape, can);
+    if (kill)
+        luaL_error(L, "stopped: this virtual user kept its load thread busy for over a second (at %s)",
+                   short_where(t->w, where));
+}
+
+/* The JIT's trace events: remember where the last compiled trace starts (the loop a stuck
+ * thread most likely spins in, since compiled code never calls hooks). */
+static int l_trace_at(lua_State *L)
+{
+    lthread *t = lua_touserdata(L, lua_upvalueindex(1));
+    const char *at = luaL_checkstring(L, 1);
+    int can = atomic_exchange(&t->can_escape, 0);
+    uv_mutex_lock(&t->hook_mu);
+    snprintf(t->trace_where, sizeof t->trace_where, "%s", at);
+    uv_mutex_unlock(&t->hook_mu);
+    atomic_store(&t->can_escape, can);
+    return 0;
+}
+
+static const char trace_watch_lua[] =
+    "local at = ...\n"
+    "local ok, ju = pcall(require, 'jit.util')\n"
+    "if not ok or not jit or not jit.attach then return end\n"
+    "local pend\n"
+    "jit.attach(function(what, tr, func, pc)\n"
+    "  if what == 'start' then\n"
+    "    local i = ju.funcinfo(func, pc)\n"
+    "    pend = i and i.source and (i.source:gsub('^@', '') .. ':' .. tostring(i.currentline)) or nil\n"
+    "  elseif what == 'stop' and pend then at(pend); pend = nil end\n"
+    "end, 'trace')\n";
+
+static void watch_traces(lthread *t)
+{
+    if (luaL_loadbuffer(t->L, trace_watch_lua, sizeof trace_watch_lua - 1, "=parrot.tracewatch") != 0) {
+        lua_pop(t->L, 1);
+        return;
+    }
+    lua_pushlightuserdata(t->L, t);
+    lua_pushcclosure(t->L, l_trace_at, 1);
+    if (lua_pcall(t->L, 1, 0, 0) != 0) lua_pop(t->L, 1);
+}
+
+/* The owner's signal to a thread stuck in compiled code: jump out of its loop for good. */
+static void on_escape_signal(int sig)
+{
+    (void)sig;
+    lthread *t = tls_thread;
+    if (t && atomic_load(&t->can_escape) && atomic_load(&t->escape_armed)) {
+        atomic_store(&t->can_escape, 0);
+        siglongjmp(t->escape, 1);
+    }
+}
+
+static void install_escape(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_escape_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(ESCAPE_SIGNAL, &sa, NULL);
 }
 
 static void send_snapshot(lthread *t)
@@ -201,8 +371,10 @@ static void run_hook(lthread *t, const char *which, const char *data, int phase)
     t->phase = phase;
     push_runner_call(t, "hook");
     lua_pushstring(t->L, which);
-    if (data) lua_pushstring(t->L, data);
-    else lua_pushnil(t->L);
+    if (data)
+        lua_pushstring(t->L, data);
+    else
+        lua_pushnil(t->L);
     lua_pushlightuserdata(t->L, t);
     lua_pushcclosure(t->L, l_hook_done, 1);
     if (luart_pcall(t->L, 4, 0, err, sizeof err) != 0) post(t, EV_SCRIPT_ERROR, 0, err, strlen(err));
@@ -230,8 +402,10 @@ static void start_run(lthread *t, double t0, const char *setup_json)
         lua_getfield(L, -1, "decode");
         lua_remove(L, -2);
         lua_pushstring(L, setup_json);
-        if (lua_pcall(L, 1, 1, 0) != 0) lua_pop(L, 1);
-        else lua_setfield(L, -2, "setup");
+        if (lua_pcall(L, 1, 1, 0) != 0)
+            lua_pop(L, 1);
+        else
+            lua_setfield(L, -2, "setup");
     }
     uv_timer_start(&t->tick, on_tick, 1000, 1000);
     if (luart_pcall(L, 2, 0, err, sizeof err) != 0) post(t, EV_SCRIPT_ERROR, 0, err, strlen(err));
@@ -312,20 +486,33 @@ static void close_cb(uv_handle_t *h) { (void)h; }
 static void thread_inbox(uv_async_t *a)
 {
     lthread *t = a->data;
+    on_pulse(&t->pulse); /* back in the loop: alive, and a kill hook must not touch what follows */
     msg *m = mailbox_take_all(&t->inbox);
     while (m) {
         msg *next = m->next;
         switch (m->type) {
-        case CMD_SETUP: run_hook(t, "setup", NULL, PH_SETUP); break;
-        case CMD_START: start_run(t, m->num, m->data); break;
-        case CMD_TEARDOWN: run_hook(t, "teardown", m->data, PH_TEARDOWN); break;
+        case CMD_SETUP:
+            run_hook(t, "setup", NULL, PH_SETUP);
+            break;
+        case CMD_START:
+            start_run(t, m->num, m->data);
+            break;
+        case CMD_TEARDOWN:
+            run_hook(t, "teardown", m->data, PH_TEARDOWN);
+            break;
         case CMD_STOP:
             vu_sched_request_stop(t->sched);
             if (vu_sched_live(t->sched)) uv_timer_start(&t->cut, on_cut, 2000, 0);
             break;
-        case CMD_KILL: vu_sched_kill_all(t->sched); break;
-        case CMD_SHARE: set_share(t, m->data); break;
-        case CMD_ROWS: give_rows(t, m->data); break;
+        case CMD_KILL:
+            vu_sched_kill_all(t->sched);
+            break;
+        case CMD_SHARE:
+            set_share(t, m->data);
+            break;
+        case CMD_ROWS:
+            give_rows(t, m->data);
+            break;
         case CMD_QUIT:
             t->phase = PH_QUIT;
             uv_timer_stop(&t->tick);
@@ -342,23 +529,18 @@ static void thread_inbox(uv_async_t *a)
     }
 }
 
-static void thread_main(void *arg)
+/* Load the scenario and run the loop until CMD_QUIT: the part a stuck thread may be jumped out of. */
+static void thread_body(lthread *t)
 {
-    lthread *t = arg;
     loadgen *w = t->w;
     char err[2048];
-    uv_loop_init(&t->loop);
-    uv_mutex_init(&t->inbox.mu);
-    uv_async_init(&t->loop, &t->inbox.async, thread_inbox);
-    t->inbox.async.data = t;
-    uv_timer_init(&t->loop, &t->tick);
-    uv_timer_init(&t->loop, &t->cut);
-    t->tick.data = t->cut.data = t;
-    t->L = luart_new(w->plan.script, w->plan.env);
-    if (t->L) open_cluster(t);
-    vu_sched_config cfg = {.thread_index = t->slot, .thread_count = t->nslots, .http = &w->plan.http,
-                           .on_idle = on_sched_idle, .on_script_error = on_script_error,
-                           .on_abort_test = on_abort_test, .ud = t};
+    vu_sched_config cfg = {.thread_index = t->slot,
+                           .thread_count = t->nslots,
+                           .http = &w->plan.http,
+                           .on_idle = on_sched_idle,
+                           .on_script_error = on_script_error,
+                           .on_abort_test = on_abort_test,
+                           .ud = t};
     t->sched = t->L ? vu_sched_new(&t->loop, t->L, &cfg, err, sizeof err) : NULL;
     if (!t->sched) {
         post(t, EV_FAILED, 0, err, strlen(err));
@@ -368,15 +550,60 @@ static void thread_main(void *arg)
         t->scenario_ref = luaL_ref(t->L, LUA_REGISTRYINDEX);
         post(t, EV_READY, 0, NULL, 0);
     }
+    atomic_fetch_add(&t->alive, 1);
     uv_run(&t->loop, UV_RUN_DEFAULT);
+}
+
+static int run_escapable(lthread *t)
+{
+    if (sigsetjmp(t->escape, 1)) return 1;
+    atomic_store(&t->can_escape, 1);
+    thread_body(t);
+    atomic_store(&t->can_escape, 0);
+    return 0;
+}
+
+static void thread_main(void *arg)
+{
+    lthread *t = arg;
+    loadgen *w = t->w;
+    tls_thread = t;
+    uv_loop_init(&t->loop);
+    uv_async_init(&t->loop, &t->inbox.async, thread_inbox);
+    t->inbox.async.data = t;
+    atomic_store(&t->inbox_ready, 1);
+    uv_timer_init(&t->loop, &t->tick);
+    uv_timer_init(&t->loop, &t->cut);
+    uv_timer_init(&t->loop, &t->pulse);
+    t->tick.data = t->cut.data = t->pulse.data = t;
+    uv_timer_start(&t->pulse, on_pulse, PULSE_MS, PULSE_MS);
+    uv_unref((uv_handle_t *)&t->pulse); /* the pulse alone does not keep the loop alive */
+    t->L = luart_new(w->plan.script, w->plan.env);
+    if (t->L) {
+        uv_mutex_lock(&t->hook_mu);
+        t->lua_live = 1;
+        uv_mutex_unlock(&t->hook_mu);
+        watch_traces(t);
+        open_cluster(t);
+    }
+    if (run_escapable(t)) { /* jumped out of compiled code: the state and loop stay as they were */
+        atomic_store(&t->exited, 1);
+        return;
+    }
     if (t->sched) { /* left without CMD_QUIT (cannot happen today): free anyway */
         vu_sched_free(t->sched);
         uv_run(&t->loop, UV_RUN_DEFAULT);
     }
+    uv_close((uv_handle_t *)&t->pulse, close_cb); /* unref'd: it beat until the loop ended */
+    uv_mutex_lock(&t->hook_mu);                   /* from here on the owner leaves L alone */
+    t->lua_live = 0;
+    if (t->L) lua_sethook(t->L, NULL, 0, 0);
+    uv_mutex_unlock(&t->hook_mu);
     if (t->L) lua_close(t->L);
     uv_run(&t->loop, UV_RUN_DEFAULT);
     uv_loop_close(&t->loop);
     free(t->hook_result);
+    atomic_store(&t->exited, 1);
 }
 
 /* ---- owner side ---- */
@@ -413,6 +640,132 @@ static void script_error(loadgen *w, const char *text)
     }
 }
 
+/* Thread `t`'s share of the run ended (it said so, or it is gone). */
+static void thread_run_done(loadgen *w, lthread *t)
+{
+    if (t->run_done || !w->running) return;
+    t->run_done = 1;
+    if (++w->run_done == w->nthreads) {
+        w->running = 0;
+        if (w->ev.on_run_done) w->ev.on_run_done(w->ev.ud);
+    }
+}
+
+static void say_thread(loadgen *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say_thread(loadgen *w, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (w->ev.on_message) w->ev.on_message(w->ev.ud, line);
+}
+
+/* Set the count hook on a stuck thread (from the owner's thread). */
+static void hook_thread(lthread *t, int kill)
+{
+    uv_mutex_lock(&t->hook_mu);
+    if (t->lua_live) {
+        if (kill) atomic_store(&t->kill, 1);
+        lua_sethook(t->L, stuck_hook, LUA_MASKCOUNT, 1000);
+    }
+    uv_mutex_unlock(&t->hook_mu);
+}
+
+/* Where a stuck thread spins: the hook's file:line, else the loop the JIT compiled last. */
+static void stuck_where(lthread *t, char *out, size_t len)
+{
+    uv_mutex_lock(&t->hook_mu);
+    if (t->where[0] && strcmp(t->where, "?"))
+        snprintf(out, len, "at %s", short_where(t->w, t->where));
+    else if (t->trace_where[0])
+        snprintf(out, len, "at %s (in compiled code: the loop the JIT compiled last)",
+                 short_where(t->w, t->trace_where));
+    else
+        snprintf(out, len, "at a place Lua could not tell");
+    uv_mutex_unlock(&t->hook_mu);
+}
+
+/* The stuck VU of an abandoned thread counts as a script error, in a last snapshot of that
+ * thread (whose gauges are then zero: it runs no VU any more). */
+static void count_abandoned(loadgen *w, lthread *t)
+{
+    stats *st = stats_new();
+    char *buf;
+    size_t len;
+    if (!st) return;
+    stats_error(st, ERR_SCRIPT);
+    if (stats_encode(st, &buf, &len) == 0) {
+        if (w->ev.on_snapshot) w->ev.on_snapshot(w->ev.ud, t->index, buf, len);
+        free(buf);
+    }
+    stats_free(st);
+}
+
+/* One look at thread `t`: a counter that stood still for STUCK_MS is reported once; while the
+ * load stops, its VU is killed by the hook, and a compiled loop is jumped out of by the signal. */
+static void watch_thread(loadgen *w, lthread *t, uint64_t now)
+{
+    if (t->gone) return;
+    if (atomic_load(&t->exited)) {
+        t->gone = 1;
+        thread_run_done(w, t);
+        return;
+    }
+    uint64_t alive = atomic_load(&t->alive);
+    if (alive != t->seen_alive) {
+        if (t->reported)
+            say_thread(w, "load thread %d is responsive again after %.1f s", t->index,
+                       (now - t->seen_ms) / 1000.0);
+        t->seen_alive = alive;
+        t->seen_ms = now;
+        t->hooked = t->reported = 0;
+        t->kill_ms = 0;
+        uv_mutex_lock(&t->hook_mu);
+        t->where[0] = 0;
+        uv_mutex_unlock(&t->hook_mu);
+        return;
+    }
+    uint64_t stuck = now - t->seen_ms;
+    if (stuck < STUCK_MS) return;
+    if (!t->hooked) {
+        t->hooked = 1;
+        hook_thread(t, 0);
+    } else if (!t->reported && stuck >= STUCK_MS + WATCH_MS) {
+        char where[320];
+        stuck_where(t, where, sizeof where);
+        t->reported = 1;
+        say_thread(w,
+                   "load thread %d is stuck in Lua %s: it has not returned to its loop for %.1f s (a virtual "
+                   "user in an endless loop?); it is stopped when the load stops",
+                   t->index, where, stuck / 1000.0);
+    }
+    if (!w->stopping) return;
+    if (!t->kill_ms) {
+        t->kill_ms = now;
+        hook_thread(t, 1);
+    } else if (now - t->kill_ms >= ESCAPE_AFTER_MS && !t->escaped && atomic_load(&t->can_escape)) {
+        t->escaped = 1;
+        atomic_store(&t->escape_armed, 1);
+        pthread_kill(t->tid, ESCAPE_SIGNAL);
+        char where[320];
+        stuck_where(t, where, sizeof where);
+        say_thread(w, "load thread %d was stuck %s and is abandoned (its Lua state stays in memory)",
+                   t->index, where);
+        count_abandoned(w, t);
+    }
+}
+
+static void on_watch(uv_timer_t *h)
+{
+    loadgen *w = h->data;
+    uint64_t now = uv_hrtime() / 1000000;
+    if (w->running && w->end_ms && now > w->end_ms) w->stopping = 1; /* over time: as if stopped */
+    for (int i = 0; i < w->nthreads; i++)
+        watch_thread(w, &w->threads[i], now);
+}
+
 static void owner_event(loadgen *w, msg *m)
 {
     switch (m->type) {
@@ -434,9 +787,11 @@ static void owner_event(loadgen *w, msg *m)
         if (w->ev.on_snapshot) w->ev.on_snapshot(w->ev.ud, m->thread, m->data, m->len);
         break;
     case EV_RUN_DONE:
-        if (++w->run_done == w->nthreads && w->ev.on_run_done) w->ev.on_run_done(w->ev.ud);
+        thread_run_done(w, &w->threads[m->thread]);
         break;
-    case EV_SCRIPT_ERROR: script_error(w, m->data); break;
+    case EV_SCRIPT_ERROR:
+        script_error(w, m->data);
+        break;
     case EV_ABORT_TEST:
         if (w->ev.on_abort_test) w->ev.on_abort_test(w->ev.ud, m->data);
         break;
@@ -479,6 +834,9 @@ loadgen *loadgen_start(uv_loop_t *owner, const loadgen_plan *plan, const loadgen
     uv_mutex_init(&w->inbox.mu);
     uv_async_init(owner, &w->inbox.async, owner_inbox);
     w->inbox.async.data = w;
+    static pthread_once_t escape_once = PTHREAD_ONCE_INIT;
+    pthread_once(&escape_once, install_escape);
+    uint64_t now = uv_hrtime() / 1000000;
     for (int i = 0; i < w->nthreads; i++) {
         lthread *t = &w->threads[i];
         t->w = w;
@@ -486,7 +844,14 @@ loadgen *loadgen_start(uv_loop_t *owner, const loadgen_plan *plan, const loadgen
         t->slot = w->slot + i;
         t->nslots = w->nslots;
         t->scenario_ref = LUA_NOREF;
+        t->seen_ms = now;
+        uv_mutex_init(&t->hook_mu);
+        uv_mutex_init(&t->inbox.mu);
     }
+    uv_timer_init(owner, &w->watch);
+    w->watch.data = w;
+    uv_timer_start(&w->watch, on_watch, WATCH_MS, WATCH_MS);
+    uv_unref((uv_handle_t *)&w->watch);
     /* commands are only posted after READY, which a thread sends once its mailbox exists */
     for (int i = 0; i < w->nthreads; i++) {
         if (uv_thread_create(&w->threads[i].tid, thread_main, &w->threads[i]) != 0) {
@@ -503,9 +868,18 @@ void loadgen_hook(loadgen *w, const char *which, const char *data)
     mailbox_post(&w->threads[0].inbox, cmd, 0, 0, data, data ? strlen(data) : 0);
 }
 
-void loadgen_run(loadgen *w, double elapsed, const char *setup_json)
+void loadgen_run(loadgen *w, double elapsed, const char *setup_json, double end_s)
 {
     w->run_done = 0;
+    w->running = 1;
+    w->stopping = 0;
+    double left = end_s - elapsed;
+    w->end_ms =
+        end_s > 0 ? uv_hrtime() / 1000000 + (uint64_t)((left > 0 ? left : 0) * 1000) + END_SLACK_MS : 0;
+    for (int i = 0; i < w->nthreads; i++) {
+        w->threads[i].run_done = w->threads[i].gone;
+        w->run_done += w->threads[i].gone;
+    }
     broadcast(w, CMD_START, (double)uv_hrtime() / 1e9 - elapsed, setup_json);
 }
 
@@ -530,21 +904,73 @@ void loadgen_rows(loadgen *w, int thread, const char *key, int64_t first, int64_
     free(spec);
 }
 
-void loadgen_stop(loadgen *w, int hard) { broadcast(w, hard ? CMD_KILL : CMD_STOP, 0, NULL); }
+void loadgen_stop(loadgen *w, int hard)
+{
+    w->stopping = 1;
+    broadcast(w, hard ? CMD_KILL : CMD_STOP, 0, NULL);
+}
 
-static void close_cb_owner(uv_handle_t *h) { free(h->data); }
+/* The loadgen is freed once both of its owner handles (inbox.async, watch) are closed. */
+static void close_cb_owner(uv_handle_t *h)
+{
+    loadgen *w = h->data;
+    if (++w->closed == 2) free(w);
+}
+static void close_cb_keep(uv_handle_t *h) { (void)h; }
+
+/* Wait (bounded) for every thread to return, killing and jumping out of stuck ones on the way;
+ * returns how many are left behind (they never return: the loadgen must not be freed). */
+static int wait_threads(loadgen *w)
+{
+    uint64_t t0 = uv_hrtime() / 1000000, now = t0;
+    for (;;) {
+        int left = 0;
+        for (int i = 0; i < w->nthreads; i++) {
+            watch_thread(w, &w->threads[i], now);
+            left += !atomic_load(&w->threads[i].exited);
+        }
+        if (!left || now - t0 >= QUIT_WAIT_MS) return left;
+        uv_sleep(20);
+        now = uv_hrtime() / 1000000;
+    }
+}
 
 void loadgen_free(loadgen *w)
 {
     if (!w) return;
-    broadcast(w, CMD_QUIT, 0, NULL);
-    for (int i = 0; i < w->nthreads; i++) uv_thread_join(&w->threads[i].tid);
+    for (int i = 0; i < w->nthreads; i++) /* a thread just started makes its mailbox first */
+        for (int k = 0;
+             k < 500 && !atomic_load(&w->threads[i].inbox_ready) && !atomic_load(&w->threads[i].exited); k++)
+            uv_sleep(2);
+    w->stopping = 1;
+    for (int i = 0; i < w->nthreads; i++)
+        if (atomic_load(&w->threads[i].inbox_ready) && !w->threads[i].escaped)
+            mailbox_post(&w->threads[i].inbox, CMD_QUIT, i, 0, NULL, 0);
+    int left = wait_threads(w);
+    uv_timer_stop(&w->watch);
+    if (left) { /* they may wake up one day: everything they touch stays allocated */
+        atomic_store(&w->abandoned, 1);
+        for (int i = 0; i < w->nthreads; i++)
+            if (!atomic_load(&w->threads[i].exited)) {
+                say_thread(
+                    w, "load thread %d does not stop: it is left behind (restart this worker to free it)", i);
+                pthread_detach(w->threads[i].tid);
+            }
+        uv_close((uv_handle_t *)&w->watch, close_cb_keep);
+        uv_close((uv_handle_t *)&w->inbox.async, close_cb_keep);
+        return;
+    }
+    for (int i = 0; i < w->nthreads; i++)
+        uv_thread_join(&w->threads[i].tid);
     for (seen *s = w->seen_errors; s;) {
         seen *n = s->next;
         free(s);
         s = n;
     }
-    for (int i = 0; i < w->nthreads; i++) uv_mutex_destroy(&w->threads[i].inbox.mu);
+    for (int i = 0; i < w->nthreads; i++) {
+        uv_mutex_destroy(&w->threads[i].inbox.mu);
+        uv_mutex_destroy(&w->threads[i].hook_mu);
+    }
     free(w->threads);
     /* drop what the threads posted last; the async handle frees the loadgen once closed */
     msg *m = mailbox_take_all(&w->inbox);
@@ -556,4 +982,5 @@ void loadgen_free(loadgen *w)
     uv_mutex_destroy(&w->inbox.mu);
     w->inbox.async.data = w;
     uv_close((uv_handle_t *)&w->inbox.async, close_cb_owner);
+    uv_close((uv_handle_t *)&w->watch, close_cb_owner);
 }

@@ -46,8 +46,10 @@ loadgen *loadgen_start(uv_loop_t *owner, const loadgen_plan *plan, const loadgen
                        size_t errlen);
 /* Run "setup" or "teardown" (with setup's JSON) on the first thread; on_hook_done follows. */
 void loadgen_hook(loadgen *g, const char *which, const char *data);
-/* Start the load as if it had started `elapsed` seconds ago; on_run_done follows. */
-void loadgen_run(loadgen *g, double elapsed, const char *setup_json);
+/* Start the load as if it had started `elapsed` seconds ago; on_run_done follows. `end_s` (0: none)
+ * is when the load ends at the latest, in seconds from the start (duration plus graceful stop):
+ * a thread stuck past it is stopped as if the load had been stopped. */
+void loadgen_run(loadgen *g, double elapsed, const char *setup_json, double end_s);
 /* The share changed: this worker now holds slots [slot, slot + threads) of nslots. */
 void loadgen_set_share(loadgen *g, int slot, int nslots);
 /* The queen leased rows [first, first + count) of feeder `key` to `thread` (count 0: refused). */

@@ -652,6 +652,9 @@ void report_summary(FILE *f, const report *r)
     if (r->interrupted)
         fprintf(f, "\n  interrupted after %s: these numbers cover the run up to the stop\n",
                 fmt_elapsed(r->duration_s, 1).s);
+    if (r->wire_errors)
+        fprintf(f, "\n  wire errors %llu malformed messages were dropped by the queen\n",
+                (unsigned long long)r->wire_errors);
     fputc('\n', f);
     fflush(f);
 }
@@ -881,6 +884,7 @@ static void json_write(FILE *f, const report *r)
             r->workers_lost, r->threads);
     json_num(f, r->duration_s);
     fprintf(f, ",\n  \"interrupted\":%s", r->interrupted ? "true" : "false");
+    fprintf(f, ",\n  \"wire_errors\":%llu", (unsigned long long)r->wire_errors);
     json_thresholds_series(f, r);
     fputs("\n}\n", f);
 }

@@ -402,3 +402,24 @@ int wire_decode(const char *buf, size_t len, wire_msg *m, char *err, size_t errl
     if (r) wire_msg_free(m);
     return r;
 }
+
+const char *wire_err_kind(const char *err)
+{
+    if (!err || !*err) return "encoding";
+    if (strstr(err, "protocol version") || !strncmp(err, "not a parrot message", 20)) return "version";
+    if (strstr(err, "message type") || strstr(err, " parts ") || strstr(err, "body is not")) return "type";
+    if (!strncmp(err, "field ", 6)) return "field";
+    if (strstr(err, "over the limit") || !strcmp(err, "no message")) return "size";
+    return "encoding";
+}
+
+int wire_err_once(unsigned *seen, const char *kind)
+{
+    static const char *const kinds[] = {"size", "encoding", "version", "type", "field", "frames"};
+    unsigned bit = 1u << (sizeof kinds / sizeof *kinds); /* anything else shares one bit */
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+        if (kind && !strcmp(kind, kinds[i])) bit = 1u << i;
+    if (*seen & bit) return 0;
+    *seen |= bit;
+    return 1;
+}

@@ -15,13 +15,14 @@ struct zsock {
     void *sock;
     int router;
     zsock_msg_cb cb;
+    zsock_bad_cb bad_cb; /* NULL: wrong shapes are dropped silently */
     void *ud;
     int in_cb;
     int closing;
 };
 
 /* Receive everything queued; a ROUTER message is [identity][payload], a DEALER one [payload].
- * Messages of any other shape are drained and dropped. */
+ * Messages of any other shape are drained, reported to bad_cb and dropped. */
 static void on_idle(uv_idle_t *h);
 
 static void drain(zsock *z)
@@ -38,7 +39,7 @@ static void drain(zsock *z)
             break;
         }
         zmq_msg_t parts[2];
-        int n = 0, more = 1, bad = 0;
+        int n = 0, nframes = 0, more = 1, bad = 0;
         while (more) {
             zmq_msg_t m;
             zmq_msg_init(&m);
@@ -48,7 +49,9 @@ static void drain(zsock *z)
                 break;
             }
             more = zmq_msg_more(&m);
-            if (n < 2) parts[n++] = m;
+            nframes++;
+            if (n < 2)
+                parts[n++] = m;
             else {
                 zmq_msg_close(&m);
                 bad = 1;
@@ -60,14 +63,21 @@ static void drain(zsock *z)
             size_t peerlen = z->router ? zmq_msg_size(&parts[0]) : 0;
             zmq_msg_t *p = &parts[want - 1];
             z->cb(z, peer, peerlen, zmq_msg_data(p), zmq_msg_size(p), z->ud);
+        } else if (z->bad_cb && nframes) {
+            int has_peer = z->router && n > 0;
+            z->bad_cb(z, has_peer ? zmq_msg_data(&parts[0]) : NULL, has_peer ? zmq_msg_size(&parts[0]) : 0,
+                      nframes, z->ud);
         }
-        for (int i = 0; i < n; i++) zmq_msg_close(&parts[i]);
+        for (int i = 0; i < n; i++)
+            zmq_msg_close(&parts[i]);
         if (z->closing) break;
     }
     z->in_cb = 0;
     if (z->closing) return;
-    if (more && !z->idle_on) uv_idle_start(&z->idle, on_idle);
-    else if (!more && z->idle_on) uv_idle_stop(&z->idle);
+    if (more && !z->idle_on)
+        uv_idle_start(&z->idle, on_idle);
+    else if (!more && z->idle_on)
+        uv_idle_stop(&z->idle);
     z->idle_on = more;
 }
 
@@ -105,6 +115,11 @@ zsock *zsock_attach(uv_loop_t *loop, void *sock, int router, zsock_msg_cb cb, vo
     uv_idle_init(loop, &z->idle);
     z->idle.data = z;
     return z;
+}
+
+void zsock_on_bad(zsock *z, zsock_bad_cb cb)
+{
+    if (z) z->bad_cb = cb;
 }
 
 int zsock_send(zsock *z, const char *peer, size_t peerlen, const char *buf, size_t len)

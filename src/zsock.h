@@ -14,6 +14,11 @@ typedef void (*zsock_msg_cb)(zsock *z, const char *peer, size_t peerlen, const c
 
 /* Drive `sock` (owned by the caller, who closes it after zsock_detach) on `loop`. */
 zsock *zsock_attach(uv_loop_t *loop, void *sock, int router, zsock_msg_cb cb, void *ud);
+/* Called for each message of the wrong shape (a ROUTER expects [identity][payload], a DEALER
+ * [payload]): it was drained and dropped; `frames` is how many parts it had.
+ * `peer` is its identity frame when one came (else NULL). */
+typedef void (*zsock_bad_cb)(zsock *z, const char *peer, size_t peerlen, int frames, void *ud);
+void zsock_on_bad(zsock *z, zsock_bad_cb cb);
 /* Send one message (to `peer` on a ROUTER). Returns 0, or -1 with errno (EHOSTUNREACH: unknown
  * peer, EAGAIN: the peer's queue is full). Never blocks. */
 int zsock_send(zsock *z, const char *peer, size_t peerlen, const char *buf, size_t len);

@@ -169,7 +169,7 @@ static void sim_on_frame(slice *sl, sim *w, const char *buf, size_t len)
         if (m.code == 2)
             w->over = 1;
         else if (w->start_ms && !w->done) { /* stopped early: finish now */
-            wire_msg d = {.type = WIRE_DONE, .run = w->run, .seq = w->seq, .code = 0};
+            wire_msg d = {.type = WIRE_DONE, .run = w->run, .seq = ++w->seq, .code = 0}; /* numbered after the snapshots */
             sim_send(w, &d);
             w->done = 1;
         }
@@ -204,7 +204,7 @@ static int64_t sim_tick(slice *sl, sim *w, int64_t now)
         sl->requests += sn->requests;
         w->next_stats_ms += 1000;
         if ((double)w->sent >= w->duration_s) {
-            wire_msg d = {.type = WIRE_DONE, .run = w->run, .seq = w->seq, .code = 0};
+            wire_msg d = {.type = WIRE_DONE, .run = w->run, .seq = ++w->seq, .code = 0}; /* numbered after the snapshots */
             sim_send(w, &d);
             w->done = 1;
             return next;

@@ -584,6 +584,47 @@ static void test_random_bytes(void)
     free(enc);
 }
 
+/* Each decode failure falls into a kind, so a queen or worker can log each kind once and count
+ * the rest; the numbered message types are those a worker re-sends until acknowledged. */
+static void test_error_kinds(void)
+{
+    static const struct {
+        const unsigned char *bytes;
+        size_t len;
+        const char *kind;
+    } cases[] = {
+        {(const unsigned char *)"\x93\x07\x01\x80", 4, "version"},             /* protocol version 7 */
+        {(const unsigned char *)"\x93\x01\x63\x80", 4, "type"},                /* message type 99 */
+        {(const unsigned char *)"\x93\x01\x01\x81\xa4slot\xa1x", 11, "field"}, /* slot: "x" */
+        {(const unsigned char *)"\xc1junk", 5, "encoding"},                    /* not msgpack */
+        {(const unsigned char *)"\x93\x01", 2, "encoding"},                    /* truncated */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        wire_msg m;
+        char err[160];
+        int r = wire_decode((const char *)cases[i].bytes, cases[i].len, &m, err, sizeof err);
+        CHECK(r == -1 && !strcmp(wire_err_kind(err), cases[i].kind), "\"%s\" is of kind %s (got %s)", err,
+              cases[i].kind, wire_err_kind(err));
+    }
+    char err[160];
+    wire_msg m;
+    CHECK(wire_decode("x", WIRE_MAX_FRAME + 1ull, &m, err, sizeof err) == -1 &&
+              !strcmp(wire_err_kind(err), "size"),
+          "an oversized message is of kind size");
+    unsigned seen = 0;
+    CHECK(wire_err_once(&seen, "version") == 1, "the first version error is logged");
+    CHECK(wire_err_once(&seen, "version") == 0, "the second one is only counted");
+    CHECK(wire_err_once(&seen, "frames") == 1 && wire_err_once(&seen, "field") == 1,
+          "other kinds are logged once each");
+    CHECK(wire_err_once(&seen, "frames") == 0 && wire_err_once(&seen, "field") == 0,
+          "... and then only counted");
+    CHECK(WIRE_IS_NUMBERED(WIRE_STATS) && WIRE_IS_NUMBERED(WIRE_DONE) && WIRE_IS_NUMBERED(WIRE_SETUP) &&
+              WIRE_IS_NUMBERED(WIRE_HAVE) && WIRE_IS_NUMBERED(WIRE_STOP),
+          "STATS, HAVE, SETUP, DONE and a worker's STOP share the worker's numbering");
+    CHECK(!WIRE_IS_NUMBERED(WIRE_HEARTBEAT) && !WIRE_IS_NUMBERED(WIRE_HELLO) && !WIRE_IS_NUMBERED(WIRE_LOG),
+          "heartbeats, HELLO and LOG are not numbered");
+}
+
 int main(void)
 {
     test_round_trips();
@@ -597,5 +638,6 @@ int main(void)
     test_hostile_sizes();
     test_truncation_and_trailing();
     test_random_bytes();
+    test_error_kinds();
     return check_done();
 }
