@@ -84,15 +84,20 @@ local function exhausted(self)
   return nil, msg
 end
 
--- Ask the queen for the next lease unless a question is out or the rows are all gone.
+-- Ask the queen for the next lease unless a question is out (for less than ASK_AGAIN seconds: a
+-- question or its answer lost on the way is asked again; a late answer only adds a lease) or the
+-- rows are all gone.
+local ASK_AGAIN = 2
 local function ask(self)
-  if self.asking or self.dry then return end
-  self.asking = true
+  if self.dry then return end
+  local t = self.core.now()
+  if self.asking and t - self.asked_at < ASK_AGAIN then return end
+  self.asking, self.asked_at = true, t
   self.cluster.rows(self.key, self.chunk)
 end
 
 -- M.lease(key, first, count): the queen's answer: rows first+1 .. first+count (1-based) are this
--- thread's; count 0 is a refusal. Wakes the VUs waiting for rows.
+-- thread's; count 0 is a refusal. VUs waiting for rows find them on their next look.
 function M.lease(key, first, count)
   local self = leased[key]
   if not self then return end
@@ -106,9 +111,6 @@ function M.lease(key, first, count)
     self.leases[#self.leases + 1] = { first + 1, last }
     self.left = self.left + last - first
   end
-  local waiters = self.waiters
-  self.waiters = {}
-  for _, co in ipairs(waiters) do self.core.wake(co, true) end
 end
 
 -- A unique row from the leases at hand, asking for more while some are left; waits (in a VU)
@@ -130,8 +132,7 @@ local function next_leased(self)
       return nil, self.file .. ": unique rows come from the queen during the run: "
         .. "call next() in a session, setup or teardown"
     end
-    self.waiters[#self.waiters + 1] = co
-    self.core.park()
+    self.core.sleep(0.02) -- the answer, or the time to ask again
   end
 end
 
@@ -160,7 +161,7 @@ local function lease_from_queen(self, core, threads)
   nleased = nleased + 1
   self.key = self.file .. "#" .. nleased -- the same on every thread: all load the scenario alike
   self.cluster, self.core = cluster, core
-  self.leases, self.left, self.waiters = {}, 0, {}
+  self.leases, self.left = {}, 0
   -- leases of about 1/8 of a thread's share (1 to 1,000 rows); the next is asked for at half
   self.chunk = math.max(1, math.min(1000, math.floor(#self.rows / (8 * threads))))
   self.low = math.floor(self.chunk / 2)
