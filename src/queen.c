@@ -887,6 +887,22 @@ static int summarize(queen *q)
     return code;
 }
 
+/* Ctrl-C or SIGTERM before the loop's handlers exist (loading the scenario, hashing its bundle):
+ * remembered, and acted on as soon as they do, so the run still ends with its summary. */
+static volatile sig_atomic_t early_signal;
+static void on_early_signal(int signum) { early_signal = signum; }
+
+static void catch_early_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_early_signal;
+    sigemptyset(&sa.sa_mask);
+    early_signal = 0;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 /* The timers, signals and either the embedded worker (parrot run) or the queen's terminal. 0, or
  * 1 when the embedded worker could not start. */
 static int start_handles(queen *q, const char *endpoint)
@@ -913,6 +929,7 @@ static int start_handles(queen *q, const char *endpoint)
             fprintf(stderr, "parrot: %s\n", err);
             return 1;
         }
+        if (early_signal) on_signal(&q->sigint, early_signal);
         return 0;
     }
     say(q, "queen listening on %s; waiting for %d worker%s", endpoint, o->expect > 0 ? o->expect : 1,
@@ -923,6 +940,7 @@ static int start_handles(queen *q, const char *endpoint)
         q->stdin_on = 1;
         say(q, "press Enter to start with the workers connected so far");
     }
+    if (early_signal) on_signal(&q->sigint, early_signal);
     return 0;
 }
 
@@ -934,6 +952,7 @@ int queen_run(const queen_options *o)
     q->tty = isatty(2);
     q->epoch = queen_new_epoch();
     q->workers = calloc(MAX_WORKERS, sizeof *q->workers);
+    catch_early_signals();
     int code = queen_check_options(o);
     if (!code) code = queen_load_plan(q);
     if (!code) code = queen_build_bundle(q);
