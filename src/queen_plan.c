@@ -39,7 +39,20 @@ static int read_plan(queen *q, lua_State *L, long *planned_vus)
     lua_getfield(L, -3, "graceful_stop");
     *planned_vus = (long)(lua_isnumber(L, -3) ? lua_tonumber(L, -3) : lua_tonumber(L, -2));
     q->graceful_s = lua_tonumber(L, -1);
-    lua_pop(L, 4);
+    lua_pop(L, 3);
+    lua_getfield(L, -1, "stages"); /* stages: their highest target */
+    for (int i = 1; lua_istable(L, -1); i++) {
+        lua_rawgeti(L, -1, i);
+        if (!lua_istable(L, -1)) {
+            lua_pop(L, 1);
+            break;
+        }
+        lua_getfield(L, -1, "target");
+        if (lua_isnumber(L, -1) && (long)lua_tonumber(L, -1) > *planned_vus)
+            *planned_vus = (long)lua_tonumber(L, -1);
+        lua_pop(L, 2);
+    }
+    lua_pop(L, 2);
     lua_getfield(L, -1, "files");
     if (lua_istable(L, -1)) {
         int nf = (int)lua_objlen(L, -1);

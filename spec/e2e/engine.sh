@@ -116,6 +116,16 @@ is "$(count_of "$TMP/fd.stderr" "file descriptors")" 1 "fd limit: one line"
 (ulimit -n 256 && ulimit -Hn 256 && exec timeout -k 5 30 "$PARROT" run "$SCEN/idle.lua" -e VUS=10 --quiet) \
     >/dev/null 2>"$TMP/fd2.stderr" </dev/null
 is "$(count_of "$TMP/fd2.stderr" "file descriptors")" 0 "fd limit: no warning for 10 VUs"
+mkdir -p "$TMP/fdstages" && cat >"$TMP/fdstages/stages_idle.lua" <<'LUA'
+return parrot.scenario {
+  load = parrot.closed { stages = { { duration = "0.5s", target = 400 }, { duration = "0.5s", target = 0 } },
+                         graceful_stop = "0s" },
+  run = function() think(1) end,
+}
+LUA
+(ulimit -n 256 && ulimit -Hn 256 && exec timeout -k 5 30 "$PARROT" run "$TMP/fdstages/stages_idle.lua" --quiet) \
+    >/dev/null 2>"$TMP/fd3.stderr" </dev/null
+has "$TMP/fd3.stderr" "warning: 400 VUs may each hold a connection" "fd limit: stages are planned by their highest target"
 
 # (i) --dump N prints N request/response pairs
 if start_target dump; then
