@@ -92,6 +92,7 @@ typedef struct http_res {
     size_t nheaders;
     char *hbuf;           /* the reason phrase (NUL-terminated, at its start), then the headers' bytes */
     size_t reason_len;    /* the reason phrase is hbuf[0, reason_len) */
+    size_t hbuf_len;      /* bytes in hbuf, its final NUL not counted */
     void *hmem;           /* owned: one block holding `headers` and `hbuf` */
     char *body;                   /* NUL-terminated; decoded when compression was asked; NULL if discarded */
     size_t body_len;              /* bytes kept */

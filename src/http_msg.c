@@ -187,6 +187,7 @@ static int headers_publish(http_msg *m)
     r->hbuf[m->hlen] = '\0';
     r->nheaders = m->nh;
     r->reason_len = m->reason_len;
+    r->hbuf_len = m->hlen;
     char path[2048];
     path[0] = '\0';
     for (size_t i = 0; i < m->nh; i++) {

@@ -69,14 +69,21 @@ struct vu_sched {
     int closing;
 };
 
-/* Response userdata: the http_res stays in C; Lua values are made only when read. */
+/* Response userdata; Lua values (status, body, headers...) are made only when read. A response
+ * up to RES_INLINE_MAX bytes is copied into the userdata itself (the struct, then its header
+ * array, header bytes, body and URL): the GC sees its real size and frees it without a finalizer.
+ * A larger one stays in C (`res` owned, freed by __gc). Read headers tables are cached in a
+ * weak-keyed table, not in the userdata. */
 typedef struct lres {
-    http_res *res;
+    http_res *res; /* &inl when inline, else owned */
     int failed;
-    int headers_ref; /* cached headers table, LUA_NOREF until read */
+    http_res inl; /* only in inline responses */
 } lres;
 
-#define RES_MT "parrot.response"
+#define RES_INLINE_MAX (1u << 20)
+#define RES_MT "parrot.response"                /* a response kept in C: has __gc */
+#define RES_MT_INLINE "parrot.response.inline"  /* a response inside its userdata: no __gc */
+#define HEADERS_CACHE "parrot.response.headers" /* weak keys: response -> its headers table */
 
 static void vu_end(vu *v);
 
@@ -105,14 +112,63 @@ static void enqueue(vu *v)
     }
 }
 
+/* A copy of `res` inside a new userdata (see lres), pointers moved to the copy; the caller frees
+ * `res`. */
+static lres *push_inline(lua_State *L, const http_res *res)
+{
+    size_t harr = res->nheaders * sizeof(http_header);
+    size_t hbytes = res->hbuf ? res->hbuf_len + 1 : 0;
+    size_t blen = res->body ? res->body_len + 1 : 0;
+    size_t ulen = res->url ? strlen(res->url) + 1 : 0;
+    lres *r = lua_newuserdata(L, sizeof *r + harr + hbytes + blen + ulen);
+    char *p = (char *)(r + 1);
+    r->inl = *res;
+    r->inl.hmem = NULL;
+    if (harr) {
+        r->inl.headers = (http_header *)p;
+        memcpy(p, res->headers, harr);
+        p += harr;
+    } else {
+        r->inl.headers = NULL;
+    }
+    if (hbytes) {
+        memcpy(p, res->hbuf, hbytes);
+        for (size_t i = 0; i < res->nheaders; i++) { /* the same offsets in the copy */
+            r->inl.headers[i].name = p + (res->headers[i].name - res->hbuf);
+            r->inl.headers[i].value = p + (res->headers[i].value - res->hbuf);
+        }
+        r->inl.hbuf = p;
+        p += hbytes;
+    }
+    if (blen) {
+        memcpy(p, res->body, blen);
+        r->inl.body = p;
+        p += blen;
+    }
+    if (ulen) {
+        memcpy(p, res->url, ulen);
+        r->inl.url = p;
+    }
+    r->res = &r->inl;
+    return r;
+}
+
 static void push_response(lua_State *L, vu *v)
 {
-    lres *r = lua_newuserdata(L, sizeof *r);
-    r->res = v->res;
+    http_res *res = v->res;
+    size_t size = res->nheaders * sizeof(http_header) + res->hbuf_len + (res->body ? res->body_len : 0);
+    lres *r;
+    if (size <= RES_INLINE_MAX) {
+        r = push_inline(L, res);
+        http_res_free(res);
+        luaL_getmetatable(L, RES_MT_INLINE);
+    } else {
+        r = lua_newuserdata(L, offsetof(lres, inl));
+        r->res = res;
+        luaL_getmetatable(L, RES_MT);
+    }
     r->failed = v->res_failed;
-    r->headers_ref = LUA_NOREF;
     v->res = NULL;
-    luaL_getmetatable(L, RES_MT);
     lua_setmetatable(L, -2);
 }
 
@@ -709,15 +765,33 @@ static int l_close_connections(lua_State *L)
 
 /* ---- response userdata ---- */
 
-static lres *check_res(lua_State *L) { return luaL_checkudata(L, 1, RES_MT); }
+/* The response at index 1. Metamethods get one from the VM (the metatables are protected by
+ * __metatable); methods such as r:header check what they were given. */
+static lres *res_of(lua_State *L) { return lua_touserdata(L, 1); }
+
+static lres *check_res(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
+        luaL_getmetatable(L, RES_MT_INLINE);
+        int ok = lua_rawequal(L, -1, -2);
+        lua_pop(L, 1);
+        if (!ok) {
+            luaL_getmetatable(L, RES_MT);
+            ok = lua_rawequal(L, -1, -2);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+        if (ok) return lua_touserdata(L, 1);
+    }
+    luaL_typerror(L, 1, "response");
+    return NULL;
+}
 
 static int res_gc(lua_State *L)
 {
-    lres *r = check_res(L);
+    lres *r = res_of(L);
     if (r->res) http_res_free(r->res);
     r->res = NULL;
-    luaL_unref(L, LUA_REGISTRYINDEX, r->headers_ref);
-    r->headers_ref = LUA_NOREF;
     return 0;
 }
 
@@ -737,10 +811,14 @@ static int headers_index(lua_State *L)
 /* Build the headers table once: lowercase names, repeated headers joined with ", ". */
 static void push_headers(lua_State *L, lres *r)
 {
-    if (r->headers_ref != LUA_NOREF) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, r->headers_ref);
+    luaL_getmetatable(L, HEADERS_CACHE);
+    lua_pushvalue(L, 1);
+    lua_rawget(L, -2);
+    if (!lua_isnil(L, -1)) {
+        lua_remove(L, -2);
         return;
     }
+    lua_pop(L, 1); /* cache */
     http_res *res = r->res;
     lua_createtable(L, 0, (int)res->nheaders);
     for (size_t i = 0; i < res->nheaders; i++) {
@@ -765,9 +843,11 @@ static void push_headers(lua_State *L, lres *r)
         lua_rawset(L, -3);
     }
     luaL_getmetatable(L, "parrot.headers");
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    r->headers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_setmetatable(L, -2); /* cache, headers */
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+    lua_remove(L, -2);
 }
 
 static void push_timings(lua_State *L, const http_res *res)
@@ -811,7 +891,7 @@ static void push_head(lua_State *L, const http_res *res)
 
 static int res_index(lua_State *L)
 {
-    lres *r = check_res(L);
+    lres *r = res_of(L);
     const char *k = luaL_checkstring(L, 2);
     http_res *res = r->res;
     if (!strcmp(k, "status"))
@@ -877,7 +957,7 @@ static int res_header(lua_State *L)
 
 static int res_tostring(lua_State *L)
 {
-    lres *r = check_res(L);
+    lres *r = res_of(L);
     lua_pushfstring(L, "response %d %s", r->res->status, r->res->url ? r->res->url : "");
     return 1;
 }
@@ -924,15 +1004,28 @@ static int open_core(lua_State *L)
     lua_setfield(L, -2, "header");
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "response_methods");
-    luaL_newmetatable(L, RES_MT); /* methods, mt */
-    lua_pushvalue(L, -2);
-    lua_pushcclosure(L, res_index, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, res_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, res_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 2);
+    for (int inl = 0; inl <= 1; inl++) {
+        luaL_newmetatable(L, inl ? RES_MT_INLINE : RES_MT); /* methods, mt */
+        lua_pushvalue(L, -2);
+        lua_pushcclosure(L, res_index, 1);
+        lua_setfield(L, -2, "__index");
+        if (!inl) {
+            lua_pushcfunction(L, res_gc);
+            lua_setfield(L, -2, "__gc");
+        }
+        lua_pushcfunction(L, res_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushliteral(L, "parrot.response");
+        lua_setfield(L, -2, "__metatable");
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    luaL_newmetatable(L, HEADERS_CACHE); /* a weak-keyed table kept in the registry */
+    lua_newtable(L);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pop(L, 1);
     luaL_newmetatable(L, "parrot.headers");
     lua_pushcfunction(L, headers_index);
     lua_setfield(L, -2, "__index");
