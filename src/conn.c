@@ -336,7 +336,10 @@ static void tls_readable(conn *c, const char *buf, size_t n)
         conn_fail(c, ERR_TLS, "tls: the server sent data before the handshake (%s)", c->peer);
         return;
     }
-    tls_conn_feed(c->tls, buf, n); /* lent until tls_conn_feed_end */
+    if (tls_conn_feed(c->tls, buf, n) < 0) { /* lent until tls_conn_feed_end */
+        conn_end(c, UV_ENOMEM);
+        return;
+    }
     if (c->state == C_HANDSHAKE)
         tls_step(c);
     else

@@ -64,8 +64,6 @@ typedef struct tls_buf {
 } tls_buf;
 
 struct tls_conn {
-    tls_client *t;
-    const tls_conf *conf;
     tls_sess *sess; /* the origin's entry (owned by the client) */
     mbedtls_ssl_context ssl;
     tls_buf in, out;  /* owned: ciphertext fed and left unread / to send; freed when empty */
@@ -335,8 +333,6 @@ tls_conn *tls_conn_new(tls_client *t, const tls_opts *o, const char *host, const
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    c->t = t;
-    c->conf = conf;
     mbedtls_ssl_init(&c->ssl);
     int rc = mbedtls_ssl_setup(&c->ssl, &conf->conf);
     /* mbedTLS 2.28 matches only DNS names: for an IP literal send no SNI (RFC 6066) and match
