@@ -13,7 +13,10 @@
 
 #include "stats.h"
 
-enum { C_RESOLVING, C_CONNECTING, C_TUNNEL, C_HANDSHAKE, C_READY };
+enum { C_RESOLVING, C_CONNECTING, C_TUNNEL, C_TLS_WAIT, C_HANDSHAKE, C_READY };
+
+/* How long a new TLS connection waits for its origin's first handshake before going on alone. */
+#define TLS_WAIT_MAX_NS 1000000000ULL
 
 /* The transport's half of the state machine: how bytes become plaintext and back. */
 typedef struct sock_ops {
@@ -29,7 +32,9 @@ struct conn {
     const sock_ops *ops;
     uv_tcp_t tcp; /* always initialized; its close callback frees the conn */
     uv_connect_t creq;
-    timer_entry tmr; /* connect timeout, or a deferred failure */
+    timer_entry tmr;             /* connect timeout, a deferred failure, or the end of a TLS wait */
+    uint64_t deadline_ns;        /* the connect timeout (uv_hrtime) */
+    conn *wait_prev, *wait_next; /* in x->tls_waiters while C_TLS_WAIT */
     int state, closed, retrying;
     char *host, *proxy_host, *proxy_auth; /* owned */
     int port, proxy_port;
@@ -57,6 +62,10 @@ typedef struct wreq {
 } wreq;
 
 static void try_connect(conn *c);
+static void wait_enter(conn *c);
+static void wait_leave(conn *c);
+static void wait_wake(conn_ctx *x);
+static void wait_over(conn *c);
 
 conn_out *conn_out_new(size_t len)
 {
@@ -90,8 +99,11 @@ void conn_close(conn *c)
     timers_del(c->x->tm, &c->tmr);
     dns_cancel(c->dq);
     c->dq = NULL;
+    if (c->state == C_TLS_WAIT) wait_leave(c);
+    int first = c->tls && tls_conn_first(c->tls);
     tls_conn_free(c->tls);
     c->tls = NULL;
+    if (first) wait_wake(c->x); /* only arms timers: no event from inside conn_close */
     free(c->tunnel);
     c->tunnel = NULL;
     if (!c->retrying) uv_close((uv_handle_t *)&c->tcp, on_closed);
@@ -122,7 +134,7 @@ static void conn_end(conn *c, int uverr)
         const char *what = uverr == UV_EOF ? "connection closed" : uv_strerror(uverr);
         if (c->state == C_TUNNEL)
             conn_fail(c, ERR_PROXY, "proxy %s:%d: %s during CONNECT", c->proxy_host, c->proxy_port, what);
-        else if (c->state == C_HANDSHAKE)
+        else if (c->state == C_HANDSHAKE || c->state == C_TLS_WAIT)
             conn_fail(c, ERR_TLS, "tls: %s during the handshake (%s)", what, c->peer);
         else
             conn_fail(c, ERR_CONNECT, "connect: %s (%s)", what, c->peer);
@@ -140,6 +152,10 @@ static void on_timer(timer_entry *e)
         const conn_events *ev = c->ev;
         conn_close(c);
         ev->fail(c, c->ud, c->pending_kind, c->pending_msg);
+        return;
+    }
+    if (c->state == C_TLS_WAIT && uv_hrtime() < c->deadline_ns) {
+        wait_over(c);
         return;
     }
     conn_fail(c, ERR_CONNECT, "connect timeout (%s)", c->peer[0] ? c->peer : c->host);
@@ -266,7 +282,9 @@ static void tls_drain(conn *c)
 static void tls_step(conn *c)
 {
     char err[160];
+    int first = tls_conn_first(c->tls);
     int rc = tls_conn_handshake(c->tls, err, sizeof err);
+    if (first && !tls_conn_first(c->tls)) wait_wake(c->x); /* its session (if any) is cached now */
     if (rc >= 0 && tls_flush(c, 0) < 0) rc = -1, snprintf(err, sizeof err, "tls: write failed");
     if (rc < 0) {
         conn_fail(c, ERR_TLS, "%s (%s)", err, c->peer);
@@ -280,15 +298,13 @@ static void tls_step(conn *c)
     if (!c->closed) tls_drain(c);
 }
 
-static void tls_established(conn *c)
+/* The key of the session cache and of the first-handshake wait. */
+static void origin_of(const conn *c, char *buf, size_t n) { snprintf(buf, n, "%s:%d", c->host, c->port); }
+
+static void tls_start(conn *c)
 {
-    char err[160];
-    if (!c->x->tls && !(c->x->tls = tls_client_new(NULL, 0, err, sizeof err))) {
-        conn_fail(c, ERR_TLS, "%s", err);
-        return;
-    }
-    char origin[300];
-    snprintf(origin, sizeof origin, "%s:%d", c->host, c->port);
+    char err[160], origin[300];
+    origin_of(c, origin, sizeof origin);
     c->tls = tls_conn_new(c->x->tls, &c->tls_opts, c->host, origin, err, sizeof err);
     if (!c->tls) {
         conn_fail(c, ERR_TLS, "%s", err);
@@ -298,9 +314,29 @@ static void tls_established(conn *c)
     tls_step(c);
 }
 
+static void tls_established(conn *c)
+{
+    char err[160], origin[300];
+    if (!c->x->tls && !(c->x->tls = tls_client_new(NULL, 0, err, sizeof err))) {
+        conn_fail(c, ERR_TLS, "%s", err);
+        return;
+    }
+    origin_of(c, origin, sizeof origin);
+    if (tls_client_should_wait(c->x->tls, &c->tls_opts, origin)) {
+        c->state = C_TLS_WAIT;
+        wait_enter(c);
+        return;
+    }
+    tls_start(c);
+}
+
 static void tls_readable(conn *c, const char *buf, size_t n)
 {
-    if (tls_conn_feed(c->tls, buf, n) < 0) {
+    if (!c->tls) { /* still waiting: a TLS server speaks only after our ClientHello */
+        conn_fail(c, ERR_TLS, "tls: the server sent data before the handshake (%s)", c->peer);
+        return;
+    }
+    if (tls_conn_feed(c->tls, buf, n) < 0) { /* lent until tls_conn_feed_end */
         conn_end(c, UV_ENOMEM);
         return;
     }
@@ -308,6 +344,7 @@ static void tls_readable(conn *c, const char *buf, size_t n)
         tls_step(c);
     else
         tls_drain(c);
+    if (!c->closed && tls_conn_feed_end(c->tls) < 0) conn_end(c, UV_ENOMEM);
 }
 
 static int tls_write(conn *c, conn_out *o)
@@ -322,6 +359,56 @@ static const sock_ops tls_ops = {
     .readable = tls_readable,
     .write = tls_write,
 };
+
+/* ---- waiting for the origin's first TLS handshake (the stampede guard, see tls.h) ---- */
+
+/* Park `c` (TCP up, no ClientHello sent) until its origin's first handshake ends, for at most
+ * TLS_WAIT_MAX_NS and never past its connect deadline. Reading stays on, so a peer that hangs up
+ * meanwhile is noticed. */
+static void wait_enter(conn *c)
+{
+    conn_ctx *x = c->x;
+    c->wait_prev = NULL;
+    c->wait_next = x->tls_waiters;
+    if (x->tls_waiters) x->tls_waiters->wait_prev = c;
+    x->tls_waiters = c;
+    x->tls_waited++;
+    uint64_t until = uv_hrtime() + TLS_WAIT_MAX_NS;
+    timers_add(x->tm, &c->tmr, until < c->deadline_ns ? until : c->deadline_ns);
+}
+
+/* Out of the waiting list; the handshake comes next. */
+static void wait_leave(conn *c)
+{
+    c->state = C_HANDSHAKE;
+    if (c->wait_prev)
+        c->wait_prev->wait_next = c->wait_next;
+    else
+        c->x->tls_waiters = c->wait_next;
+    if (c->wait_next) c->wait_next->wait_prev = c->wait_prev;
+    c->wait_prev = c->wait_next = NULL;
+}
+
+/* A first handshake ended (done, failed or closed): the waiters whose origin has none in flight
+ * any more go, from the loop (their timer fires now), never from inside the caller. */
+static void wait_wake(conn_ctx *x)
+{
+    uint64_t now = uv_hrtime();
+    char origin[300];
+    for (conn *w = x->tls_waiters; w; w = w->wait_next) {
+        origin_of(w, origin, sizeof origin);
+        if (!tls_client_should_wait(x->tls, &w->tls_opts, origin)) timers_add(x->tm, &w->tmr, now);
+    }
+}
+
+/* Woken, or the wait bound passed (the first handshake hangs: go on alone). The connect
+ * deadline has not passed (on_timer checked). The handshake offers the session if one came. */
+static void wait_over(conn *c)
+{
+    wait_leave(c);
+    timers_add(c->x->tm, &c->tmr, c->deadline_ns);
+    tls_start(c);
+}
 
 /* ---- proxy CONNECT tunnel ---- */
 
@@ -521,7 +608,8 @@ conn *conn_open(conn_ctx *x, const conn_target *t, const conn_events *ev, void *
     x->connections++;
     /* t0 stays 0 while inside conn_open: failures found now are delivered from the loop. */
     uint64_t now = uv_hrtime();
-    timers_add(x->tm, &c->tmr, now + (t->connect_timeout_ns ? t->connect_timeout_ns : x->connect_timeout_ns));
+    c->deadline_ns = now + (t->connect_timeout_ns ? t->connect_timeout_ns : x->connect_timeout_ns);
+    timers_add(x->tm, &c->tmr, c->deadline_ns);
     c->addrs = malloc(sizeof *c->addrs);
     if (!c->host || !c->addrs || (t->proxy_host && !c->proxy_host)) {
         conn_fail(c, ERR_CONNECT, "out of memory");

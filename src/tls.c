@@ -1,6 +1,9 @@
-/* tls: mbedTLS 2.28 client glue. Custom BIO callbacks read ciphertext from a buffer the
- * connection feeds and write ciphertext into a buffer the connection sends, so the caller owns
- * all I/O (libuv). Parsed files and configs are cached per tls_client by path. */
+/* tls: mbedTLS 2.28 client glue. Custom BIO callbacks read ciphertext the connection feeds and
+ * write ciphertext into a buffer the connection sends, so the caller owns all I/O (libuv). Parsed
+ * files and configs are cached per tls_client by path, sessions by origin and config, and each
+ * origin has a "first handshake in flight" marker so new connections can wait for its session.
+ * An idle connection holds no buffer of its own: only mbedTLS's context (~33 KB, fixed by the
+ * library's build: no MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH in Debian's). */
 #include "tls.h"
 
 #include <arpa/inet.h>
@@ -12,6 +15,7 @@
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/platform.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
 
@@ -32,12 +36,15 @@ typedef struct tls_conf {
     mbedtls_ssl_config conf;
 } tls_conf;
 
-/* The last session of an origin under one config. Owned by the client's list. */
+/* An origin under one config: its last session, and its first handshake while none is cached.
+ * Owned by the client's list; entries live as long as the client. */
 typedef struct tls_sess {
     struct tls_sess *next;
     char *origin; /* owned */
     const tls_conf *conf;
-    mbedtls_ssl_session s;
+    int cached;            /* `s` holds a session */
+    const tls_conn *first; /* the connection whose full handshake will give the first session */
+    mbedtls_ssl_session s; /* without the peer's certificates (resumption does not need them) */
 } tls_sess;
 
 struct tls_client {
@@ -57,15 +64,15 @@ typedef struct tls_buf {
 } tls_buf;
 
 struct tls_conn {
-    tls_client *t;
-    const tls_conf *conf;
-    char *origin; /* owned */
+    tls_sess *sess; /* the origin's entry (owned by the client) */
     mbedtls_ssl_context ssl;
-    tls_buf in, out; /* owned: ciphertext fed / to send */
-    int saw_cert;    /* the handshake went through the server Certificate state: not resumed */
+    tls_buf in, out;  /* owned: ciphertext fed and left unread / to send; freed when empty */
+    const char *lent; /* borrowed ciphertext between tls_conn_feed and tls_conn_feed_end */
+    size_t lent_len;
+    int saw_cert; /* the handshake went through the server Certificate state: not resumed */
     int done;
-    int verify_ip;   /* the host is an IP literal: check the certificate's IP SANs ourselves */
-    size_t iplen;    /* 4 or 16 */
+    int verify_ip; /* the host is an IP literal: check the certificate's IP SANs ourselves */
+    size_t iplen;  /* 4 or 16 */
     unsigned char ip[16];
     char host[64];
 };
@@ -222,6 +229,8 @@ static const tls_conf *conf_get(tls_client *t, const tls_opts *o, char *err, siz
     return c;
 }
 
+/* Room for `more` bytes at the end of `b`. The first allocation is sized to the need (a request
+ * record is a few hundred bytes), so small exchanges never hold a 16 KB block. */
 static int buf_reserve(tls_buf *b, size_t more)
 {
     if (b->off && b->off == b->len) b->off = b->len = 0;
@@ -232,7 +241,7 @@ static int buf_reserve(tls_buf *b, size_t more)
         b->off = 0;
         if (b->len + more <= b->cap) return 0;
     }
-    size_t cap = b->cap ? b->cap : 16384;
+    size_t cap = b->cap ? b->cap : 2048;
     while (cap < b->len + more)
         cap *= 2;
     char *p = realloc(b->p, cap);
@@ -240,6 +249,13 @@ static int buf_reserve(tls_buf *b, size_t more)
     b->p = p;
     b->cap = cap;
     return 0;
+}
+
+/* An idle connection keeps no buffer of its own. */
+static void buf_release(tls_buf *b)
+{
+    free(b->p);
+    *b = (tls_buf){0};
 }
 
 static int bio_send(void *ctx, const unsigned char *buf, size_t len)
@@ -251,14 +267,23 @@ static int bio_send(void *ctx, const unsigned char *buf, size_t len)
     return (int)len;
 }
 
+/* What was kept from earlier feeds first, then the bytes lent by the current one. */
 static int bio_recv(void *ctx, unsigned char *buf, size_t len)
 {
     tls_conn *c = ctx;
     size_t avail = c->in.len - c->in.off;
-    if (avail == 0) return MBEDTLS_ERR_SSL_WANT_READ;
-    if (len > avail) len = avail;
-    memcpy(buf, c->in.p + c->in.off, len);
-    c->in.off += len;
+    if (avail) {
+        if (len > avail) len = avail;
+        memcpy(buf, c->in.p + c->in.off, len);
+        c->in.off += len;
+        if (c->in.off == c->in.len) buf_release(&c->in);
+        return (int)len;
+    }
+    if (c->lent_len == 0) return MBEDTLS_ERR_SSL_WANT_READ;
+    if (len > c->lent_len) len = c->lent_len;
+    memcpy(buf, c->lent, len);
+    c->lent += len;
+    c->lent_len -= len;
     return (int)len;
 }
 
@@ -269,6 +294,32 @@ static tls_sess *sess_find(tls_client *t, const char *origin, const tls_conf *co
     return NULL;
 }
 
+/* The origin's entry, made (empty) on first use; NULL when out of memory. */
+static tls_sess *sess_get(tls_client *t, const char *origin, const tls_conf *conf)
+{
+    tls_sess *s = sess_find(t, origin, conf);
+    if (s) return s;
+    s = calloc(1, sizeof *s);
+    if (!s || !(s->origin = strdup(origin))) {
+        free(s);
+        return NULL;
+    }
+    s->conf = conf;
+    mbedtls_ssl_session_init(&s->s);
+    s->next = t->sessions;
+    t->sessions = s;
+    return s;
+}
+
+int tls_client_should_wait(tls_client *t, const tls_opts *o, const char *origin)
+{
+    char err[160];
+    const tls_conf *conf = conf_get(t, o, err, sizeof err);
+    if (!conf) return 0; /* tls_conn_new will say why */
+    const tls_sess *s = sess_find(t, origin, conf);
+    return s && !s->cached && s->first;
+}
+
 /* With host NULL only the config is built (tls_client_new's early check); returns NULL then. */
 tls_conn *tls_conn_new(tls_client *t, const tls_opts *o, const char *host, const char *origin, char *err,
                        size_t errlen)
@@ -277,19 +328,19 @@ tls_conn *tls_conn_new(tls_client *t, const tls_opts *o, const char *host, const
     const tls_conf *conf = conf_get(t, o, err, errlen);
     if (!conf || !host) return NULL;
     tls_conn *c = calloc(1, sizeof *c);
-    if (!c || !(c->origin = strdup(origin ? origin : host))) {
+    if (!c || !(c->sess = sess_get(t, origin ? origin : host, conf))) {
         free(c);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    c->t = t;
-    c->conf = conf;
     mbedtls_ssl_init(&c->ssl);
     int rc = mbedtls_ssl_setup(&c->ssl, &conf->conf);
     /* mbedTLS 2.28 matches only DNS names: for an IP literal send no SNI (RFC 6066) and match
      * the certificate's IP addresses after the handshake */
-    if (inet_pton(AF_INET, host, c->ip) == 1) c->iplen = 4;
-    else if (inet_pton(AF_INET6, host, c->ip) == 1) c->iplen = 16;
+    if (inet_pton(AF_INET, host, c->ip) == 1)
+        c->iplen = 4;
+    else if (inet_pton(AF_INET6, host, c->ip) == 1)
+        c->iplen = 16;
     c->verify_ip = c->iplen && !o->insecure;
     snprintf(c->host, sizeof c->host, "%s", host);
     if (!rc && !c->iplen) rc = mbedtls_ssl_set_hostname(&c->ssl, host);
@@ -299,49 +350,69 @@ tls_conn *tls_conn_new(tls_client *t, const tls_opts *o, const char *host, const
         return NULL;
     }
     mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
-    tls_sess *s = sess_find(t, c->origin, conf);
-    if (s) mbedtls_ssl_set_session(&c->ssl, &s->s); /* a failure only means a full handshake */
+    tls_sess *s = c->sess;
+    if (s->cached)
+        mbedtls_ssl_set_session(&c->ssl, &s->s); /* a failure only means a full handshake */
+    else if (!s->first)
+        s->first = c; /* the origin's first handshake: later connections may wait for it */
     return c;
 }
+
+/* The connection no longer holds its origin's first-handshake marker. */
+static void first_done(tls_conn *c)
+{
+    if (c->sess && c->sess->first == c) c->sess->first = NULL;
+}
+
+int tls_conn_first(const tls_conn *c) { return c->sess && c->sess->first == c; }
 
 void tls_conn_free(tls_conn *c)
 {
     if (!c) return;
+    first_done(c);
     mbedtls_ssl_free(&c->ssl);
     free(c->in.p);
     free(c->out.p);
-    free(c->origin);
     free(c);
 }
 
 int tls_conn_feed(tls_conn *c, const char *data, size_t n)
 {
+    if (c->lent_len && tls_conn_feed_end(c) < 0) return -1;
+    c->lent = data;
+    c->lent_len = n;
+    return 0;
+}
+
+int tls_conn_feed_end(tls_conn *c)
+{
+    size_t n = c->lent_len;
+    c->lent_len = 0;
+    if (!n) return 0;
     if (buf_reserve(&c->in, n) < 0) return -1;
-    memcpy(c->in.p + c->in.len, data, n);
+    memcpy(c->in.p + c->in.len, c->lent, n);
     c->in.len += n;
     return 0;
+}
+
+/* Drop the peer's certificate chain from the connection's session: it was verified, and only a
+ * renegotiation (disabled in our configs) would look at it again. Saves a parsed copy of the
+ * chain per connection, and the parse in every session copy. */
+static void drop_peer_cert(mbedtls_ssl_session *s)
+{
+    if (!s || !s->peer_cert) return;
+    mbedtls_x509_crt_free(s->peer_cert);
+    mbedtls_free(s->peer_cert);
+    s->peer_cert = NULL;
 }
 
 /* Keep the session for the next connection to this origin (any pool of this thread). */
 static void sess_save(tls_conn *c)
 {
-    tls_client *t = c->t;
-    tls_sess *s = sess_find(t, c->origin, c->conf);
-    if (!s) {
-        s = calloc(1, sizeof *s);
-        if (!s || !(s->origin = strdup(c->origin))) {
-            free(s);
-            return;
-        }
-        s->conf = c->conf;
-        mbedtls_ssl_session_init(&s->s);
-        s->next = t->sessions;
-        t->sessions = s;
-    } else {
-        mbedtls_ssl_session_free(&s->s);
-        mbedtls_ssl_session_init(&s->s);
-    }
-    mbedtls_ssl_get_session(&c->ssl, &s->s);
+    tls_sess *s = c->sess;
+    mbedtls_ssl_session_free(&s->s);
+    mbedtls_ssl_session_init(&s->s);
+    s->cached = mbedtls_ssl_get_session(&c->ssl, &s->s) == 0;
 }
 
 static void verify_failed(tls_conn *c, char *err, size_t errlen)
@@ -377,10 +448,12 @@ int tls_conn_handshake(tls_conn *c, char *err, size_t errlen)
         if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) return 1;
         if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
             verify_failed(c, err, errlen);
+            first_done(c);
             return -1;
         }
         if (rc) {
             errstr(rc, "tls: handshake", err, errlen);
+            first_done(c);
             return -1;
         }
     }
@@ -388,10 +461,13 @@ int tls_conn_handshake(tls_conn *c, char *err, size_t errlen)
         if (c->verify_ip && c->saw_cert && !peer_has_ip(c)) {
             snprintf(err, errlen, "tls: certificate verification failed: the certificate does not name %s",
                      c->host);
+            first_done(c);
             return -1;
         }
         c->done = 1;
+        drop_peer_cert(c->ssl.session);
         sess_save(c);
+        first_done(c);
     }
     return 0;
 }
@@ -426,10 +502,9 @@ char *tls_conn_take_out(tls_conn *c, size_t *len)
 {
     size_t n = c->out.len - c->out.off;
     if (n == 0) return NULL;
-    char *p = malloc(n);
-    if (!p) return NULL;
-    memcpy(p, c->out.p + c->out.off, n);
-    c->out.off = c->out.len = 0;
+    if (c->out.off) memmove(c->out.p, c->out.p + c->out.off, n);
+    char *p = c->out.p; /* handed over whole: the next record gets a buffer of its size */
+    c->out = (tls_buf){0};
     *len = n;
     return p;
 }

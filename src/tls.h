@@ -27,14 +27,28 @@ tls_client *tls_client_new(const char *ca_file, int insecure, char *err, size_t 
 void tls_client_free(tls_client *t);
 
 /* A connection to `host` (SNI and name verification); `origin` keys the session cache (e.g.
- * "host:port"): a session saved by an earlier connection to it is offered for resumption.
- * Returns NULL with a reason (a bad cert file, ...). */
+ * "host:port"): a session saved by an earlier connection to it is offered for resumption. When
+ * none is cached, the connection becomes the origin's first handshake (see below) unless another
+ * already is. Returns NULL with a reason (a bad cert file, ...). */
 tls_conn *tls_conn_new(tls_client *t, const tls_opts *o, const char *host, const char *origin, char *err,
                        size_t errlen);
 void tls_conn_free(tls_conn *c);
 
-/* Ciphertext from the socket. */
+/* The handshake stampede guard. Per client (thread), origin and option set, the first connection
+ * that finds no session cached does a full handshake; until it ends, this returns 1 for further
+ * new connections to the origin: they should wait for it rather than each pay a full handshake
+ * (ECDHE, milliseconds of CPU) at once, then call tls_conn_new, which offers the session it left.
+ * The caller bounds the wait: a first handshake that fails or hangs leaves no session. */
+int tls_client_should_wait(tls_client *t, const tls_opts *o, const char *origin);
+/* `c` is its origin's first handshake, still running. It ends when tls_conn_handshake returns 0 or
+ * -1, or with tls_conn_free: then the origin's waiters may go. */
+int tls_conn_first(const tls_conn *c);
+
+/* Ciphertext from the socket, borrowed, not copied: call tls_conn_handshake or tls_conn_read
+ * until they want more, then tls_conn_feed_end, which keeps a copy of whatever they left unread
+ * (usually nothing). Returns 0, or -1 when out of memory. */
 int tls_conn_feed(tls_conn *c, const char *data, size_t n);
+int tls_conn_feed_end(tls_conn *c);
 /* Advance the handshake with what was fed. Returns 0 when done (the session is then cached),
  * 1 when more input is needed, -1 on failure with a reason (verification failures name
  * mbedTLS's verify info). */
@@ -47,7 +61,8 @@ int tls_conn_resumed(const tls_conn *c); /* the finished handshake resumed a cac
 int tls_conn_read(tls_conn *c, char *buf, size_t cap, char *err, size_t errlen);
 /* Encrypt all of `data` into the pending output. Returns 0, or -1 with a reason. */
 int tls_conn_write(tls_conn *c, const char *data, size_t n, char *err, size_t errlen);
-/* Hand over the pending ciphertext: a malloc'ed buffer the caller frees, or NULL when none. */
+/* Hand over the pending ciphertext: a malloc'ed buffer the caller frees, or NULL when none. The
+ * connection keeps no output buffer between writes. */
 char *tls_conn_take_out(tls_conn *c, size_t *len);
 
 #endif

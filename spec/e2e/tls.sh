@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # spec/e2e/tls.sh: HTTPS against nginx with a certificate from a test CA: refused without the CA
-# (a tls error, no success), accepted with tls = {ca = ...} or --insecure; and against
-# `parrot target --tls` with the certificate it writes (--cert-out).
+# (a tls error, no success), accepted with tls = {ca = ...} or --insecure; 200 users starting at
+# once resume one TLS session instead of each paying a full handshake (nginx says which it was);
+# and against `parrot target --tls` with the certificate it writes (--cert-out).
 . "$(dirname "$0")/lib.sh"
 
 # A test CA and a server certificate for localhost / 127.0.0.1 signed by it.
@@ -24,7 +25,8 @@ ok "tls: openssl makes a CA and a server certificate"
 if start_nginx tls "        listen 127.0.0.1:@PORT@ ssl;
         ssl_certificate $pki/server.pem;
         ssl_certificate_key $pki/server.key;
-        location / { return 200 \"hello over tls\n\"; }"; then
+        location / { return 200 \"hello over tls\n\"; }
+        location /reused { return 200 \$ssl_session_reused; }"; then
     url=https://localhost:$NGINX_PORT
     res=(--resolve "localhost:$NGINX_PORT:127.0.0.1" --vus 2 --threads 2 --iterations 10)
 
@@ -47,6 +49,16 @@ if start_nginx tls "        listen 127.0.0.1:@PORT@ ssl;
     prun wronghost "$SCEN/tls.lua" -e URL="https://127.0.0.2.nip.invalid:$NGINX_PORT" -e CA="$pki/ca.pem" \
         --resolve "127.0.0.2.nip.invalid:$NGINX_PORT:127.0.0.1" --vus 1 --threads 1 --iterations 2 --out "$TMP/wronghost.json"
     gt "$(json_num "$TMP/wronghost.json" errors_by_kind.tls)" 0 "tls: a certificate for another host name is refused even with the CA"
+
+    # 200 users at once on one thread, no session cached yet: one full handshake, the others wait
+    # for it and resume its session (nginx: session tickets), so the first answers come at once
+    prun stampede "$SCEN/tls_stampede.lua" -e URL="$url" -e CA="$pki/ca.pem" \
+        --resolve "localhost:$NGINX_PORT:127.0.0.1" --threads 1 --out "$TMP/stampede.json"
+    is "$(json_num "$TMP/stampede.json" "checks.answered.passed")" 200 "tls: 200 users at once: all answered"
+    between "$(json_num "$TMP/stampede.json" "checks.resumed.passed")" 195 200 \
+        "tls: 200 users at once: nginx saw (nearly) all of them resume the session"
+    between "$(json_num "$TMP/stampede.json" latency_ms.p95)" 0 500 \
+        "tls: 200 users at once: p95 of the first requests under 500 ms (200 full handshakes take about 1 s)"
 
     stop_nginx
     is "$(lines "$NGINX_LOG" ' 200 "GET / HTTP/1.1"')" 20 "tls: nginx saw exactly the 20 successful requests"
