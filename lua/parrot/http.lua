@@ -76,11 +76,16 @@ for _, m in ipairs(METHODS) do UPPER[m], UPPER[m:upper()] = m:upper(), m:upper()
 -- The options table the C client reads (timeout, insecure, discard_body, compression, max_body,
 -- expect, version, cookies, tls, connect_timeout): the caller's own table, read and never
 -- changed, unless a timeout is a string ("5s"), which is converted in a copy.
+local CLIENT_KEYS = { "insecure", "discard_body", "compression", "max_body", "expect", "version",
+                      "cookies", "tls", "timeout", "connect_timeout" }
 local function client_opts(o)
   if o and ((o.timeout ~= nil and type(o.timeout) ~= "number")
             or (o.connect_timeout ~= nil and type(o.connect_timeout) ~= "number")) then
-    local c = {}
-    for k, v in pairs(o) do c[k] = v end
+    local c = {} -- the keys the client reads, by name (a pairs() copy here was miscompiled by LuaJIT)
+    for i = 1, #CLIENT_KEYS do
+      local k = CLIENT_KEYS[i]
+      c[k] = o[k]
+    end
     local duration = require("parrot").duration
     if o.timeout ~= nil then c.timeout = duration(o.timeout, "timeout") end
     if o.connect_timeout ~= nil then c.connect_timeout = duration(o.connect_timeout, "connect_timeout") end

@@ -375,3 +375,22 @@ describe("a whole run: setup, on_start, teardown and thresholds", function()
     assert.truthy(elapsed < 10, "it stopped long before its 30 s (" .. elapsed .. " s)")
   end)
 end)
+
+describe("the Lua runtime", function()
+  it("pairs() visits every key, even in loops the JIT gives up on (LuaJIT bug #827 in Debian 12's LuaJIT)", function()
+    local t = { 1, 2, 3, 4, 5 }
+    local tab = { a = t, b = t, c = t, d = t, e = t }
+    local function f() for _ = 1, 100 do end end
+    local short = 0
+    for _ = 1, 100000 do
+      f() -- back to the interpreter each time, as in the upstream report
+      local c = 0
+      for _, v in pairs(tab) do
+        for _ in pairs(v) do end
+        c = c + 1
+      end
+      if c ~= 5 then short = short + 1 end
+    end
+    assert.equal(0, short)
+  end)
+end)
