@@ -6,8 +6,9 @@
 #   TLS        TLS_VUS VUs doing the same over TLS (nginx's self-signed certificate, insecure = true),
 #              over $TLS_PORTS: mbedTLS keeps its record buffers per connection, so this is its own row.
 #              Both ramp up over HOLD_RAMP, so a TLS VU finds a session to resume.
-#   handshakes TLS_BURST VUs starting at once over TLS: none finds a session to resume, every one
-#              pays a full handshake (ECDHE and ECDSA on P-256): parrot's CPU per handshake.
+#   handshakes TLS_BURST VUs starting at once over TLS, each to an origin of its own (host names
+#              pinned with --resolve): none finds a session to resume, every one pays a full
+#              handshake (ECDHE and ECDSA on P-256): parrot's CPU per handshake.
 # Peak RSS comes from /usr/bin/time; KB per VU is peak RSS / VUs. While a holding run lasts,
 # nginx's count of active connections is sampled: its peak shows the connections really were held
 # at the same time. Each figure is the median of MEMRUNS runs (default RUNS).
@@ -46,7 +47,12 @@ memory_bench() {
     mem_run hold "$HOLD_VUS" hold.lua -e PORTS="$HOLD_PORTS" -e DURATION="$HOLD_SECS" -e RAMP="$HOLD_RAMP"
     mem_run tls "$TLS_VUS" hold.lua -e PORTS="$TLS_PORTS" -e SCHEME=https -e DURATION="$HOLD_SECS" -e RAMP="$HOLD_RAMP"
   done
-  mem_run burst "$TLS_BURST" hold.lua -e PORTS="${TLS_PORTS%%,*}" -e SCHEME=https -e DURATION="$HOLD_SECS"
+  # every VU its own origin (a host name pinned with --resolve): no session to resume, each a full
+  # handshake (new connections to one origin would wait for its first handshake and resume it)
+  local resolve=() port=${TLS_PORTS%%,*}
+  for i in $(seq "$TLS_BURST"); do resolve+=(--resolve "h$i.bench:$port:127.0.0.1"); done
+  mem_run burst "$TLS_BURST" hold.lua -e PORTS="$port" -e SCHEME=https -e DURATION="$HOLD_SECS" \
+    -e HOSTS="$TLS_BURST" "${resolve[@]}"
   for n in 1000 10000 100000; do R[mem.idle$n]=$(col "$tmp/mem.idle$n" 1); done
   for n in hold tls burst; do
     R[mem.$n]=$(col "$tmp/mem.$n" 1)

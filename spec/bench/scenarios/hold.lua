@@ -6,9 +6,15 @@
 --   parrot run spec/bench/scenarios/hold.lua -e VUS=15000 -e PORTS=8081,8082 -e RAMP=2s --threads 1
 local http = require "parrot.http"
 
-local urls = {}
+-- HOSTS=N: each VU names one of N host names h1.bench .. hN.bench (pinned to 127.0.0.1 with
+-- --resolve), so over TLS each is an origin of its own with no session to resume: full handshakes.
+local urls, hosts = {}, tonumber(parrot.env.HOSTS)
 for p in (parrot.env.PORTS or "8080"):gmatch("%d+") do
   urls[#urls + 1] = (parrot.env.SCHEME or "http") .. "://127.0.0.1:" .. p .. "/"
+end
+local function url_of(id)
+  if not hosts then return urls[id % #urls + 1] end
+  return urls[1]:gsub("127%.0%.0%.1", "h" .. (id % hosts + 1) .. ".bench")
 end
 local HOLD = { name = "hold" }
 
@@ -18,7 +24,7 @@ return parrot.scenario {
   load = parrot.closed { vus = tonumber(parrot.env.VUS or 1000), duration = parrot.env.DURATION or "10s",
                          graceful_stop = "0s", ramp = parrot.env.RAMP or 0 },
   run = function(vu)
-    local r = http.get(urls[vu.id % #urls + 1], HOLD)
+    local r = http.get(url_of(vu.id), HOLD)
     check(r.status == 200, "connected")
     think(3600)
   end,
