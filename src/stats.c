@@ -21,8 +21,8 @@
 #define HIST_CHUNKS 23
 #define HIST_SLOTS (HIST_CHUNKS * HIST_CHUNK_LEN)
 
-#define STATS_WIRE_VERSION 1
-#define STATS_NGLOBALS 12 /* fields of the encoded globals array */
+#define STATS_WIRE_VERSION 2 /* 1 is still decoded (see the encoding) */
+#define STATS_NGLOBALS 12    /* fields of the encoded globals array */
 
 struct stats_hist {
     void *chunk[HIST_CHUNKS];          /* owned; NULL until used; uint32_t[1024] or uint64_t[1024] */
@@ -550,30 +550,37 @@ void stats_merge(stats *dst, const stats *src)
 }
 
 /* ---- encoding ----
- * Version 1 is one msgpack array:
- *   [1, GLOBALS, [errors_by_kind x ERR_KINDS], [status, n, status, n, ...], HIST(all), [ENTRY, ...]
- *    (, [kind, message, kind, message, ...] when error samples are kept)]
+ * Version 2 is one msgpack array:
+ *   [2, GLOBALS, [errors_by_kind x ERR_KINDS], [status, n, status, n, ...], HIST(all) or nil,
+ *    [ENTRY, ...] (, [kind, message, kind, message, ...] when error samples are kept)]
  *   GLOBALS = [t_start_us, t_end_us, requests, request_errors, bytes_in, bytes_out, iterations,
  *              dropped, checks_passed, checks_failed, vus, vus_max]
- *   HIST  = [count, min, max, sum, [gap, n, gap, n, ...]]  non-empty slots only, in order;
- *           slot = previous slot + 1 + gap (the first: gap), slot = chunk * 1024 + index
+ *   HIST  = [count, min, max, sum, [ITEM, ...]]  non-empty slots only, in order; slot = chunk *
+ *           1024 + index. ITEM = gap * 2 + 1 for a slot holding one value, or gap * 2 followed by
+ *           the slot's count (2 or more); the slot is the previous one + 1 + gap (the first: gap).
  *   ENTRY = [name, kind, count, errors, sum (float), HIST or nil (, min, max: a trend's floats)]
- * Entries that hold nothing in this interval do not travel. The optional parts are added
- * without a new version: a snapshot without them decodes as before. */
+ * HIST(all) is nil when `all` is exactly the sum of the request entries' histograms (what
+ * stats_request records; checked slot by slot): the decoder adds those entries into `all` too, so
+ * a snapshot carries each latency once. Entries that hold nothing in this interval do not travel.
+ * The optional parts are added without a new version: a snapshot without them decodes as before.
+ * Version 1 (still decoded, from older workers) always carried HIST(all), and its slot list was
+ * [gap, count, gap, count, ...]. */
 
 static int pack_hist(msgpack_packer *pk, const stats_hist *h)
 {
-    size_t nslots = 0;
+    size_t nitems = 0;
     for (unsigned c = 0; c < HIST_CHUNKS; c++)
         if (h->chunk_count[c])
-            for (unsigned i = 0; i < HIST_CHUNK_LEN; i++)
-                nslots += hist_get(h, c, i) != 0;
+            for (unsigned i = 0; i < HIST_CHUNK_LEN; i++) {
+                uint64_t n = hist_get(h, c, i);
+                nitems += n == 0 ? 0 : n == 1 ? 1 : 2;
+            }
     int r = msgpack_pack_array(pk, 5);
     r |= msgpack_pack_uint64(pk, h->count);
     r |= msgpack_pack_uint64(pk, stats_hist_min(h));
     r |= msgpack_pack_uint64(pk, stats_hist_max(h));
     r |= msgpack_pack_uint64(pk, h->sum);
-    r |= msgpack_pack_array(pk, nslots * 2);
+    r |= msgpack_pack_array(pk, nitems);
     long prev = -1;
     for (unsigned c = 0; c < HIST_CHUNKS && !r; c++) {
         if (!h->chunk_count[c]) continue;
@@ -581,12 +588,52 @@ static int pack_hist(msgpack_packer *pk, const stats_hist *h)
             uint64_t n = hist_get(h, c, i);
             if (!n) continue;
             long slot = (long)(c * HIST_CHUNK_LEN + i);
-            r |= msgpack_pack_uint64(pk, (uint64_t)(slot - prev - 1));
-            r |= msgpack_pack_uint64(pk, n);
+            uint64_t gap = (uint64_t)(slot - prev - 1);
+            if (n == 1) {
+                r |= msgpack_pack_uint64(pk, gap * 2 + 1);
+            } else {
+                r |= msgpack_pack_uint64(pk, gap * 2);
+                r |= msgpack_pack_uint64(pk, n);
+            }
             prev = slot;
         }
     }
     return r;
+}
+
+/* 1 when s->all holds exactly the sum of the request entries' histograms, slot by slot (as
+ * stats_request records them), so the snapshot can leave `all` out. A caller that recorded into
+ * `all` some other way only costs the bytes of sending it. */
+static int all_is_request_sum(const stats *s)
+{
+    const stats_hist *all = s->all;
+    uint64_t count = 0, sum = 0, min = UINT64_MAX, max = 0, per_chunk[HIST_CHUNKS] = {0};
+    for (size_t k = 0; k < s->nentries; k++) {
+        const stats_entry *e = &s->entries[k];
+        if (e->kind != STATS_REQUEST || !e->hist || !e->hist->count) continue;
+        const stats_hist *h = e->hist;
+        count += h->count;
+        sum += h->sum;
+        if (h->min < min) min = h->min;
+        if (h->max > max) max = h->max;
+        for (unsigned c = 0; c < HIST_CHUNKS; c++)
+            per_chunk[c] += h->chunk_count[c];
+    }
+    if (count != all->count || sum != all->sum || (count && (min != all->min || max != all->max))) return 0;
+    for (unsigned c = 0; c < HIST_CHUNKS; c++) {
+        if (per_chunk[c] != all->chunk_count[c]) return 0;
+        if (!per_chunk[c]) continue;
+        uint64_t acc[HIST_CHUNK_LEN] = {0};
+        for (size_t k = 0; k < s->nentries; k++) {
+            const stats_entry *e = &s->entries[k];
+            if (e->kind != STATS_REQUEST || !e->hist || !e->hist->chunk_count[c]) continue;
+            for (unsigned i = 0; i < HIST_CHUNK_LEN; i++)
+                acc[i] += hist_get(e->hist, c, i);
+        }
+        for (unsigned i = 0; i < HIST_CHUNK_LEN; i++)
+            if (acc[i] != hist_get(all, c, i)) return 0;
+    }
+    return 1;
 }
 
 static int entry_empty(const stats_entry *e)
@@ -667,7 +714,7 @@ int stats_encode(const stats *s, char **out, size_t *outlen)
     int r = msgpack_pack_array(&pk, samples ? 7 : 6);
     r |= msgpack_pack_uint64(&pk, STATS_WIRE_VERSION);
     r |= pack_globals(&pk, s);
-    r |= pack_hist(&pk, s->all);
+    r |= all_is_request_sum(s) ? msgpack_pack_nil(&pk) : pack_hist(&pk, s->all);
     r |= pack_entries(&pk, s);
     if (samples) r |= pack_samples(&pk, s);
     if (r) {
@@ -720,26 +767,31 @@ static int get_double(const msgpack_object *o, double *v)
     return 0;
 }
 
-/* Slots of a HIST into a fresh histogram; returns -1 unless they add up to `count` and agree
- * with min and max. */
-/* Check a sparse slot list (gap, count pairs) against its count, min and max; when `h` is not
- * NULL, add the counts into it. Checking and adding are separate passes of the caller, so a bad
- * list never leaves half its counts behind. */
-static int decode_slots(stats_hist *h, const msgpack_object *o, uint64_t count, uint64_t min, uint64_t max)
+/* Check a sparse slot list (ITEMs of format `version`) against its count, min and max; when `h`
+ * is not NULL, add the counts into it (and into `also` when not NULL). Checking and adding are
+ * separate passes of the caller, so a bad list never leaves half its counts behind. */
+static int decode_slots(stats_hist *h, stats_hist *also, const msgpack_object *o, uint64_t count,
+                        uint64_t min, uint64_t max, int version)
 {
-    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size % 2) return -1;
+    if (o->type != MSGPACK_OBJECT_ARRAY) return -1;
     const msgpack_object *a = o->via.array.ptr;
     uint32_t n = o->via.array.size;
     uint64_t prev = (uint64_t)-1, total = 0, first = 0;
-    for (uint32_t k = 0; k < n; k += 2) {
-        uint64_t gap, cnt;
-        if (get_u64(&a[k], &gap) || get_u64(&a[k + 1], &cnt)) return -1;
-        if (gap >= HIST_SLOTS || prev + 1 + gap >= HIST_SLOTS || cnt == 0) return -1;
+    for (uint32_t k = 0; k < n;) {
+        uint64_t gap, cnt = 1;
+        if (get_u64(&a[k++], &gap)) return -1;
+        if (version == 1 || !(gap & 1)) { /* the count follows */
+            if (k == n || get_u64(&a[k++], &cnt) || cnt == 0 || (version > 1 && cnt < 2)) return -1;
+        }
+        if (version > 1) gap >>= 1;
+        if (gap >= HIST_SLOTS || prev + 1 + gap >= HIST_SLOTS) return -1;
         if (cnt > UINT64_MAX - total) return -1;
         prev = prev + 1 + gap;
-        if (k == 0) first = prev;
+        if (total == 0) first = prev;
         total += cnt;
-        if (h) hist_add(h, (unsigned)(prev / HIST_CHUNK_LEN), (unsigned)(prev % HIST_CHUNK_LEN), cnt);
+        unsigned c = (unsigned)(prev / HIST_CHUNK_LEN), i = (unsigned)(prev % HIST_CHUNK_LEN);
+        if (h) hist_add(h, c, i, cnt);
+        if (also) hist_add(also, c, i, cnt);
     }
     if (total != count) return -1;
     if (count == 0) return min == 0 && max == 0 ? 0 : -1;
@@ -750,29 +802,44 @@ static int decode_slots(stats_hist *h, const msgpack_object *o, uint64_t count, 
     return 0;
 }
 
-/* A HIST merged into `into`: checked first, then its non-empty slots added (no dense merge).
- * With `into` NULL it is only checked; `trusted`: it was checked before, add at once. */
-static int decode_hist(stats_hist *into, const msgpack_object *o, int trusted)
+static void hist_add_summary(stats_hist *h, uint64_t count, uint64_t sum, uint64_t min, uint64_t max)
+{
+    h->count += count;
+    h->sum += sum;
+    if (min < h->min) h->min = min;
+    if (max > h->max) h->max = max;
+}
+
+/* How a snapshot is being decoded: its format version, the pass, and whether it left `all` out
+ * (then each request entry's histogram is added into `all` as well). */
+typedef struct decoding {
+    int version;
+    int mode; /* DECODE_* */
+    int all_derived;
+} decoding;
+
+enum { DECODE_CHECKED = 0, DECODE_CHECK_ONLY = 1, DECODE_TRUSTED = 2 };
+
+/* A HIST merged into `into` (and `also`): checked first, then its non-empty slots added (no dense
+ * merge). With `into` NULL it is only checked; in the trusted pass it was checked before. */
+static int decode_hist(stats_hist *into, stats_hist *also, const msgpack_object *o, const decoding *d)
 {
     const msgpack_object *a = get_array(o, 5);
     uint64_t count, min, max, sum;
     if (!a || get_u64(&a[0], &count) || get_u64(&a[1], &min) || get_u64(&a[2], &max) || get_u64(&a[3], &sum))
         return -1;
-    if (!trusted && decode_slots(NULL, &a[4], count, min, max) != 0) return -1;
+    if (d->mode != DECODE_TRUSTED && decode_slots(NULL, NULL, &a[4], count, min, max, d->version) != 0)
+        return -1;
     if (!count || !into) return 0;
-    if (decode_slots(into, &a[4], count, min, max) != 0) return -1;
-    into->count += count;
-    into->sum += sum;
-    if (min < into->min) into->min = min;
-    if (max > into->max) into->max = max;
+    if (decode_slots(into, also, &a[4], count, min, max, d->version) != 0) return -1;
+    hist_add_summary(into, count, sum, min, max);
+    if (also) hist_add_summary(also, count, sum, min, max);
     return 0;
 }
 
-enum { DECODE_CHECKED = 0, DECODE_CHECK_ONLY = 1, DECODE_TRUSTED = 2 };
-
-static int decode_entry(stats *s, const msgpack_object *o, int mode)
+static int decode_entry(stats *s, const msgpack_object *o, const decoding *d)
 {
-    int check_only = mode == DECODE_CHECK_ONLY;
+    int check_only = d->mode == DECODE_CHECK_ONLY;
     int minmax = o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 8;
     const msgpack_object *a = get_array(o, minmax ? 8 : 6);
     char name[STATS_NAME_MAX + 1];
@@ -796,7 +863,9 @@ static int decode_entry(stats *s, const msgpack_object *o, int mode)
     e->count += count;
     e->errors += errors;
     e->sum += sum;
-    return e->hist ? decode_hist(check_only ? NULL : e->hist, &a[5], mode == DECODE_TRUSTED) : 0;
+    if (!e->hist) return 0;
+    stats_hist *also = !check_only && d->all_derived && kind == STATS_REQUEST ? s->all : NULL;
+    return decode_hist(check_only ? NULL : e->hist, also, &a[5], d);
 }
 
 /* The global counters, added into `dst` the way stats_merge adds them. */
@@ -848,20 +917,22 @@ static int decode_samples(stats *s, const msgpack_object *o)
  * counters and names still are: that is cheap, and the gauges are wanted). */
 static int decode_root(stats *s, const msgpack_object *root, int mode)
 {
-    int check_only = mode == DECODE_CHECK_ONLY;
     uint64_t version;
     if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 1) return -1;
     const msgpack_object *a = root->via.array.ptr;
-    if (get_u64(&a[0], &version) || version != STATS_WIRE_VERSION) return -1;
+    if (get_u64(&a[0], &version) || version < 1 || version > STATS_WIRE_VERSION) return -1;
     int samples = root->via.array.size == 7;
     if (!(a = get_array(root, samples ? 7 : 6))) return -1;
+    decoding d = {.version = (int)version, .mode = mode, .all_derived = a[4].type == MSGPACK_OBJECT_NIL};
+    if (d.all_derived && version < 2) return -1;
+    int check_only = mode == DECODE_CHECK_ONLY;
     if (samples && decode_samples(check_only ? NULL : s, &a[6]) != 0) return -1;
     if (decode_globals(s, &a[1], &a[2], &a[3]) ||
-        decode_hist(check_only ? NULL : s->all, &a[4], mode == DECODE_TRUSTED))
+        (!d.all_derived && decode_hist(check_only ? NULL : s->all, NULL, &a[4], &d)))
         return -1;
     if (a[5].type != MSGPACK_OBJECT_ARRAY) return -1;
     for (uint32_t i = 0; i < a[5].via.array.size; i++)
-        if (decode_entry(s, &a[5].via.array.ptr[i], mode)) return -1;
+        if (decode_entry(s, &a[5].via.array.ptr[i], &d)) return -1;
     return 0;
 }
 
