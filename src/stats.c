@@ -31,6 +31,25 @@ struct stats_hist {
     uint64_t count, min, max, sum;     /* min is UINT64_MAX while empty */
 };
 
+/* What stats_decode_merge_into keeps between snapshots, owned by its scratch `stats` (`plan`):
+ * the slots a check pass found, in order, so the passes that add them into destinations read no
+ * msgpack and check nothing again (grown as needed: at most one slot per item of a snapshot), and
+ * the msgpack zone the snapshot is unpacked into, cleared and reused (its first chunk holds a
+ * typical snapshot's objects, so unpacking one allocates nothing). */
+typedef struct planned_slot {
+    uint64_t n;
+    uint32_t slot; /* chunk * 1024 + index */
+} planned_slot;
+
+#define PLAN_ZONE_CHUNK (64 * 1024)
+
+typedef struct slot_plan {
+    planned_slot *v; /* owned */
+    size_t len, cap;
+    size_t at; /* the next slot to add */
+    msgpack_zone zone;
+} slot_plan;
+
 /* The name -> id lookup behind stats.index: linear probing, power-of-two capacity. */
 typedef struct {
     uint32_t hash;
@@ -108,6 +127,13 @@ static void hist_widen(stats_hist *h, unsigned c)
     free(narrow);
     h->chunk[c] = wide;
     h->wide |= 1u << c;
+}
+
+/* Ask for slot i of chunk c in the cache, to be written soon (when the chunk exists). */
+static inline void hist_prefetch(const stats_hist *h, unsigned c, unsigned i)
+{
+    const char *p = h->chunk[c];
+    if (p) __builtin_prefetch(p + ((size_t)i << ((h->wide >> c & 1) ? 3 : 2)), 1);
 }
 
 /* Add n to slot i of chunk c; the only place that allocates counters. */
@@ -373,6 +399,12 @@ void stats_free(stats *s)
     free(x->slots);
     free(x);
     stats_hist_free(s->all);
+    slot_plan *plan = s->plan;
+    if (plan) {
+        free(plan->v);
+        msgpack_zone_destroy(&plan->zone);
+        free(plan);
+    }
     free(s);
 }
 
@@ -503,6 +535,19 @@ void stats_error_sample(stats *s, int err, const char *msg)
 
 /* ---- merging ---- */
 
+/* Interval bounds widen to cover both; a side with both bounds 0 has none yet. */
+static void interval_widen(stats *dst, uint64_t start, uint64_t end)
+{
+    if (start == 0 && end == 0) return;
+    if (dst->t_start_us == 0 && dst->t_end_us == 0) {
+        dst->t_start_us = start;
+        dst->t_end_us = end;
+        return;
+    }
+    if (start < dst->t_start_us) dst->t_start_us = start;
+    if (end > dst->t_end_us) dst->t_end_us = end;
+}
+
 static void globals_merge(stats *dst, const stats *src)
 {
     for (size_t i = 0; i < 600; i++)
@@ -519,15 +564,7 @@ static void globals_merge(stats *dst, const stats *src)
     dst->checks_failed += src->checks_failed;
     dst->vus += src->vus;
     dst->vus_max += src->vus_max;
-    /* Interval bounds widen to cover both; a side with both bounds 0 has none yet. */
-    if (src->t_start_us == 0 && src->t_end_us == 0) return;
-    if (dst->t_start_us == 0 && dst->t_end_us == 0) {
-        dst->t_start_us = src->t_start_us;
-        dst->t_end_us = src->t_end_us;
-        return;
-    }
-    if (src->t_start_us < dst->t_start_us) dst->t_start_us = src->t_start_us;
-    if (src->t_end_us > dst->t_end_us) dst->t_end_us = src->t_end_us;
+    interval_widen(dst, src->t_start_us, src->t_end_us);
 }
 
 void stats_merge(stats *dst, const stats *src)
@@ -767,11 +804,26 @@ static int get_double(const msgpack_object *o, double *v)
     return 0;
 }
 
-/* Check a sparse slot list (ITEMs of format `version`) against its count, min and max; when `h`
- * is not NULL, add the counts into it (and into `also` when not NULL). Checking and adding are
- * separate passes of the caller, so a bad list never leaves half its counts behind. */
-static int decode_slots(stats_hist *h, stats_hist *also, const msgpack_object *o, uint64_t count,
-                        uint64_t min, uint64_t max, int version)
+static void plan_push(slot_plan *p, uint32_t slot, uint64_t n)
+{
+    if (p->len == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 1024;
+        planned_slot *v = realloc(p->v, cap * sizeof *v);
+        if (!v) {
+            fputs("parrot: out of memory\n", stderr);
+            abort();
+        }
+        p->v = v;
+        p->cap = cap;
+    }
+    p->v[p->len++] = (planned_slot){.n = n, .slot = slot};
+}
+
+/* Check a sparse slot list (ITEMs of format `version`) against its count, min and max, and add
+ * its slots to the plan. Nothing is added into a histogram here, so a bad snapshot never leaves
+ * half its counts behind. */
+static int check_slots(slot_plan *p, const msgpack_object *o, uint64_t count, uint64_t min, uint64_t max,
+                       int version)
 {
     if (o->type != MSGPACK_OBJECT_ARRAY) return -1;
     const msgpack_object *a = o->via.array.ptr;
@@ -789,9 +841,7 @@ static int decode_slots(stats_hist *h, stats_hist *also, const msgpack_object *o
         prev = prev + 1 + gap;
         if (total == 0) first = prev;
         total += cnt;
-        unsigned c = (unsigned)(prev / HIST_CHUNK_LEN), i = (unsigned)(prev % HIST_CHUNK_LEN);
-        if (h) hist_add(h, c, i, cnt);
-        if (also) hist_add(also, c, i, cnt);
+        plan_push(p, (uint32_t)prev, cnt);
     }
     if (total != count) return -1;
     if (count == 0) return min == 0 && max == 0 ? 0 : -1;
@@ -810,36 +860,51 @@ static void hist_add_summary(stats_hist *h, uint64_t count, uint64_t sum, uint64
     if (max > h->max) h->max = max;
 }
 
-/* How a snapshot is being decoded: its format version, the pass, and whether it left `all` out
- * (then each request entry's histogram is added into `all` as well). */
+/* How a snapshot is being decoded: its format version, the pass (checking it into the plan, or
+ * adding a checked one), and whether it left `all` out (then each request entry's histogram is
+ * added into `all` as well). */
 typedef struct decoding {
     int version;
-    int mode; /* DECODE_* */
+    int check; /* 1: the check pass (nothing is added into histograms) */
     int all_derived;
+    slot_plan *plan;
 } decoding;
 
-enum { DECODE_CHECKED = 0, DECODE_CHECK_ONLY = 1, DECODE_TRUSTED = 2 };
-
-/* A HIST merged into `into` (and `also`): checked first, then its non-empty slots added (no dense
- * merge). With `into` NULL it is only checked; in the trusted pass it was checked before. */
+/* A HIST: in the check pass checked and its slots planned; in an adding pass its planned slots
+ * (those up to its count, which they add up to) added into `into` and `also` (when not NULL). */
 static int decode_hist(stats_hist *into, stats_hist *also, const msgpack_object *o, const decoding *d)
 {
     const msgpack_object *a = get_array(o, 5);
     uint64_t count, min, max, sum;
     if (!a || get_u64(&a[0], &count) || get_u64(&a[1], &min) || get_u64(&a[2], &max) || get_u64(&a[3], &sum))
         return -1;
-    if (d->mode != DECODE_TRUSTED && decode_slots(NULL, NULL, &a[4], count, min, max, d->version) != 0)
-        return -1;
-    if (!count || !into) return 0;
-    if (decode_slots(into, also, &a[4], count, min, max, d->version) != 0) return -1;
+    if (d->check) return check_slots(d->plan, &a[4], count, min, max, d->version);
+    if (!count) return 0;
+    slot_plan *p = d->plan;
+    /* the counters are scattered over up to 92 KB and cold by now: ask for all their cache lines
+     * first, so their fetches overlap instead of stalling one add after the other */
+    size_t at = p->at;
+    for (uint64_t left = count; left; at++) {
+        unsigned slot = p->v[at].slot;
+        hist_prefetch(into, slot / HIST_CHUNK_LEN, slot % HIST_CHUNK_LEN);
+        left -= p->v[at].n;
+    }
+    for (uint64_t left = count; left;) {
+        const planned_slot *ps = &p->v[p->at++];
+        unsigned c = ps->slot / HIST_CHUNK_LEN, i = ps->slot % HIST_CHUNK_LEN;
+        hist_add(into, c, i, ps->n);
+        if (also) hist_add(also, c, i, ps->n);
+        left -= ps->n;
+    }
     hist_add_summary(into, count, sum, min, max);
     if (also) hist_add_summary(also, count, sum, min, max);
     return 0;
 }
 
+/* An ENTRY: checked (the check pass keeps nothing of it but its planned slots), or added into
+ * the entry of its name and kind in `s`. */
 static int decode_entry(stats *s, const msgpack_object *o, const decoding *d)
 {
-    int check_only = d->mode == DECODE_CHECK_ONLY;
     int minmax = o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 8;
     const msgpack_object *a = get_array(o, minmax ? 8 : 6);
     char name[STATS_NAME_MAX + 1];
@@ -855,6 +920,7 @@ static int decode_entry(stats *s, const msgpack_object *o, const decoding *d)
     if (minmax && (kind != STATS_TREND || !count || get_double(&a[6], &min) || get_double(&a[7], &max) ||
                    !(min <= max)))
         return -1;
+    if (d->check) return kind_has_hist((int)kind) ? decode_hist(NULL, NULL, &a[5], d) : 0;
     if (len) memcpy(name, a[0].via.str.ptr, len);
     name[len] = '\0';
     int id = stats_name_id(s, name, (int)kind); /* may move s->entries */
@@ -864,34 +930,43 @@ static int decode_entry(stats *s, const msgpack_object *o, const decoding *d)
     e->errors += errors;
     e->sum += sum;
     if (!e->hist) return 0;
-    stats_hist *also = !check_only && d->all_derived && kind == STATS_REQUEST ? s->all : NULL;
-    return decode_hist(check_only ? NULL : e->hist, also, &a[5], d);
+    stats_hist *also = d->all_derived && kind == STATS_REQUEST ? s->all : NULL;
+    return decode_hist(e->hist, also, &a[5], d);
 }
 
-/* The global counters, added into `dst` the way stats_merge adds them. */
+/* The global counters, added into `dst` the way stats_merge adds them: all checked first, so a
+ * bad one adds nothing. */
 static int decode_globals(stats *dst, const msgpack_object *g, const msgpack_object *ek,
                           const msgpack_object *st)
 {
-    static __thread stats s; /* only its global fields are used: no pointers are set */
-    memset(&s, 0, sizeof s);
-    const msgpack_object *a = get_array(g, STATS_NGLOBALS);
-    if (!a) return -1;
-    uint64_t *u[] = {&s.t_start_us, &s.t_end_us,   &s.requests, &s.request_errors, &s.bytes_in,
-                     &s.bytes_out,  &s.iterations, &s.dropped,  &s.checks_passed,  &s.checks_failed};
-    for (size_t i = 0; i < sizeof u / sizeof *u; i++)
-        if (get_u64(&a[i], u[i])) return -1;
-    if (get_i64(&a[10], &s.vus) || get_i64(&a[11], &s.vus_max)) return -1;
-    if (!(a = get_array(ek, ERR_KINDS))) return -1;
+    const msgpack_object *a = get_array(g, STATS_NGLOBALS), *e = get_array(ek, ERR_KINDS);
+    if (!a || !e || st->type != MSGPACK_OBJECT_ARRAY || st->via.array.size % 2) return -1;
+    uint64_t u[10], code;
+    int64_t vus, vus_max;
+    for (size_t i = 0; i < 10; i++)
+        if (get_u64(&a[i], &u[i])) return -1;
+    if (get_i64(&a[10], &vus) || get_i64(&a[11], &vus_max)) return -1;
     for (size_t i = 0; i < ERR_KINDS; i++)
-        if (get_u64(&a[i], &s.errors_by_kind[i])) return -1;
-    if (st->type != MSGPACK_OBJECT_ARRAY || st->via.array.size % 2) return -1;
-    a = st->via.array.ptr;
-    for (uint32_t k = 0; k < st->via.array.size; k += 2) {
-        uint64_t code, n;
-        if (get_u64(&a[k], &code) || code >= 600 || get_u64(&a[k + 1], &n)) return -1;
-        s.status[code] += n;
-    }
-    globals_merge(dst, &s);
+        if (e[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER) return -1;
+    const msgpack_object *sa = st->via.array.ptr;
+    for (uint32_t k = 0; k < st->via.array.size; k += 2)
+        if (get_u64(&sa[k], &code) || code >= 600 || sa[k + 1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return -1;
+    dst->requests += u[2];
+    dst->request_errors += u[3];
+    dst->bytes_in += u[4];
+    dst->bytes_out += u[5];
+    dst->iterations += u[6];
+    dst->dropped += u[7];
+    dst->checks_passed += u[8];
+    dst->checks_failed += u[9];
+    dst->vus += vus;
+    dst->vus_max += vus_max;
+    for (size_t i = 0; i < ERR_KINDS; i++)
+        dst->errors_by_kind[i] += e[i].via.u64;
+    for (uint32_t k = 0; k < st->via.array.size; k += 2)
+        dst->status[sa[k].via.u64] += sa[k + 1].via.u64;
+    interval_widen(dst, u[0], u[1]);
     return 0;
 }
 
@@ -913,9 +988,10 @@ static int decode_samples(stats *s, const msgpack_object *o)
     return 0;
 }
 
-/* Decode a snapshot into `s`; with check_only, histograms are checked but not filled (the
- * counters and names still are: that is cheap, and the gauges are wanted). */
-static int decode_root(stats *s, const msgpack_object *root, int mode)
+/* Decode a snapshot into `s`. The check pass (`check`) checks all of it, adds only its global
+ * counters and gauges into `s` and plans its slots; an adding pass, on a snapshot checked before,
+ * adds all of it into `s`, its slots from the plan. */
+static int decode_root(stats *s, const msgpack_object *root, int check, slot_plan *plan)
 {
     uint64_t version;
     if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 1) return -1;
@@ -923,12 +999,13 @@ static int decode_root(stats *s, const msgpack_object *root, int mode)
     if (get_u64(&a[0], &version) || version < 1 || version > STATS_WIRE_VERSION) return -1;
     int samples = root->via.array.size == 7;
     if (!(a = get_array(root, samples ? 7 : 6))) return -1;
-    decoding d = {.version = (int)version, .mode = mode, .all_derived = a[4].type == MSGPACK_OBJECT_NIL};
+    decoding d = {.version = (int)version,
+                  .check = check,
+                  .all_derived = a[4].type == MSGPACK_OBJECT_NIL,
+                  .plan = plan};
     if (d.all_derived && version < 2) return -1;
-    int check_only = mode == DECODE_CHECK_ONLY;
-    if (samples && decode_samples(check_only ? NULL : s, &a[6]) != 0) return -1;
-    if (decode_globals(s, &a[1], &a[2], &a[3]) ||
-        (!d.all_derived && decode_hist(check_only ? NULL : s->all, NULL, &a[4], &d)))
+    if (samples && decode_samples(check ? NULL : s, &a[6]) != 0) return -1;
+    if (decode_globals(s, &a[1], &a[2], &a[3]) || (!d.all_derived && decode_hist(s->all, NULL, &a[4], &d)))
         return -1;
     if (a[5].type != MSGPACK_OBJECT_ARRAY) return -1;
     for (uint32_t i = 0; i < a[5].via.array.size; i++)
@@ -936,26 +1013,35 @@ static int decode_root(stats *s, const msgpack_object *root, int mode)
     return 0;
 }
 
-/* Decodes into a private stats first, so a malformed buffer leaves `dst` untouched. */
+/* Checks the whole snapshot first (into `scratch`), so a malformed buffer leaves every
+ * destination untouched; then adds it into each, reading its slots from the plan. */
 int stats_decode_merge_into(stats *const *dsts, int ndst, stats *scratch, const char *buf, size_t len)
 {
     if (!dsts || !scratch || !buf) return -1;
-    msgpack_unpacked msg;
-    msgpack_unpacked_init(&msg);
+    slot_plan *plan = scratch->plan;
+    if (!plan) {
+        if (!(plan = calloc(1, sizeof *plan))) return -1;
+        if (!msgpack_zone_init(&plan->zone, PLAN_ZONE_CHUNK)) {
+            free(plan);
+            return -1;
+        }
+        scratch->plan = plan;
+    }
+    plan->len = 0;
+    msgpack_object root;
     size_t off = 0;
     int r = -1;
     if (!mpguard_check((const unsigned char *)buf, len, SIZE_MAX) &&
-        msgpack_unpack_next(&msg, buf, len, &off) == MSGPACK_UNPACK_SUCCESS && off == len) {
-        stats_reset(scratch);
-        size_t max_names = scratch->max_names;
-        scratch->max_names = SIZE_MAX; /* folding happens in the destinations */
-        r = decode_root(scratch, &msg.data, DECODE_CHECK_ONLY);
-        scratch->max_names = max_names;
-        /* valid: apply it to each destination the same (sparse) way; it cannot fail now */
-        for (int i = 0; r == 0 && i < ndst; i++)
-            decode_root(dsts[i], &msg.data, DECODE_TRUSTED);
+        msgpack_unpack(buf, len, &off, &plan->zone, &root) == MSGPACK_UNPACK_SUCCESS && off == len) {
+        globals_zero(scratch);
+        r = decode_root(scratch, &root, 1, plan);
+        /* valid: add it into each destination the same (sparse) way; it cannot fail now */
+        for (int i = 0; r == 0 && i < ndst; i++) {
+            plan->at = 0;
+            decode_root(dsts[i], &root, 0, plan);
+        }
     }
-    msgpack_unpacked_destroy(&msg);
+    msgpack_zone_clear(&plan->zone);
     return r;
 }
 
