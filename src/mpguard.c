@@ -27,6 +27,12 @@ const char *mpguard_check(const unsigned char *p, size_t len, size_t max_items)
         if (++seen > max_items) return "message holds too many items";
         unsigned b = p[pos++];
         if (b < 0x80 || b >= 0xe0) continue; /* fixints: most items of a snapshot */
+        if (b >= 0xca && b <= 0xd3) {        /* the other numbers: a fixed size */
+            static const unsigned char size[10] = {4, 8, 1, 2, 4, 8, 1, 2, 4, 8};
+            if (size[b - 0xca] > len - pos) return "truncated message";
+            pos += size[b - 0xca];
+            continue;
+        }
         uint64_t items = 0, skip = 0;
         if (b >= 0x80 && b <= 0x8f)
             items = 2 * (b & 0x0f);

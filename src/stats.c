@@ -32,12 +32,13 @@ struct stats_hist {
 };
 
 /* What stats_decode_merge_into keeps between snapshots, owned by its scratch `stats` (`plan`):
- * the slots a check pass found, in order, so the passes that add them into destinations read no
- * msgpack and check nothing again (grown as needed: at most one slot per item of a snapshot), and
+ * the slots a check pass found, in order, each HIST's after an entry saying how many, so the
+ * passes that add them into destinations read no msgpack and check nothing again (grown as
+ * needed: at most one entry per item of a snapshot), and
  * the msgpack zone the snapshot is unpacked into, cleared and reused (its first chunk holds a
  * typical snapshot's objects, so unpacking one allocates nothing). */
 typedef struct planned_slot {
-    uint64_t n;
+    uint64_t n;    /* its count; in a HIST's first entry, how many slots follow */
     uint32_t slot; /* chunk * 1024 + index */
 } planned_slot;
 
@@ -129,11 +130,12 @@ static void hist_widen(stats_hist *h, unsigned c)
     h->wide |= 1u << c;
 }
 
-/* Ask for slot i of chunk c in the cache, to be written soon (when the chunk exists). */
+/* Ask for slot i of chunk c in the cache (where it is while the chunk's counters are 32-bit, as
+ * they are but for counts past 4 billion). A chunk not allocated yet gives an address near 0: a
+ * prefetch never faults (and a branch here would make the compiler drop the prefetches). */
 static inline void hist_prefetch(const stats_hist *h, unsigned c, unsigned i)
 {
-    const char *p = h->chunk[c];
-    if (p) __builtin_prefetch(p + ((size_t)i << ((h->wide >> c & 1) ? 3 : 2)), 1);
+    __builtin_prefetch((const void *)((uintptr_t)h->chunk[c] + (uintptr_t)i * sizeof(uint32_t)));
 }
 
 /* Add n to slot i of chunk c; the only place that allocates counters. */
@@ -804,31 +806,37 @@ static int get_double(const msgpack_object *o, double *v)
     return 0;
 }
 
-static void plan_push(slot_plan *p, uint32_t slot, uint64_t n)
+static void plan_grow(slot_plan *p)
 {
-    if (p->len == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 1024;
-        planned_slot *v = realloc(p->v, cap * sizeof *v);
-        if (!v) {
-            fputs("parrot: out of memory\n", stderr);
-            abort();
-        }
-        p->v = v;
-        p->cap = cap;
+    size_t cap = p->cap ? p->cap * 2 : 1024;
+    planned_slot *v = realloc(p->v, cap * sizeof *v);
+    if (!v) {
+        fputs("parrot: out of memory\n", stderr);
+        abort();
     }
+    p->v = v;
+    p->cap = cap;
+}
+
+static inline void plan_push(slot_plan *p, uint32_t slot, uint64_t n)
+{
+    if (p->len == p->cap) plan_grow(p);
     p->v[p->len++] = (planned_slot){.n = n, .slot = slot};
 }
 
 /* Check a sparse slot list (ITEMs of format `version`) against its count, min and max, and add
  * its slots to the plan. Nothing is added into a histogram here, so a bad snapshot never leaves
  * half its counts behind. */
-static int check_slots(slot_plan *p, const msgpack_object *o, uint64_t count, uint64_t min, uint64_t max,
-                       int version)
+static inline __attribute__((always_inline)) int check_slots_of(slot_plan *p, const msgpack_object *o,
+                                                                uint64_t count, uint64_t min, uint64_t max,
+                                                                const int version)
 {
     if (o->type != MSGPACK_OBJECT_ARRAY) return -1;
     const msgpack_object *a = o->via.array.ptr;
     uint32_t n = o->via.array.size;
     uint64_t prev = (uint64_t)-1, total = 0, first = 0;
+    size_t head = p->len;
+    plan_push(p, 0, 0);
     for (uint32_t k = 0; k < n;) {
         uint64_t gap, cnt = 1;
         if (get_u64(&a[k++], &gap)) return -1;
@@ -843,6 +851,7 @@ static int check_slots(slot_plan *p, const msgpack_object *o, uint64_t count, ui
         total += cnt;
         plan_push(p, (uint32_t)prev, cnt);
     }
+    p->v[head].n = p->len - head - 1;
     if (total != count) return -1;
     if (count == 0) return min == 0 && max == 0 ? 0 : -1;
     if (min < STATS_HIST_MIN_US || max > STATS_HIST_MAX_US || min > max) return -1;
@@ -850,6 +859,13 @@ static int check_slots(slot_plan *p, const msgpack_object *o, uint64_t count, ui
     if (cmin * HIST_CHUNK_LEN + hist_slot_of(min, cmin) != first) return -1;
     if (cmax * HIST_CHUNK_LEN + hist_slot_of(max, cmax) != prev) return -1;
     return 0;
+}
+
+/* check_slots_of for the snapshot's format, the version a constant in each (the loop is hot). */
+static int check_slots(slot_plan *p, const msgpack_object *o, uint64_t count, uint64_t min, uint64_t max,
+                       int version)
+{
+    return version == 1 ? check_slots_of(p, o, count, min, max, 1) : check_slots_of(p, o, count, min, max, 2);
 }
 
 static void hist_add_summary(stats_hist *h, uint64_t count, uint64_t sum, uint64_t min, uint64_t max)
@@ -879,22 +895,21 @@ static int decode_hist(stats_hist *into, stats_hist *also, const msgpack_object 
     if (!a || get_u64(&a[0], &count) || get_u64(&a[1], &min) || get_u64(&a[2], &max) || get_u64(&a[3], &sum))
         return -1;
     if (d->check) return check_slots(d->plan, &a[4], count, min, max, d->version);
-    if (!count) return 0;
     slot_plan *p = d->plan;
-    /* the counters are scattered over up to 92 KB and cold by now: ask for all their cache lines
+    size_t n = (size_t)p->v[p->at++].n;
+    const planned_slot *v = &p->v[p->at];
+    p->at += n;
+    if (!count) return 0;
+    /* the counters are scattered over up to 92 KB and often cold: ask for all their cache lines
      * first, so their fetches overlap instead of stalling one add after the other */
-    size_t at = p->at;
-    for (uint64_t left = count; left; at++) {
-        unsigned slot = p->v[at].slot;
-        hist_prefetch(into, slot / HIST_CHUNK_LEN, slot % HIST_CHUNK_LEN);
-        left -= p->v[at].n;
+    for (size_t k = 0; k < n; k++) {
+        hist_prefetch(into, v[k].slot / HIST_CHUNK_LEN, v[k].slot % HIST_CHUNK_LEN);
+        if (also) hist_prefetch(also, v[k].slot / HIST_CHUNK_LEN, v[k].slot % HIST_CHUNK_LEN);
     }
-    for (uint64_t left = count; left;) {
-        const planned_slot *ps = &p->v[p->at++];
-        unsigned c = ps->slot / HIST_CHUNK_LEN, i = ps->slot % HIST_CHUNK_LEN;
-        hist_add(into, c, i, ps->n);
-        if (also) hist_add(also, c, i, ps->n);
-        left -= ps->n;
+    for (size_t k = 0; k < n; k++) {
+        unsigned c = v[k].slot / HIST_CHUNK_LEN, i = v[k].slot % HIST_CHUNK_LEN;
+        hist_add(into, c, i, v[k].n);
+        if (also) hist_add(also, c, i, v[k].n);
     }
     hist_add_summary(into, count, sum, min, max);
     if (also) hist_add_summary(also, count, sum, min, max);
