@@ -26,18 +26,32 @@ const char *mpguard_check(const unsigned char *p, size_t len, size_t max_items)
         if (pos >= len) return "truncated message";
         if (++seen > max_items) return "message holds too many items";
         unsigned b = p[pos++];
+        if (b < 0x80 || b >= 0xe0) continue; /* fixints: most items of a snapshot */
+        if (b >= 0xca && b <= 0xd3) {        /* the other numbers: a fixed size */
+            static const unsigned char size[10] = {4, 8, 1, 2, 4, 8, 1, 2, 4, 8};
+            if (size[b - 0xca] > len - pos) return "truncated message";
+            pos += size[b - 0xca];
+            continue;
+        }
         uint64_t items = 0, skip = 0;
-        if (b >= 0x80 && b <= 0x8f) items = 2 * (b & 0x0f);
-        else if (b >= 0x90 && b <= 0x9f) items = b & 0x0f;
-        else if (b >= 0xa0 && b <= 0xbf) skip = b & 0x1f;
+        if (b >= 0x80 && b <= 0x8f)
+            items = 2 * (b & 0x0f);
+        else if (b >= 0x90 && b <= 0x9f)
+            items = b & 0x0f;
+        else if (b >= 0xa0 && b <= 0xbf)
+            skip = b & 0x1f;
         else if (b >= 0xc4 && b < 0xe0) {
             unsigned n = fmt[b - 0xc4].lenbytes, what = fmt[b - 0xc4].what;
             uint64_t v = 0;
             if (len - pos < n) return "truncated message";
-            for (unsigned i = 0; i < n; i++) v = v << 8 | p[pos++];
-            if (what == ARRAY) items = v;
-            else if (what == MAP) items = 2 * v;
-            else skip = v + fmt[b - 0xc4].fixed;
+            for (unsigned i = 0; i < n; i++)
+                v = v << 8 | p[pos++];
+            if (what == ARRAY)
+                items = v;
+            else if (what == MAP)
+                items = 2 * v;
+            else
+                skip = v + fmt[b - 0xc4].fixed;
         }
         if (skip > len - pos) return "truncated message";
         pos += skip;

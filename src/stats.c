@@ -21,8 +21,8 @@
 #define HIST_CHUNKS 23
 #define HIST_SLOTS (HIST_CHUNKS * HIST_CHUNK_LEN)
 
-#define STATS_WIRE_VERSION 1
-#define STATS_NGLOBALS 12 /* fields of the encoded globals array */
+#define STATS_WIRE_VERSION 2 /* 1 is still decoded (see the encoding) */
+#define STATS_NGLOBALS 12    /* fields of the encoded globals array */
 
 struct stats_hist {
     void *chunk[HIST_CHUNKS];          /* owned; NULL until used; uint32_t[1024] or uint64_t[1024] */
@@ -30,6 +30,26 @@ struct stats_hist {
     uint32_t wide;                     /* bit c set: chunk[c] holds uint64_t counters */
     uint64_t count, min, max, sum;     /* min is UINT64_MAX while empty */
 };
+
+/* What stats_decode_merge_into keeps between snapshots, owned by its scratch `stats` (`plan`):
+ * the slots a check pass found, in order, each HIST's after an entry saying how many, so the
+ * passes that add them into destinations read no msgpack and check nothing again (grown as
+ * needed: at most one entry per item of a snapshot), and
+ * the msgpack zone the snapshot is unpacked into, cleared and reused (its first chunk holds a
+ * typical snapshot's objects, so unpacking one allocates nothing). */
+typedef struct planned_slot {
+    uint64_t n;    /* its count; in a HIST's first entry, how many slots follow */
+    uint32_t slot; /* chunk * 1024 + index */
+} planned_slot;
+
+#define PLAN_ZONE_CHUNK (64 * 1024)
+
+typedef struct slot_plan {
+    planned_slot *v; /* owned */
+    size_t len, cap;
+    size_t at; /* the next slot to add */
+    msgpack_zone zone;
+} slot_plan;
 
 /* The name -> id lookup behind stats.index: linear probing, power-of-two capacity. */
 typedef struct {
@@ -108,6 +128,14 @@ static void hist_widen(stats_hist *h, unsigned c)
     free(narrow);
     h->chunk[c] = wide;
     h->wide |= 1u << c;
+}
+
+/* Ask for slot i of chunk c in the cache (where it is while the chunk's counters are 32-bit, as
+ * they are but for counts past 4 billion). A chunk not allocated yet gives an address near 0: a
+ * prefetch never faults (and a branch here would make the compiler drop the prefetches). */
+static inline void hist_prefetch(const stats_hist *h, unsigned c, unsigned i)
+{
+    __builtin_prefetch((const void *)((uintptr_t)h->chunk[c] + (uintptr_t)i * sizeof(uint32_t)));
 }
 
 /* Add n to slot i of chunk c; the only place that allocates counters. */
@@ -373,6 +401,12 @@ void stats_free(stats *s)
     free(x->slots);
     free(x);
     stats_hist_free(s->all);
+    slot_plan *plan = s->plan;
+    if (plan) {
+        free(plan->v);
+        msgpack_zone_destroy(&plan->zone);
+        free(plan);
+    }
     free(s);
 }
 
@@ -503,6 +537,19 @@ void stats_error_sample(stats *s, int err, const char *msg)
 
 /* ---- merging ---- */
 
+/* Interval bounds widen to cover both; a side with both bounds 0 has none yet. */
+static void interval_widen(stats *dst, uint64_t start, uint64_t end)
+{
+    if (start == 0 && end == 0) return;
+    if (dst->t_start_us == 0 && dst->t_end_us == 0) {
+        dst->t_start_us = start;
+        dst->t_end_us = end;
+        return;
+    }
+    if (start < dst->t_start_us) dst->t_start_us = start;
+    if (end > dst->t_end_us) dst->t_end_us = end;
+}
+
 static void globals_merge(stats *dst, const stats *src)
 {
     for (size_t i = 0; i < 600; i++)
@@ -519,15 +566,7 @@ static void globals_merge(stats *dst, const stats *src)
     dst->checks_failed += src->checks_failed;
     dst->vus += src->vus;
     dst->vus_max += src->vus_max;
-    /* Interval bounds widen to cover both; a side with both bounds 0 has none yet. */
-    if (src->t_start_us == 0 && src->t_end_us == 0) return;
-    if (dst->t_start_us == 0 && dst->t_end_us == 0) {
-        dst->t_start_us = src->t_start_us;
-        dst->t_end_us = src->t_end_us;
-        return;
-    }
-    if (src->t_start_us < dst->t_start_us) dst->t_start_us = src->t_start_us;
-    if (src->t_end_us > dst->t_end_us) dst->t_end_us = src->t_end_us;
+    interval_widen(dst, src->t_start_us, src->t_end_us);
 }
 
 void stats_merge(stats *dst, const stats *src)
@@ -550,30 +589,37 @@ void stats_merge(stats *dst, const stats *src)
 }
 
 /* ---- encoding ----
- * Version 1 is one msgpack array:
- *   [1, GLOBALS, [errors_by_kind x ERR_KINDS], [status, n, status, n, ...], HIST(all), [ENTRY, ...]
- *    (, [kind, message, kind, message, ...] when error samples are kept)]
+ * Version 2 is one msgpack array:
+ *   [2, GLOBALS, [errors_by_kind x ERR_KINDS], [status, n, status, n, ...], HIST(all) or nil,
+ *    [ENTRY, ...] (, [kind, message, kind, message, ...] when error samples are kept)]
  *   GLOBALS = [t_start_us, t_end_us, requests, request_errors, bytes_in, bytes_out, iterations,
  *              dropped, checks_passed, checks_failed, vus, vus_max]
- *   HIST  = [count, min, max, sum, [gap, n, gap, n, ...]]  non-empty slots only, in order;
- *           slot = previous slot + 1 + gap (the first: gap), slot = chunk * 1024 + index
+ *   HIST  = [count, min, max, sum, [ITEM, ...]]  non-empty slots only, in order; slot = chunk *
+ *           1024 + index. ITEM = gap * 2 + 1 for a slot holding one value, or gap * 2 followed by
+ *           the slot's count (2 or more); the slot is the previous one + 1 + gap (the first: gap).
  *   ENTRY = [name, kind, count, errors, sum (float), HIST or nil (, min, max: a trend's floats)]
- * Entries that hold nothing in this interval do not travel. The optional parts are added
- * without a new version: a snapshot without them decodes as before. */
+ * HIST(all) is nil when `all` is exactly the sum of the request entries' histograms (what
+ * stats_request records; checked slot by slot): the decoder adds those entries into `all` too, so
+ * a snapshot carries each latency once. Entries that hold nothing in this interval do not travel.
+ * The optional parts are added without a new version: a snapshot without them decodes as before.
+ * Version 1 (still decoded, from older workers) always carried HIST(all), and its slot list was
+ * [gap, count, gap, count, ...]. */
 
 static int pack_hist(msgpack_packer *pk, const stats_hist *h)
 {
-    size_t nslots = 0;
+    size_t nitems = 0;
     for (unsigned c = 0; c < HIST_CHUNKS; c++)
         if (h->chunk_count[c])
-            for (unsigned i = 0; i < HIST_CHUNK_LEN; i++)
-                nslots += hist_get(h, c, i) != 0;
+            for (unsigned i = 0; i < HIST_CHUNK_LEN; i++) {
+                uint64_t n = hist_get(h, c, i);
+                nitems += n == 0 ? 0 : n == 1 ? 1 : 2;
+            }
     int r = msgpack_pack_array(pk, 5);
     r |= msgpack_pack_uint64(pk, h->count);
     r |= msgpack_pack_uint64(pk, stats_hist_min(h));
     r |= msgpack_pack_uint64(pk, stats_hist_max(h));
     r |= msgpack_pack_uint64(pk, h->sum);
-    r |= msgpack_pack_array(pk, nslots * 2);
+    r |= msgpack_pack_array(pk, nitems);
     long prev = -1;
     for (unsigned c = 0; c < HIST_CHUNKS && !r; c++) {
         if (!h->chunk_count[c]) continue;
@@ -581,12 +627,52 @@ static int pack_hist(msgpack_packer *pk, const stats_hist *h)
             uint64_t n = hist_get(h, c, i);
             if (!n) continue;
             long slot = (long)(c * HIST_CHUNK_LEN + i);
-            r |= msgpack_pack_uint64(pk, (uint64_t)(slot - prev - 1));
-            r |= msgpack_pack_uint64(pk, n);
+            uint64_t gap = (uint64_t)(slot - prev - 1);
+            if (n == 1) {
+                r |= msgpack_pack_uint64(pk, gap * 2 + 1);
+            } else {
+                r |= msgpack_pack_uint64(pk, gap * 2);
+                r |= msgpack_pack_uint64(pk, n);
+            }
             prev = slot;
         }
     }
     return r;
+}
+
+/* 1 when s->all holds exactly the sum of the request entries' histograms, slot by slot (as
+ * stats_request records them), so the snapshot can leave `all` out. A caller that recorded into
+ * `all` some other way only costs the bytes of sending it. */
+static int all_is_request_sum(const stats *s)
+{
+    const stats_hist *all = s->all;
+    uint64_t count = 0, sum = 0, min = UINT64_MAX, max = 0, per_chunk[HIST_CHUNKS] = {0};
+    for (size_t k = 0; k < s->nentries; k++) {
+        const stats_entry *e = &s->entries[k];
+        if (e->kind != STATS_REQUEST || !e->hist || !e->hist->count) continue;
+        const stats_hist *h = e->hist;
+        count += h->count;
+        sum += h->sum;
+        if (h->min < min) min = h->min;
+        if (h->max > max) max = h->max;
+        for (unsigned c = 0; c < HIST_CHUNKS; c++)
+            per_chunk[c] += h->chunk_count[c];
+    }
+    if (count != all->count || sum != all->sum || (count && (min != all->min || max != all->max))) return 0;
+    for (unsigned c = 0; c < HIST_CHUNKS; c++) {
+        if (per_chunk[c] != all->chunk_count[c]) return 0;
+        if (!per_chunk[c]) continue;
+        uint64_t acc[HIST_CHUNK_LEN] = {0};
+        for (size_t k = 0; k < s->nentries; k++) {
+            const stats_entry *e = &s->entries[k];
+            if (e->kind != STATS_REQUEST || !e->hist || !e->hist->chunk_count[c]) continue;
+            for (unsigned i = 0; i < HIST_CHUNK_LEN; i++)
+                acc[i] += hist_get(e->hist, c, i);
+        }
+        for (unsigned i = 0; i < HIST_CHUNK_LEN; i++)
+            if (acc[i] != hist_get(all, c, i)) return 0;
+    }
+    return 1;
 }
 
 static int entry_empty(const stats_entry *e)
@@ -667,7 +753,7 @@ int stats_encode(const stats *s, char **out, size_t *outlen)
     int r = msgpack_pack_array(&pk, samples ? 7 : 6);
     r |= msgpack_pack_uint64(&pk, STATS_WIRE_VERSION);
     r |= pack_globals(&pk, s);
-    r |= pack_hist(&pk, s->all);
+    r |= all_is_request_sum(s) ? msgpack_pack_nil(&pk) : pack_hist(&pk, s->all);
     r |= pack_entries(&pk, s);
     if (samples) r |= pack_samples(&pk, s);
     if (r) {
@@ -720,27 +806,52 @@ static int get_double(const msgpack_object *o, double *v)
     return 0;
 }
 
-/* Slots of a HIST into a fresh histogram; returns -1 unless they add up to `count` and agree
- * with min and max. */
-/* Check a sparse slot list (gap, count pairs) against its count, min and max; when `h` is not
- * NULL, add the counts into it. Checking and adding are separate passes of the caller, so a bad
- * list never leaves half its counts behind. */
-static int decode_slots(stats_hist *h, const msgpack_object *o, uint64_t count, uint64_t min, uint64_t max)
+static void plan_grow(slot_plan *p)
 {
-    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size % 2) return -1;
+    size_t cap = p->cap ? p->cap * 2 : 1024;
+    planned_slot *v = realloc(p->v, cap * sizeof *v);
+    if (!v) {
+        fputs("parrot: out of memory\n", stderr);
+        abort();
+    }
+    p->v = v;
+    p->cap = cap;
+}
+
+static inline void plan_push(slot_plan *p, uint32_t slot, uint64_t n)
+{
+    if (p->len == p->cap) plan_grow(p);
+    p->v[p->len++] = (planned_slot){.n = n, .slot = slot};
+}
+
+/* Check a sparse slot list (ITEMs of format `version`) against its count, min and max, and add
+ * its slots to the plan. Nothing is added into a histogram here, so a bad snapshot never leaves
+ * half its counts behind. */
+static inline __attribute__((always_inline)) int check_slots_of(slot_plan *p, const msgpack_object *o,
+                                                                uint64_t count, uint64_t min, uint64_t max,
+                                                                const int version)
+{
+    if (o->type != MSGPACK_OBJECT_ARRAY) return -1;
     const msgpack_object *a = o->via.array.ptr;
     uint32_t n = o->via.array.size;
     uint64_t prev = (uint64_t)-1, total = 0, first = 0;
-    for (uint32_t k = 0; k < n; k += 2) {
-        uint64_t gap, cnt;
-        if (get_u64(&a[k], &gap) || get_u64(&a[k + 1], &cnt)) return -1;
-        if (gap >= HIST_SLOTS || prev + 1 + gap >= HIST_SLOTS || cnt == 0) return -1;
+    size_t head = p->len;
+    plan_push(p, 0, 0);
+    for (uint32_t k = 0; k < n;) {
+        uint64_t gap, cnt = 1;
+        if (get_u64(&a[k++], &gap)) return -1;
+        if (version == 1 || !(gap & 1)) { /* the count follows */
+            if (k == n || get_u64(&a[k++], &cnt) || cnt == 0 || (version > 1 && cnt < 2)) return -1;
+        }
+        if (version > 1) gap >>= 1;
+        if (gap >= HIST_SLOTS || prev + 1 + gap >= HIST_SLOTS) return -1;
         if (cnt > UINT64_MAX - total) return -1;
         prev = prev + 1 + gap;
-        if (k == 0) first = prev;
+        if (total == 0) first = prev;
         total += cnt;
-        if (h) hist_add(h, (unsigned)(prev / HIST_CHUNK_LEN), (unsigned)(prev % HIST_CHUNK_LEN), cnt);
+        plan_push(p, (uint32_t)prev, cnt);
     }
+    p->v[head].n = p->len - head - 1;
     if (total != count) return -1;
     if (count == 0) return min == 0 && max == 0 ? 0 : -1;
     if (min < STATS_HIST_MIN_US || max > STATS_HIST_MAX_US || min > max) return -1;
@@ -750,29 +861,65 @@ static int decode_slots(stats_hist *h, const msgpack_object *o, uint64_t count, 
     return 0;
 }
 
-/* A HIST merged into `into`: checked first, then its non-empty slots added (no dense merge).
- * With `into` NULL it is only checked; `trusted`: it was checked before, add at once. */
-static int decode_hist(stats_hist *into, const msgpack_object *o, int trusted)
+/* check_slots_of for the snapshot's format, the version a constant in each (the loop is hot). */
+static int check_slots(slot_plan *p, const msgpack_object *o, uint64_t count, uint64_t min, uint64_t max,
+                       int version)
+{
+    return version == 1 ? check_slots_of(p, o, count, min, max, 1) : check_slots_of(p, o, count, min, max, 2);
+}
+
+static void hist_add_summary(stats_hist *h, uint64_t count, uint64_t sum, uint64_t min, uint64_t max)
+{
+    h->count += count;
+    h->sum += sum;
+    if (min < h->min) h->min = min;
+    if (max > h->max) h->max = max;
+}
+
+/* How a snapshot is being decoded: its format version, the pass (checking it into the plan, or
+ * adding a checked one), and whether it left `all` out (then each request entry's histogram is
+ * added into `all` as well). */
+typedef struct decoding {
+    int version;
+    int check; /* 1: the check pass (nothing is added into histograms) */
+    int all_derived;
+    slot_plan *plan;
+} decoding;
+
+/* A HIST: in the check pass checked and its slots planned; in an adding pass its planned slots
+ * (those up to its count, which they add up to) added into `into` and `also` (when not NULL). */
+static int decode_hist(stats_hist *into, stats_hist *also, const msgpack_object *o, const decoding *d)
 {
     const msgpack_object *a = get_array(o, 5);
     uint64_t count, min, max, sum;
     if (!a || get_u64(&a[0], &count) || get_u64(&a[1], &min) || get_u64(&a[2], &max) || get_u64(&a[3], &sum))
         return -1;
-    if (!trusted && decode_slots(NULL, &a[4], count, min, max) != 0) return -1;
-    if (!count || !into) return 0;
-    if (decode_slots(into, &a[4], count, min, max) != 0) return -1;
-    into->count += count;
-    into->sum += sum;
-    if (min < into->min) into->min = min;
-    if (max > into->max) into->max = max;
+    if (d->check) return check_slots(d->plan, &a[4], count, min, max, d->version);
+    slot_plan *p = d->plan;
+    size_t n = (size_t)p->v[p->at++].n;
+    const planned_slot *v = &p->v[p->at];
+    p->at += n;
+    if (!count) return 0;
+    /* the counters are scattered over up to 92 KB and often cold: ask for all their cache lines
+     * first, so their fetches overlap instead of stalling one add after the other */
+    for (size_t k = 0; k < n; k++) {
+        hist_prefetch(into, v[k].slot / HIST_CHUNK_LEN, v[k].slot % HIST_CHUNK_LEN);
+        if (also) hist_prefetch(also, v[k].slot / HIST_CHUNK_LEN, v[k].slot % HIST_CHUNK_LEN);
+    }
+    for (size_t k = 0; k < n; k++) {
+        unsigned c = v[k].slot / HIST_CHUNK_LEN, i = v[k].slot % HIST_CHUNK_LEN;
+        hist_add(into, c, i, v[k].n);
+        if (also) hist_add(also, c, i, v[k].n);
+    }
+    hist_add_summary(into, count, sum, min, max);
+    if (also) hist_add_summary(also, count, sum, min, max);
     return 0;
 }
 
-enum { DECODE_CHECKED = 0, DECODE_CHECK_ONLY = 1, DECODE_TRUSTED = 2 };
-
-static int decode_entry(stats *s, const msgpack_object *o, int mode)
+/* An ENTRY: checked (the check pass keeps nothing of it but its planned slots), or added into
+ * the entry of its name and kind in `s`. */
+static int decode_entry(stats *s, const msgpack_object *o, const decoding *d)
 {
-    int check_only = mode == DECODE_CHECK_ONLY;
     int minmax = o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 8;
     const msgpack_object *a = get_array(o, minmax ? 8 : 6);
     char name[STATS_NAME_MAX + 1];
@@ -788,6 +935,7 @@ static int decode_entry(stats *s, const msgpack_object *o, int mode)
     if (minmax && (kind != STATS_TREND || !count || get_double(&a[6], &min) || get_double(&a[7], &max) ||
                    !(min <= max)))
         return -1;
+    if (d->check) return kind_has_hist((int)kind) ? decode_hist(NULL, NULL, &a[5], d) : 0;
     if (len) memcpy(name, a[0].via.str.ptr, len);
     name[len] = '\0';
     int id = stats_name_id(s, name, (int)kind); /* may move s->entries */
@@ -796,33 +944,44 @@ static int decode_entry(stats *s, const msgpack_object *o, int mode)
     e->count += count;
     e->errors += errors;
     e->sum += sum;
-    return e->hist ? decode_hist(check_only ? NULL : e->hist, &a[5], mode == DECODE_TRUSTED) : 0;
+    if (!e->hist) return 0;
+    stats_hist *also = d->all_derived && kind == STATS_REQUEST ? s->all : NULL;
+    return decode_hist(e->hist, also, &a[5], d);
 }
 
-/* The global counters, added into `dst` the way stats_merge adds them. */
+/* The global counters, added into `dst` the way stats_merge adds them: all checked first, so a
+ * bad one adds nothing. */
 static int decode_globals(stats *dst, const msgpack_object *g, const msgpack_object *ek,
                           const msgpack_object *st)
 {
-    static __thread stats s; /* only its global fields are used: no pointers are set */
-    memset(&s, 0, sizeof s);
-    const msgpack_object *a = get_array(g, STATS_NGLOBALS);
-    if (!a) return -1;
-    uint64_t *u[] = {&s.t_start_us, &s.t_end_us,   &s.requests, &s.request_errors, &s.bytes_in,
-                     &s.bytes_out,  &s.iterations, &s.dropped,  &s.checks_passed,  &s.checks_failed};
-    for (size_t i = 0; i < sizeof u / sizeof *u; i++)
-        if (get_u64(&a[i], u[i])) return -1;
-    if (get_i64(&a[10], &s.vus) || get_i64(&a[11], &s.vus_max)) return -1;
-    if (!(a = get_array(ek, ERR_KINDS))) return -1;
+    const msgpack_object *a = get_array(g, STATS_NGLOBALS), *e = get_array(ek, ERR_KINDS);
+    if (!a || !e || st->type != MSGPACK_OBJECT_ARRAY || st->via.array.size % 2) return -1;
+    uint64_t u[10], code;
+    int64_t vus, vus_max;
+    for (size_t i = 0; i < 10; i++)
+        if (get_u64(&a[i], &u[i])) return -1;
+    if (get_i64(&a[10], &vus) || get_i64(&a[11], &vus_max)) return -1;
     for (size_t i = 0; i < ERR_KINDS; i++)
-        if (get_u64(&a[i], &s.errors_by_kind[i])) return -1;
-    if (st->type != MSGPACK_OBJECT_ARRAY || st->via.array.size % 2) return -1;
-    a = st->via.array.ptr;
-    for (uint32_t k = 0; k < st->via.array.size; k += 2) {
-        uint64_t code, n;
-        if (get_u64(&a[k], &code) || code >= 600 || get_u64(&a[k + 1], &n)) return -1;
-        s.status[code] += n;
-    }
-    globals_merge(dst, &s);
+        if (e[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER) return -1;
+    const msgpack_object *sa = st->via.array.ptr;
+    for (uint32_t k = 0; k < st->via.array.size; k += 2)
+        if (get_u64(&sa[k], &code) || code >= 600 || sa[k + 1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return -1;
+    dst->requests += u[2];
+    dst->request_errors += u[3];
+    dst->bytes_in += u[4];
+    dst->bytes_out += u[5];
+    dst->iterations += u[6];
+    dst->dropped += u[7];
+    dst->checks_passed += u[8];
+    dst->checks_failed += u[9];
+    dst->vus += vus;
+    dst->vus_max += vus_max;
+    for (size_t i = 0; i < ERR_KINDS; i++)
+        dst->errors_by_kind[i] += e[i].via.u64;
+    for (uint32_t k = 0; k < st->via.array.size; k += 2)
+        dst->status[sa[k].via.u64] += sa[k + 1].via.u64;
+    interval_widen(dst, u[0], u[1]);
     return 0;
 }
 
@@ -844,47 +1003,60 @@ static int decode_samples(stats *s, const msgpack_object *o)
     return 0;
 }
 
-/* Decode a snapshot into `s`; with check_only, histograms are checked but not filled (the
- * counters and names still are: that is cheap, and the gauges are wanted). */
-static int decode_root(stats *s, const msgpack_object *root, int mode)
+/* Decode a snapshot into `s`. The check pass (`check`) checks all of it, adds only its global
+ * counters and gauges into `s` and plans its slots; an adding pass, on a snapshot checked before,
+ * adds all of it into `s`, its slots from the plan. */
+static int decode_root(stats *s, const msgpack_object *root, int check, slot_plan *plan)
 {
-    int check_only = mode == DECODE_CHECK_ONLY;
     uint64_t version;
     if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 1) return -1;
     const msgpack_object *a = root->via.array.ptr;
-    if (get_u64(&a[0], &version) || version != STATS_WIRE_VERSION) return -1;
+    if (get_u64(&a[0], &version) || version < 1 || version > STATS_WIRE_VERSION) return -1;
     int samples = root->via.array.size == 7;
     if (!(a = get_array(root, samples ? 7 : 6))) return -1;
-    if (samples && decode_samples(check_only ? NULL : s, &a[6]) != 0) return -1;
-    if (decode_globals(s, &a[1], &a[2], &a[3]) ||
-        decode_hist(check_only ? NULL : s->all, &a[4], mode == DECODE_TRUSTED))
+    decoding d = {.version = (int)version,
+                  .check = check,
+                  .all_derived = a[4].type == MSGPACK_OBJECT_NIL,
+                  .plan = plan};
+    if (d.all_derived && version < 2) return -1;
+    if (samples && decode_samples(check ? NULL : s, &a[6]) != 0) return -1;
+    if (decode_globals(s, &a[1], &a[2], &a[3]) || (!d.all_derived && decode_hist(s->all, NULL, &a[4], &d)))
         return -1;
     if (a[5].type != MSGPACK_OBJECT_ARRAY) return -1;
     for (uint32_t i = 0; i < a[5].via.array.size; i++)
-        if (decode_entry(s, &a[5].via.array.ptr[i], mode)) return -1;
+        if (decode_entry(s, &a[5].via.array.ptr[i], &d)) return -1;
     return 0;
 }
 
-/* Decodes into a private stats first, so a malformed buffer leaves `dst` untouched. */
+/* Checks the whole snapshot first (into `scratch`), so a malformed buffer leaves every
+ * destination untouched; then adds it into each, reading its slots from the plan. */
 int stats_decode_merge_into(stats *const *dsts, int ndst, stats *scratch, const char *buf, size_t len)
 {
     if (!dsts || !scratch || !buf) return -1;
-    msgpack_unpacked msg;
-    msgpack_unpacked_init(&msg);
+    slot_plan *plan = scratch->plan;
+    if (!plan) {
+        if (!(plan = calloc(1, sizeof *plan))) return -1;
+        if (!msgpack_zone_init(&plan->zone, PLAN_ZONE_CHUNK)) {
+            free(plan);
+            return -1;
+        }
+        scratch->plan = plan;
+    }
+    plan->len = 0;
+    msgpack_object root;
     size_t off = 0;
     int r = -1;
     if (!mpguard_check((const unsigned char *)buf, len, SIZE_MAX) &&
-        msgpack_unpack_next(&msg, buf, len, &off) == MSGPACK_UNPACK_SUCCESS && off == len) {
-        stats_reset(scratch);
-        size_t max_names = scratch->max_names;
-        scratch->max_names = SIZE_MAX; /* folding happens in the destinations */
-        r = decode_root(scratch, &msg.data, DECODE_CHECK_ONLY);
-        scratch->max_names = max_names;
-        /* valid: apply it to each destination the same (sparse) way; it cannot fail now */
-        for (int i = 0; r == 0 && i < ndst; i++)
-            decode_root(dsts[i], &msg.data, DECODE_TRUSTED);
+        msgpack_unpack(buf, len, &off, &plan->zone, &root) == MSGPACK_UNPACK_SUCCESS && off == len) {
+        globals_zero(scratch);
+        r = decode_root(scratch, &root, 1, plan);
+        /* valid: add it into each destination the same (sparse) way; it cannot fail now */
+        for (int i = 0; r == 0 && i < ndst; i++) {
+            plan->at = 0;
+            decode_root(dsts[i], &root, 0, plan);
+        }
     }
-    msgpack_unpacked_destroy(&msg);
+    msgpack_zone_clear(&plan->zone);
     return r;
 }
 

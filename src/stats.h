@@ -96,6 +96,7 @@ typedef struct stats {
     int64_t vus;     /* gauge: active VUs at the end of the interval (summed over sources on merge) */
     int64_t vus_max; /* gauge: highest active VUs (summed over sources on merge) */
     uint64_t t_start_us, t_end_us; /* interval bounds, microseconds since the run's start */
+    void *plan; /* owned: the checked slots of the last snapshot, when this is a decode scratch */
 } stats;
 
 stats *stats_new(void);
@@ -131,9 +132,9 @@ int stats_encode(const stats *s, char **out, size_t *outlen);
  * buffer is malformed (nothing trusted: lengths and bucket indexes are checked; dst may hold
  * part of it). */
 int stats_decode_merge(stats *dst, const char *buf, size_t len);
-/* The same for several destinations at once, with `scratch` (reset here, then holding the
- * snapshot's counters and gauges, not its histograms) reused between calls; every destination
- * gets only the non-empty buckets added. */
+/* The same for several destinations at once, with `scratch` reused between calls (its global
+ * counters and gauges are reset here, then hold the snapshot's; its entries are not used); every
+ * destination gets only the non-empty buckets added. */
 int stats_decode_merge_into(stats *const *dsts, int ndst, stats *scratch, const char *buf, size_t len);
 
 #endif

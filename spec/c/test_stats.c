@@ -64,6 +64,18 @@ static int hist_equal(const stats_hist *a, const stats_hist *b)
     return 1;
 }
 
+/* The same values rank by rank (for histograms of up to a few thousand values): the same slots. */
+static int hist_same(const stats_hist *a, const stats_hist *b)
+{
+    uint64_t n = stats_hist_count(a);
+    if (!hist_equal(a, b)) return 0;
+    for (uint64_t r = 1; r <= n; r++)
+        if (stats_hist_percentile(a, 100.0 * ((double)r - 0.5) / (double)n) !=
+            stats_hist_percentile(b, 100.0 * ((double)r - 0.5) / (double)n))
+            return 0;
+    return 1;
+}
+
 static const stats_entry *find_entry(const stats *s, const char *name, int kind)
 {
     for (size_t i = 0; i < s->nentries; i++)
@@ -520,6 +532,30 @@ static void test_roundtrip(void)
               find_entry(d, "home", STATS_REQUEST)->count == 2 * find_entry(s, "home", STATS_REQUEST)->count,
           "decoding twice merges twice (the queen drops duplicate snapshots, not stats)");
 
+    stats *small = stats_new();
+    int h1 = stats_name_id(small, "a", STATS_REQUEST), h2 = stats_name_id(small, "b", STATS_REQUEST);
+    for (int i = 0; i < 3000; i++)
+        stats_request(small, i % 3 ? h1 : h2, 1 + rng() % 60000, 200, ERR_NONE, 0, 0);
+    stats_transaction(small, stats_name_id(small, "tx", STATS_TRANSACTION), 777777, 0);
+    char *sbuf;
+    size_t slen;
+    stats_encode(small, &sbuf, &slen);
+    stats *d4 = stats_new();
+    r = stats_decode_merge(d4, sbuf, slen);
+    CHECK(r == 0 && hist_same(small->all, d4->all) && entries_equal(small, d4),
+          "`all` (the sum of the request names) is rebuilt slot by slot from them (%zu bytes)", slen);
+    free(sbuf);
+    stats_request(small, -1, 5, 200, ERR_NONE, 0, 0); /* counted in `all` only */
+    stats_encode(small, &sbuf, &slen);
+    stats *d5 = stats_new();
+    r = stats_decode_merge(d5, sbuf, slen);
+    CHECK(r == 0 && hist_same(small->all, d5->all) && stats_hist_min(d5->all) == 5,
+          "an `all` that is not that sum travels whole (%zu bytes)", slen);
+    free(sbuf);
+    stats_free(small);
+    stats_free(d4);
+    stats_free(d5);
+
     stats *empty = stats_new();
     char *ebuf;
     size_t elen;
@@ -553,7 +589,12 @@ static void test_roundtrip(void)
 /* Hand-made buffers in the wire layout, each with one thing wrong. */
 enum flaw {
     OK_BUF,
+    OK_V1,
+    OK_ALL_LEFT_OUT,
     BAD_VERSION,
+    V1_ALL_LEFT_OUT,
+    COUNT_ONE_APART,
+
     BAD_SLOT,
     BAD_KIND,
     LONG_NAME,
@@ -566,16 +607,24 @@ enum flaw {
     MINMAX_ON_REQUEST
 };
 
-static void pack_hist1(msgpack_packer *pk, uint64_t slot_gap, uint64_t count)
+/* A HIST of `count` values in the one slot `slot_gap`, all 700 us, with the slot list of format
+ * version 2 (ITEM = gap * 2 + 1: one value) or 1 ([gap, count]); `apart`: version 2 with the
+ * count written apart (gap * 2, 1), which only counts of 2 or more may use. */
+static void pack_hist1(msgpack_packer *pk, uint64_t slot_gap, uint64_t count, int version, int apart)
 {
     msgpack_pack_array(pk, 5);
     msgpack_pack_uint64(pk, count);
     msgpack_pack_uint64(pk, 700); /* min */
     msgpack_pack_uint64(pk, 700); /* max */
     msgpack_pack_uint64(pk, 700);
-    msgpack_pack_array(pk, 2);
-    msgpack_pack_uint64(pk, slot_gap);
-    msgpack_pack_uint64(pk, 1);
+    if (version == 1 || apart) {
+        msgpack_pack_array(pk, 2);
+        msgpack_pack_uint64(pk, version == 1 ? slot_gap : slot_gap * 2);
+        msgpack_pack_uint64(pk, 1);
+    } else {
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_uint64(pk, slot_gap * 2 + 1);
+    }
 }
 
 static msgpack_sbuffer pack_flawed(enum flaw f)
@@ -586,7 +635,8 @@ static msgpack_sbuffer pack_flawed(enum flaw f)
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     int samples = f == OK_SAMPLES || f == BAD_SAMPLE_KIND;
     msgpack_pack_array(&pk, samples ? 7 : 6);
-    msgpack_pack_uint64(&pk, f == BAD_VERSION ? 2 : 1);
+    int version = f == OK_V1 || f == V1_ALL_LEFT_OUT ? 1 : 2;
+    msgpack_pack_uint64(&pk, f == BAD_VERSION ? 3 : (uint64_t)version);
     msgpack_pack_array(&pk, 12);
     for (int i = 0; i < 12; i++) {
         if (i == 2 && f == STR_FOR_INT)
@@ -600,7 +650,10 @@ static msgpack_sbuffer pack_flawed(enum flaw f)
     msgpack_pack_array(&pk, 2);
     msgpack_pack_uint64(&pk, f == BAD_STATUS ? 600 : 200);
     msgpack_pack_uint64(&pk, 1);
-    pack_hist1(&pk, 700, 1);
+    if (f == OK_ALL_LEFT_OUT || f == V1_ALL_LEFT_OUT)
+        msgpack_pack_nil(&pk);
+    else
+        pack_hist1(&pk, 700, 1, version, 0);
     msgpack_pack_array(&pk, 1);
     msgpack_pack_array(&pk, f == MINMAX_ON_REQUEST ? 8 : 6);
     static char name[STATS_NAME_MAX + 2];
@@ -613,7 +666,8 @@ static msgpack_sbuffer pack_flawed(enum flaw f)
     if (f == NO_HIST)
         msgpack_pack_nil(&pk);
     else
-        pack_hist1(&pk, f == BAD_SLOT ? 23 * 1024 : 700, f == BAD_COUNT ? 2 : 1);
+        pack_hist1(&pk, f == BAD_SLOT ? 23 * 1024 : 700, f == BAD_COUNT ? 2 : 1, version,
+                   f == COUNT_ONE_APART);
     if (f == MINMAX_ON_REQUEST) msgpack_pack_double(&pk, 0.7), msgpack_pack_double(&pk, 0.7);
     if (samples) {
         msgpack_pack_array(&pk, 2);
@@ -641,6 +695,8 @@ static const struct flawed {
     const char *what;
 } flaws[] = {
     {BAD_VERSION, "an unknown format version"},
+    {V1_ALL_LEFT_OUT, "version 1 without `all`"},
+    {COUNT_ONE_APART, "a count of 1 written apart (version 2 writes it in the item)"},
     {BAD_SLOT, "a bucket index out of range"},
     {BAD_KIND, "an unknown entry kind"},
     {LONG_NAME, "a name over STATS_NAME_MAX bytes"},
@@ -660,6 +716,23 @@ static void test_malformed(void)
     CHECK(r == 0 && d->requests == 1 && d->status[200] == 1 &&
               stats_hist_percentile(find_entry(d, "nnnn", STATS_REQUEST)->hist, 50) == 700,
           "a hand-made buffer in the documented layout decodes");
+    msgpack_sbuffer_destroy(&good);
+    stats_free(d);
+
+    d = stats_new();
+    good = pack_flawed(OK_V1);
+    r = stats_decode_merge(d, good.data, good.size);
+    CHECK(r == 0 && d->requests == 1 && stats_hist_count(d->all) == 1 &&
+              stats_hist_percentile(find_entry(d, "nnnn", STATS_REQUEST)->hist, 50) == 700,
+          "a version 1 buffer (older workers: [gap, count] pairs, `all` always there) decodes");
+    msgpack_sbuffer_destroy(&good);
+    stats_free(d);
+
+    d = stats_new();
+    good = pack_flawed(OK_ALL_LEFT_OUT);
+    r = stats_decode_merge(d, good.data, good.size);
+    CHECK(r == 0 && stats_hist_count(d->all) == 1 && stats_hist_percentile(d->all, 50) == 700,
+          "a buffer without `all` decodes, `all` rebuilt from the request entries");
     msgpack_sbuffer_destroy(&good);
     stats_free(d);
 
@@ -699,7 +772,7 @@ static void test_malformed(void)
         size_t n = rng() % 4096;
         for (size_t k = 0; k < n; k++)
             noise[k] = (char)rng();
-        if (i % 2) noise[0] = (char)0x96, noise[1] = 1; /* looks like version 1 */
+        if (i % 2) noise[0] = (char)0x96, noise[1] = (char)(1 + i / 2 % 2); /* looks like version 1 or 2 */
         refused &= stats_decode_merge(d, noise, n) == -1;
     }
     CHECK(refused && stats_empty(d), "20000 buffers of random bytes are refused");

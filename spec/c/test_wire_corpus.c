@@ -1,8 +1,10 @@
 /* test_wire_corpus: replays the fuzzer's seed corpus (spec/fuzz/corpus/wire/, run from the repo
- * root) through wire_decode: "valid-*" seeds decode, every other seed is refused with a reason, and
- * nothing crashes. Inputs the fuzzer found worth keeping can be dropped into that directory. */
+ * root) through wire_decode: "valid-*" seeds decode (a valid STATS also as a snapshot, each format
+ * version the queen takes), every other seed is refused with a reason, and nothing crashes.
+ * Inputs the fuzzer found worth keeping can be dropped into that directory. */
 #include "check.h"
 #include "corpus.h"
+#include "stats.h"
 #include "wire.h"
 
 #include <dirent.h>
@@ -30,6 +32,13 @@ int main(void)
                 valid++;
                 CHECK(r == 0, "%s decodes as %s (%s)", names[i]->d_name, wire_type_name(m.type),
                       r ? err : "ok");
+                if (r == 0 && m.type == WIRE_STATS) {
+                    stats *st = stats_new();
+                    int sr = stats_decode_merge(st, m.data, m.data_len);
+                    CHECK(sr == 0 && st->requests > 0, "%s holds a snapshot that decodes (%llu requests)",
+                          names[i]->d_name, (unsigned long long)st->requests);
+                    stats_free(st);
+                }
             } else {
                 CHECK(r == 0 || *err, "%s returns (%s)", names[i]->d_name, r ? err : "decoded");
             }
