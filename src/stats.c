@@ -32,17 +32,18 @@ struct stats_hist {
 };
 
 /* What stats_decode_merge_into keeps between snapshots, owned by its scratch `stats` (`plan`):
- * the slots a check pass found, in order, each HIST's after an entry saying how many, so the
- * passes that add them into destinations read no msgpack and check nothing again (grown as
- * needed: at most one entry per item of a snapshot), and
- * the msgpack zone the snapshot is unpacked into, cleared and reused (its first chunk holds a
- * typical snapshot's objects, so unpacking one allocates nothing). */
+ * - the slots its check pass found, in order, each HIST's after an entry saying how many, so the
+ *   passes that add them into destinations read no msgpack and check nothing again (at most one
+ *   entry per item of a snapshot; a list grown past PLAN_KEEP is freed after its snapshot);
+ * - the msgpack zone a snapshot is unpacked into, cleared and reused: its first chunk holds a
+ *   typical snapshot's objects, so unpacking one allocates nothing. */
 typedef struct planned_slot {
     uint64_t n;    /* its count; in a HIST's first entry, how many slots follow */
     uint32_t slot; /* chunk * 1024 + index */
 } planned_slot;
 
 #define PLAN_ZONE_CHUNK (64 * 1024)
+#define PLAN_KEEP (64 * 1024) /* planned slots kept between snapshots; a bigger list is freed */
 
 typedef struct slot_plan {
     planned_slot *v; /* owned */
@@ -1057,6 +1058,11 @@ int stats_decode_merge_into(stats *const *dsts, int ndst, stats *scratch, const 
         }
     }
     msgpack_zone_clear(&plan->zone);
+    if (plan->cap > PLAN_KEEP) { /* a huge snapshot: do not hold its memory for the next ones */
+        free(plan->v);
+        plan->v = NULL;
+        plan->cap = 0;
+    }
     return r;
 }
 
