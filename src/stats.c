@@ -48,7 +48,8 @@ typedef struct planned_slot {
 typedef struct slot_plan {
     planned_slot *v; /* owned */
     size_t len, cap;
-    size_t at; /* the next slot to add */
+    size_t at;       /* the next slot to add */
+    int all_derived; /* the snapshot left `all` out */
     msgpack_zone zone;
 } slot_plan;
 
@@ -879,11 +880,12 @@ static void hist_add_summary(stats_hist *h, uint64_t count, uint64_t sum, uint64
 
 /* How a snapshot is being decoded: its format version, the pass (checking it into the plan, or
  * adding a checked one), and whether it left `all` out (then each request entry's histogram is
- * added into `all` as well). */
+ * added into `all` as well, unless the caller owes `all` those histograms: all_owed). */
 typedef struct decoding {
     int version;
     int check; /* 1: the check pass (nothing is added into histograms) */
     int all_derived;
+    int all_owed;
     slot_plan *plan;
 } decoding;
 
@@ -963,7 +965,7 @@ static int decode_entry(stats *s, const msgpack_object *o, const decoding *d)
     e->errors += errors;
     e->sum += sum;
     if (!e->hist) return 0;
-    stats_hist *also = d->all_derived && kind == STATS_REQUEST ? s->all : NULL;
+    stats_hist *also = d->all_derived && !d->all_owed && kind == STATS_REQUEST ? s->all : NULL;
     add_hist(e->hist, also, &a[5], d);
     return 0;
 }
@@ -1025,7 +1027,7 @@ static int decode_samples(stats *s, const msgpack_object *o)
 /* Decode a snapshot into `s`. The check pass (`check`) checks all of it, adds only its global
  * counters and gauges into `s` and plans its slots; an adding pass, on a snapshot checked before,
  * adds all of it into `s`, its slots from the plan. */
-static int decode_root(stats *s, const msgpack_object *root, int check, slot_plan *plan)
+static int decode_root(stats *s, const msgpack_object *root, int check, slot_plan *plan, int all_owed)
 {
     uint64_t version;
     if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 1) return -1;
@@ -1036,8 +1038,10 @@ static int decode_root(stats *s, const msgpack_object *root, int check, slot_pla
     decoding d = {.version = (int)version,
                   .check = check,
                   .all_derived = a[4].type == MSGPACK_OBJECT_NIL,
+                  .all_owed = all_owed,
                   .plan = plan};
     if (d.all_derived && version < 2) return -1;
+    plan->all_derived = d.all_derived;
     if (samples && decode_samples(check ? NULL : s, &a[6]) != 0) return -1;
     if (decode_globals(s, &a[1], &a[2], &a[3])) return -1;
     if (!d.all_derived && check && check_hist(&a[4], &d)) return -1;
@@ -1050,7 +1054,15 @@ static int decode_root(stats *s, const msgpack_object *root, int check, slot_pla
 
 /* Checks the whole snapshot first (into `scratch`), so a malformed buffer leaves every
  * destination untouched; then adds it into each, reading its slots from the plan. */
-int stats_decode_merge_into(stats *const *dsts, int ndst, stats *scratch, const char *buf, size_t len)
+void stats_all_add_requests(stats *s)
+{
+    for (size_t i = 0; i < s->nentries; i++)
+        if (s->entries[i].kind == STATS_REQUEST && s->entries[i].hist)
+            stats_hist_merge(s->all, s->entries[i].hist);
+}
+
+int stats_decode_merge_into(stats *const *dsts, int ndst, stats *scratch, const char *buf, size_t len,
+                            int *all_owed)
 {
     if (!dsts || !scratch || !buf) return -1;
     slot_plan *plan = scratch->plan;
@@ -1069,11 +1081,17 @@ int stats_decode_merge_into(stats *const *dsts, int ndst, stats *scratch, const 
     if (!mpguard_check((const unsigned char *)buf, len, SIZE_MAX) &&
         msgpack_unpack(buf, len, &off, &plan->zone, &root) == MSGPACK_UNPACK_SUCCESS && off == len) {
         globals_zero(scratch);
-        r = decode_root(scratch, &root, 1, plan);
+        r = decode_root(scratch, &root, 1, plan, 0);
+        int owed = r == 0 && all_owed && *all_owed;
+        if (owed && !plan->all_derived) { /* it carries its own `all`: settle the debt first */
+            for (int i = 0; i < ndst; i++)
+                stats_all_add_requests(dsts[i]);
+            *all_owed = owed = 0;
+        }
         /* valid: add it into each destination the same (sparse) way; it cannot fail now */
         for (int i = 0; r == 0 && i < ndst; i++) {
             plan->at = 0;
-            decode_root(dsts[i], &root, 0, plan);
+            decode_root(dsts[i], &root, 0, plan, owed);
         }
     }
     msgpack_zone_clear(&plan->zone);
@@ -1089,7 +1107,7 @@ int stats_decode_merge(stats *dst, const char *buf, size_t len)
 {
     if (!dst) return -1;
     stats *scratch = stats_new();
-    int r = stats_decode_merge_into(&dst, 1, scratch, buf, len);
+    int r = stats_decode_merge_into(&dst, 1, scratch, buf, len, NULL);
     stats_free(scratch);
     return r;
 }
