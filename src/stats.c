@@ -45,11 +45,20 @@ typedef struct planned_slot {
 #define PLAN_ZONE_CHUNK (64 * 1024)
 #define PLAN_KEEP (64 * 1024) /* planned slots kept between snapshots; a bigger list is freed */
 
+typedef struct hist_job hist_job;
+
 typedef struct slot_plan {
     planned_slot *v; /* owned */
     size_t len, cap;
     size_t at;       /* the next slot to add */
     int all_derived; /* the snapshot left `all` out */
+    int queued;      /* `job` waits to be added (add_hist) */
+    struct hist_job {
+        stats_hist *into, *also; /* also: NULL, or `all` when the snapshot left it out */
+        const planned_slot *v;
+        size_t n;
+        uint64_t count, sum, min, max;
+    } job;
     msgpack_zone zone;
 } slot_plan;
 
@@ -909,31 +918,45 @@ static int check_hist(const msgpack_object *o, const decoding *d)
     return check_slots(d->plan, slots, count, min, max, d->version);
 }
 
-/* An adding pass on a HIST checked before: its planned slots added into `into`, and into `also`
- * when not NULL. */
+/* Add one HIST's planned slots (a job add_hist queued). */
+static void hist_job_run(const hist_job *j)
+{
+    for (size_t k = 0; k < j->n; k++) {
+        unsigned c = j->v[k].slot / HIST_CHUNK_LEN, i = j->v[k].slot % HIST_CHUNK_LEN;
+        hist_add(j->into, c, i, j->v[k].n);
+        if (j->also) hist_add(j->also, c, i, j->v[k].n);
+    }
+    hist_add_summary(j->into, j->count, j->sum, j->min, j->max);
+    if (j->also) hist_add_summary(j->also, j->count, j->sum, j->min, j->max);
+}
+
+/* An adding pass on a HIST checked before: its planned slots go into `into`, and into `also` when
+ * not NULL. The counters are scattered over up to 92 KB per histogram and often cold, so the adds
+ * run one HIST behind: this one's cache lines are asked for now, and the previous one's slots,
+ * asked for a HIST ago, are added (add_hist_flush adds the last). */
 static void add_hist(stats_hist *into, stats_hist *also, const msgpack_object *o, const decoding *d)
 {
-    uint64_t count = 0, min = 0, max = 0, sum = 0;
+    hist_job j = {.into = into, .also = also};
     const msgpack_object *slots;
-    hist_head(o, &count, &min, &max, &sum, &slots); /* checked before: it cannot fail */
+    hist_head(o, &j.count, &j.min, &j.max, &j.sum, &slots); /* checked before: it cannot fail */
     slot_plan *p = d->plan;
-    size_t n = (size_t)p->v[p->at++].n;
-    const planned_slot *v = &p->v[p->at];
-    p->at += n;
-    if (!count) return;
-    /* the counters are scattered over up to 92 KB and often cold: ask for all their cache lines
-     * first, so their fetches overlap instead of stalling one add after the other */
-    for (size_t k = 0; k < n; k++) {
-        hist_prefetch(into, v[k].slot / HIST_CHUNK_LEN, v[k].slot % HIST_CHUNK_LEN);
-        if (also) hist_prefetch(also, v[k].slot / HIST_CHUNK_LEN, v[k].slot % HIST_CHUNK_LEN);
+    j.n = (size_t)p->v[p->at++].n;
+    j.v = &p->v[p->at];
+    p->at += j.n;
+    if (!j.count) return;
+    for (size_t k = 0; k < j.n; k++) {
+        hist_prefetch(into, j.v[k].slot / HIST_CHUNK_LEN, j.v[k].slot % HIST_CHUNK_LEN);
+        if (also) hist_prefetch(also, j.v[k].slot / HIST_CHUNK_LEN, j.v[k].slot % HIST_CHUNK_LEN);
     }
-    for (size_t k = 0; k < n; k++) {
-        unsigned c = v[k].slot / HIST_CHUNK_LEN, i = v[k].slot % HIST_CHUNK_LEN;
-        hist_add(into, c, i, v[k].n);
-        if (also) hist_add(also, c, i, v[k].n);
-    }
-    hist_add_summary(into, count, sum, min, max);
-    if (also) hist_add_summary(also, count, sum, min, max);
+    if (p->queued) hist_job_run(&p->job);
+    p->job = j;
+    p->queued = 1;
+}
+
+static void add_hist_flush(slot_plan *p)
+{
+    if (p->queued) hist_job_run(&p->job);
+    p->queued = 0;
 }
 
 /* An ENTRY: checked (the check pass keeps nothing of it but its planned slots), or added into
@@ -1049,6 +1072,7 @@ static int decode_root(stats *s, const msgpack_object *root, int check, slot_pla
     if (a[5].type != MSGPACK_OBJECT_ARRAY) return -1;
     for (uint32_t i = 0; i < a[5].via.array.size; i++)
         if (decode_entry(s, &a[5].via.array.ptr[i], &d)) return -1;
+    if (!check) add_hist_flush(plan);
     return 0;
 }
 
