@@ -22,9 +22,10 @@
 #define MAX_WORKERS 4096
 #define WORKER_INDEX (2 * MAX_WORKERS) /* slots of the peer -> worker index, a power of two */
 #define QW_THREADS 256                 /* load threads per worker whose gauges are tracked apart */
-#define HEARTBEAT_MS 1000
-#define LOST_AFTER_MS 3500       /* three missed heartbeats */
-#define STOP_GRACE_S 10.0        /* after a stop, how long to wait for the workers' last snapshots */
+#define HEARTBEAT_MS 1000              /* the beat: lost workers and timeouts are checked on each */
+#define BEATS_PER_HEARTBEAT 2          /* a worker gets a HEARTBEAT (its acknowledgements) every 2nd beat */
+#define LOST_AFTER_MS 3500             /* three missed heartbeats */
+#define STOP_GRACE_S 10.0              /* after a stop, how long to wait for the workers' last snapshots */
 #define PREPARE_TIMEOUT_MS 60000 /* a worker not ready (bundle fetched, scenario loaded) by then sits out */
 #define SETUP_TIMEOUT_MS 300000  /* setup() that has not answered by then fails the run */
 #define HS_LINES 16              /* handshake lines waiting for the loop */
@@ -92,6 +93,7 @@ typedef struct queen {
     int64_t vus_peak;
     double t0, t_end, stop_at;
     uv_timer_t tick, beat;
+    unsigned beats; /* on_beat's count: which workers get their heartbeat on this one */
     uv_signal_t sigint, sigterm;
     int signals, interrupted, aborted, failed, started;
     int run_failed;     /* the run could not go on (no worker left, a timeout): exit 1 */

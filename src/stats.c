@@ -32,17 +32,18 @@ struct stats_hist {
 };
 
 /* What stats_decode_merge_into keeps between snapshots, owned by its scratch `stats` (`plan`):
- * the slots a check pass found, in order, each HIST's after an entry saying how many, so the
- * passes that add them into destinations read no msgpack and check nothing again (grown as
- * needed: at most one entry per item of a snapshot), and
- * the msgpack zone the snapshot is unpacked into, cleared and reused (its first chunk holds a
- * typical snapshot's objects, so unpacking one allocates nothing). */
+ * - the slots its check pass found, in order, each HIST's after an entry saying how many, so the
+ *   passes that add them into destinations read no msgpack and check nothing again (at most one
+ *   entry per item of a snapshot; a list grown past PLAN_KEEP is freed after its snapshot);
+ * - the msgpack zone a snapshot is unpacked into, cleared and reused: its first chunk holds a
+ *   typical snapshot's objects, so unpacking one allocates nothing. */
 typedef struct planned_slot {
     uint64_t n;    /* its count; in a HIST's first entry, how many slots follow */
     uint32_t slot; /* chunk * 1024 + index */
 } planned_slot;
 
 #define PLAN_ZONE_CHUNK (64 * 1024)
+#define PLAN_KEEP (64 * 1024) /* planned slots kept between snapshots; a bigger list is freed */
 
 typedef struct slot_plan {
     planned_slot *v; /* owned */
@@ -886,20 +887,38 @@ typedef struct decoding {
     slot_plan *plan;
 } decoding;
 
-/* A HIST: in the check pass checked and its slots planned; in an adding pass its planned slots
- * (those up to its count, which they add up to) added into `into` and `also` (when not NULL). */
-static int decode_hist(stats_hist *into, stats_hist *also, const msgpack_object *o, const decoding *d)
+/* The head of a HIST: count, min, max and sum; its slot list in *slots. -1 when malformed. */
+static int hist_head(const msgpack_object *o, uint64_t *count, uint64_t *min, uint64_t *max, uint64_t *sum,
+                     const msgpack_object **slots)
 {
     const msgpack_object *a = get_array(o, 5);
-    uint64_t count, min, max, sum;
-    if (!a || get_u64(&a[0], &count) || get_u64(&a[1], &min) || get_u64(&a[2], &max) || get_u64(&a[3], &sum))
+    if (!a || get_u64(&a[0], count) || get_u64(&a[1], min) || get_u64(&a[2], max) || get_u64(&a[3], sum))
         return -1;
-    if (d->check) return check_slots(d->plan, &a[4], count, min, max, d->version);
+    *slots = &a[4];
+    return 0;
+}
+
+/* The check pass on a HIST: checked, its slots planned. */
+static int check_hist(const msgpack_object *o, const decoding *d)
+{
+    uint64_t count, min, max, sum;
+    const msgpack_object *slots;
+    if (hist_head(o, &count, &min, &max, &sum, &slots)) return -1;
+    return check_slots(d->plan, slots, count, min, max, d->version);
+}
+
+/* An adding pass on a HIST checked before: its planned slots added into `into`, and into `also`
+ * when not NULL. */
+static void add_hist(stats_hist *into, stats_hist *also, const msgpack_object *o, const decoding *d)
+{
+    uint64_t count = 0, min = 0, max = 0, sum = 0;
+    const msgpack_object *slots;
+    hist_head(o, &count, &min, &max, &sum, &slots); /* checked before: it cannot fail */
     slot_plan *p = d->plan;
     size_t n = (size_t)p->v[p->at++].n;
     const planned_slot *v = &p->v[p->at];
     p->at += n;
-    if (!count) return 0;
+    if (!count) return;
     /* the counters are scattered over up to 92 KB and often cold: ask for all their cache lines
      * first, so their fetches overlap instead of stalling one add after the other */
     for (size_t k = 0; k < n; k++) {
@@ -913,7 +932,6 @@ static int decode_hist(stats_hist *into, stats_hist *also, const msgpack_object 
     }
     hist_add_summary(into, count, sum, min, max);
     if (also) hist_add_summary(also, count, sum, min, max);
-    return 0;
 }
 
 /* An ENTRY: checked (the check pass keeps nothing of it but its planned slots), or added into
@@ -935,7 +953,7 @@ static int decode_entry(stats *s, const msgpack_object *o, const decoding *d)
     if (minmax && (kind != STATS_TREND || !count || get_double(&a[6], &min) || get_double(&a[7], &max) ||
                    !(min <= max)))
         return -1;
-    if (d->check) return kind_has_hist((int)kind) ? decode_hist(NULL, NULL, &a[5], d) : 0;
+    if (d->check) return kind_has_hist((int)kind) ? check_hist(&a[5], d) : 0;
     if (len) memcpy(name, a[0].via.str.ptr, len);
     name[len] = '\0';
     int id = stats_name_id(s, name, (int)kind); /* may move s->entries */
@@ -946,7 +964,8 @@ static int decode_entry(stats *s, const msgpack_object *o, const decoding *d)
     e->sum += sum;
     if (!e->hist) return 0;
     stats_hist *also = d->all_derived && kind == STATS_REQUEST ? s->all : NULL;
-    return decode_hist(e->hist, also, &a[5], d);
+    add_hist(e->hist, also, &a[5], d);
+    return 0;
 }
 
 /* The global counters, added into `dst` the way stats_merge adds them: all checked first, so a
@@ -1020,8 +1039,9 @@ static int decode_root(stats *s, const msgpack_object *root, int check, slot_pla
                   .plan = plan};
     if (d.all_derived && version < 2) return -1;
     if (samples && decode_samples(check ? NULL : s, &a[6]) != 0) return -1;
-    if (decode_globals(s, &a[1], &a[2], &a[3]) || (!d.all_derived && decode_hist(s->all, NULL, &a[4], &d)))
-        return -1;
+    if (decode_globals(s, &a[1], &a[2], &a[3])) return -1;
+    if (!d.all_derived && check && check_hist(&a[4], &d)) return -1;
+    if (!d.all_derived && !check) add_hist(s->all, NULL, &a[4], &d);
     if (a[5].type != MSGPACK_OBJECT_ARRAY) return -1;
     for (uint32_t i = 0; i < a[5].via.array.size; i++)
         if (decode_entry(s, &a[5].via.array.ptr[i], &d)) return -1;
@@ -1057,6 +1077,11 @@ int stats_decode_merge_into(stats *const *dsts, int ndst, stats *scratch, const 
         }
     }
     msgpack_zone_clear(&plan->zone);
+    if (plan->cap > PLAN_KEEP) { /* a huge snapshot: do not hold its memory for the next ones */
+        free(plan->v);
+        plan->v = NULL;
+        plan->cap = 0;
+    }
     return r;
 }
 

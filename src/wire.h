@@ -32,7 +32,7 @@ enum wire_type {
     WIRE_HANDBRAKE,  /* q->w: stop everything now, forget queued commands */
     WIRE_STATS,      /* w->q: run, seq, data (stats_encode format) */
     WIRE_ACK,        /* q->w: run, seq (every numbered message up to seq arrived, none missing);
-                        the queen sends these inside its heartbeats, one a second */
+                        the queen sends these inside its heartbeats, every 2 s to each worker */
     WIRE_BYE,        /* w->q: the worker leaves */
     WIRE_SETUP,      /* w->q: run, setup (JSON result of setup()) ; q->w: run, setup */
     WIRE_DONE,       /* w->q: run, seq, code (0 done, 2 could not load the scenario, 3 could not
@@ -82,7 +82,7 @@ typedef struct wire_msg {
     int64_t vus, iterations, dump;
     double rate, duration;
     int insecure;
-    int64_t first, count;    /* ROWS: a lease of rows [first, first + count) */
+    int64_t first, count; /* ROWS: a lease of rows [first, first + count) */
 } wire_msg;
 
 /* Encode into a malloc'ed buffer. Returns 0, or -1 (unknown type, out of memory). */

@@ -26,8 +26,8 @@
 #include "zsock.h"
 
 #define HEARTBEAT_MS 1000
-#define QUEEN_SILENT_MS 5000 /* no word from the queen for this long: stop the load, wait */
-#define RESEND_MS 2000       /* unacknowledged this long: send again */
+#define QUEEN_SILENT_MS 6000 /* no word from the queen (it beats every 2 s) this long: stop the load */
+#define RESEND_MS 3500       /* unacknowledged this long (acks come every 2 s): send again */
 #define MAX_MSG_BYTES ((int64_t)WIRE_MAX_FRAME + 4096) /* ZMQ_MAXMSGSIZE: a bundle and headroom */
 
 enum run_code { RUN_PREPARE = 0, RUN_SETUP = 1, RUN_START = 2, RUN_TEARDOWN = 3 };

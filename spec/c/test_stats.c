@@ -586,6 +586,47 @@ static void test_roundtrip(void)
     stats_free(d);
 }
 
+/* The queen's way: one scratch reused for every snapshot, each added into the second's stats. */
+static void test_merge_into(void)
+{
+    stats *wide = stats_new(), *small = sample_stats(5);
+    for (int k = 0; k < 3; k++) { /* 3 x 24,000 buckets: more than the scratch keeps between calls */
+        char name[16];
+        snprintf(name, sizeof name, "wide%d", k);
+        int id = stats_name_id(wide, name, STATS_REQUEST);
+        for (uint64_t v = 1; v <= 24000; v++)
+            stats_request(wide, id, v, 200, ERR_NONE, 0, 0);
+    }
+    char *wbuf, *sbuf;
+    size_t wlen, slen;
+    stats_encode(wide, &wbuf, &wlen);
+    stats_encode(small, &sbuf, &slen);
+    stats *second = stats_new(), *total = stats_new(), *scratch = stats_new();
+    stats *const dsts[] = {second, total};
+    int r = stats_decode_merge_into(dsts, 2, scratch, wbuf, wlen);
+    r |= stats_decode_merge_into(dsts, 2, scratch, sbuf, slen);
+    r |= stats_decode_merge_into(dsts, 1, scratch, wbuf, wlen);
+    stats *want = stats_new();
+    stats_merge(want, wide);
+    stats_merge(want, small);
+    CHECK(r == 0 && hist_equal(total->all, want->all) && entries_equal(want, total) && scratch->vus == 0 &&
+              scratch->requests == wide->requests,
+          "snapshots of 72,000 buckets and of a few merge into several destinations through one scratch, "
+          "which holds the last snapshot's counters");
+    stats_merge(want, wide);
+    CHECK(hist_equal(second->all, want->all) && entries_equal(want, second) &&
+              second->requests == want->requests,
+          "and the scratch let go of the big list and decodes the next snapshots the same");
+    free(wbuf);
+    free(sbuf);
+    stats_free(wide);
+    stats_free(small);
+    stats_free(second);
+    stats_free(total);
+    stats_free(scratch);
+    stats_free(want);
+}
+
 /* Hand-made buffers in the wire layout, each with one thing wrong. */
 enum flaw {
     OK_BUF,
@@ -827,6 +868,7 @@ int main(void)
     test_error_samples();
     test_trend_exact();
     test_roundtrip();
+    test_merge_into();
     test_optional_parts();
     test_malformed();
     bench_request();
