@@ -180,7 +180,7 @@ static int64_t worker_vus(const qworker *w, int peak)
 static void merge_snapshot(queen *q, qworker *w, int thread, const char *buf, size_t len)
 {
     stats *const dsts[] = {q->interval}; /* the totals take each second whole (close_interval) */
-    if (stats_decode_merge_into(dsts, 1, q->scratch, buf, len) != 0) {
+    if (stats_decode_merge_into(dsts, 1, q->scratch, buf, len, &q->all_owed) != 0) {
         q->malformed++;
         if (wire_err_once(&q->malformed_said, "snapshot"))
             say(q, "dropped a malformed statistics snapshot from %s; further ones are counted", w->name);
@@ -193,9 +193,25 @@ static void merge_snapshot(queen *q, qworker *w, int thread, const char *buf, si
     if (q->vus_max_sum > q->vus_peak) q->vus_peak = q->vus_max_sum;
 }
 
+/* The second's `all` complete: snapshots that left it out (their request names add up to it) were
+ * added into the names only, and their histograms go into `all` here, once a second. */
+static void interval_settle(queen *q)
+{
+    if (q->all_owed) stats_all_add_requests(q->interval);
+    q->all_owed = 0;
+}
+
+/* Empty the second for the next one (whose `all` is owed again, see interval_settle). */
+static void interval_reset(queen *q)
+{
+    stats_reset(q->interval);
+    q->all_owed = 1;
+}
+
 /* Close one second: a series row, the progress line. */
 static void close_interval(queen *q, double interval_s)
 {
+    interval_settle(q);
     double t = now_s() - q->t0;
     report_row row = report_row_make(q->interval, t, interval_s);
     int64_t vus = 0;
@@ -211,7 +227,7 @@ static void close_interval(queen *q, double interval_s)
     if (!q->o->quiet) report_progress(stderr, &row, q->planned_s, q->tty);
     if (q->tsr) tsreport_add(q->tsr, q->interval);
     stats_merge(q->total, q->interval); /* one dense merge a second, not one per snapshot */
-    stats_reset(q->interval);
+    interval_reset(q);
 }
 
 /* ---- the run ---- */
@@ -229,6 +245,7 @@ static void reset_for_next(queen *q)
     stats_free(q->interval);
     q->total = stats_new();
     q->interval = stats_new();
+    q->all_owed = 1;
     if (q->tsr) {
         tsreport_free(q->tsr);
         q->tsr = tsreport_new();
@@ -287,8 +304,9 @@ static void finish(queen *q)
             close_interval(q, last > 0.05 ? last : 1.0);
         if (!q->o->quiet && q->tty) fputs("\n", stderr);
     }
+    interval_settle(q);
     stats_merge(q->total, q->interval); /* whatever came after the last second (setup, ...) */
-    stats_reset(q->interval);
+    interval_reset(q);
     if (q->stdin_on && q->o->serve && !q->quit) {
         q->last_code = run_code(q);
         reset_for_next(q);
@@ -964,6 +982,7 @@ int queen_run(const queen_options *o)
     if (code) goto out_early;
     q->total = stats_new();
     q->interval = stats_new();
+    q->all_owed = 1;
     q->scratch = stats_new();
     if (o->tsung_report) q->tsr = tsreport_new();
     uv_loop_init(&q->loop);

@@ -87,6 +87,7 @@ typedef struct queen {
     double planned_s, graceful_s;
     stats *total, *interval;
     stats *scratch; /* one snapshot at a time (merge_snapshot) */
+    int all_owed;   /* interval->all lacks its request names' histograms (interval_settle) */
     tsreport *tsr;  /* --tsung-report: Tsung's 10-second windows */
     report_row *rows;
     size_t nrows, caprows;

@@ -45,10 +45,20 @@ typedef struct planned_slot {
 #define PLAN_ZONE_CHUNK (64 * 1024)
 #define PLAN_KEEP (64 * 1024) /* planned slots kept between snapshots; a bigger list is freed */
 
+typedef struct hist_job hist_job;
+
 typedef struct slot_plan {
     planned_slot *v; /* owned */
     size_t len, cap;
-    size_t at; /* the next slot to add */
+    size_t at;       /* the next slot to add */
+    int all_derived; /* the snapshot left `all` out */
+    int queued;      /* `job` waits to be added (add_hist) */
+    struct hist_job {
+        stats_hist *into, *also; /* also: NULL, or `all` when the snapshot left it out */
+        const planned_slot *v;
+        size_t n;
+        uint64_t count, sum, min, max;
+    } job;
     msgpack_zone zone;
 } slot_plan;
 
@@ -879,11 +889,12 @@ static void hist_add_summary(stats_hist *h, uint64_t count, uint64_t sum, uint64
 
 /* How a snapshot is being decoded: its format version, the pass (checking it into the plan, or
  * adding a checked one), and whether it left `all` out (then each request entry's histogram is
- * added into `all` as well). */
+ * added into `all` as well, unless the caller owes `all` those histograms: all_owed). */
 typedef struct decoding {
     int version;
     int check; /* 1: the check pass (nothing is added into histograms) */
     int all_derived;
+    int all_owed;
     slot_plan *plan;
 } decoding;
 
@@ -907,31 +918,45 @@ static int check_hist(const msgpack_object *o, const decoding *d)
     return check_slots(d->plan, slots, count, min, max, d->version);
 }
 
-/* An adding pass on a HIST checked before: its planned slots added into `into`, and into `also`
- * when not NULL. */
+/* Add one HIST's planned slots (a job add_hist queued). */
+static void hist_job_run(const hist_job *j)
+{
+    for (size_t k = 0; k < j->n; k++) {
+        unsigned c = j->v[k].slot / HIST_CHUNK_LEN, i = j->v[k].slot % HIST_CHUNK_LEN;
+        hist_add(j->into, c, i, j->v[k].n);
+        if (j->also) hist_add(j->also, c, i, j->v[k].n);
+    }
+    hist_add_summary(j->into, j->count, j->sum, j->min, j->max);
+    if (j->also) hist_add_summary(j->also, j->count, j->sum, j->min, j->max);
+}
+
+/* An adding pass on a HIST checked before: its planned slots go into `into`, and into `also` when
+ * not NULL. The counters are scattered over up to 92 KB per histogram and often cold, so the adds
+ * run one HIST behind: this one's cache lines are asked for now, and the previous one's slots,
+ * asked for a HIST ago, are added (add_hist_flush adds the last). */
 static void add_hist(stats_hist *into, stats_hist *also, const msgpack_object *o, const decoding *d)
 {
-    uint64_t count = 0, min = 0, max = 0, sum = 0;
+    hist_job j = {.into = into, .also = also};
     const msgpack_object *slots;
-    hist_head(o, &count, &min, &max, &sum, &slots); /* checked before: it cannot fail */
+    hist_head(o, &j.count, &j.min, &j.max, &j.sum, &slots); /* checked before: it cannot fail */
     slot_plan *p = d->plan;
-    size_t n = (size_t)p->v[p->at++].n;
-    const planned_slot *v = &p->v[p->at];
-    p->at += n;
-    if (!count) return;
-    /* the counters are scattered over up to 92 KB and often cold: ask for all their cache lines
-     * first, so their fetches overlap instead of stalling one add after the other */
-    for (size_t k = 0; k < n; k++) {
-        hist_prefetch(into, v[k].slot / HIST_CHUNK_LEN, v[k].slot % HIST_CHUNK_LEN);
-        if (also) hist_prefetch(also, v[k].slot / HIST_CHUNK_LEN, v[k].slot % HIST_CHUNK_LEN);
+    j.n = (size_t)p->v[p->at++].n;
+    j.v = &p->v[p->at];
+    p->at += j.n;
+    if (!j.count) return;
+    for (size_t k = 0; k < j.n; k++) {
+        hist_prefetch(into, j.v[k].slot / HIST_CHUNK_LEN, j.v[k].slot % HIST_CHUNK_LEN);
+        if (also) hist_prefetch(also, j.v[k].slot / HIST_CHUNK_LEN, j.v[k].slot % HIST_CHUNK_LEN);
     }
-    for (size_t k = 0; k < n; k++) {
-        unsigned c = v[k].slot / HIST_CHUNK_LEN, i = v[k].slot % HIST_CHUNK_LEN;
-        hist_add(into, c, i, v[k].n);
-        if (also) hist_add(also, c, i, v[k].n);
-    }
-    hist_add_summary(into, count, sum, min, max);
-    if (also) hist_add_summary(also, count, sum, min, max);
+    if (p->queued) hist_job_run(&p->job);
+    p->job = j;
+    p->queued = 1;
+}
+
+static void add_hist_flush(slot_plan *p)
+{
+    if (p->queued) hist_job_run(&p->job);
+    p->queued = 0;
 }
 
 /* An ENTRY: checked (the check pass keeps nothing of it but its planned slots), or added into
@@ -963,7 +988,7 @@ static int decode_entry(stats *s, const msgpack_object *o, const decoding *d)
     e->errors += errors;
     e->sum += sum;
     if (!e->hist) return 0;
-    stats_hist *also = d->all_derived && kind == STATS_REQUEST ? s->all : NULL;
+    stats_hist *also = d->all_derived && !d->all_owed && kind == STATS_REQUEST ? s->all : NULL;
     add_hist(e->hist, also, &a[5], d);
     return 0;
 }
@@ -1025,7 +1050,7 @@ static int decode_samples(stats *s, const msgpack_object *o)
 /* Decode a snapshot into `s`. The check pass (`check`) checks all of it, adds only its global
  * counters and gauges into `s` and plans its slots; an adding pass, on a snapshot checked before,
  * adds all of it into `s`, its slots from the plan. */
-static int decode_root(stats *s, const msgpack_object *root, int check, slot_plan *plan)
+static int decode_root(stats *s, const msgpack_object *root, int check, slot_plan *plan, int all_owed)
 {
     uint64_t version;
     if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 1) return -1;
@@ -1036,8 +1061,10 @@ static int decode_root(stats *s, const msgpack_object *root, int check, slot_pla
     decoding d = {.version = (int)version,
                   .check = check,
                   .all_derived = a[4].type == MSGPACK_OBJECT_NIL,
+                  .all_owed = all_owed,
                   .plan = plan};
     if (d.all_derived && version < 2) return -1;
+    plan->all_derived = d.all_derived;
     if (samples && decode_samples(check ? NULL : s, &a[6]) != 0) return -1;
     if (decode_globals(s, &a[1], &a[2], &a[3])) return -1;
     if (!d.all_derived && check && check_hist(&a[4], &d)) return -1;
@@ -1045,12 +1072,21 @@ static int decode_root(stats *s, const msgpack_object *root, int check, slot_pla
     if (a[5].type != MSGPACK_OBJECT_ARRAY) return -1;
     for (uint32_t i = 0; i < a[5].via.array.size; i++)
         if (decode_entry(s, &a[5].via.array.ptr[i], &d)) return -1;
+    if (!check) add_hist_flush(plan);
     return 0;
 }
 
 /* Checks the whole snapshot first (into `scratch`), so a malformed buffer leaves every
  * destination untouched; then adds it into each, reading its slots from the plan. */
-int stats_decode_merge_into(stats *const *dsts, int ndst, stats *scratch, const char *buf, size_t len)
+void stats_all_add_requests(stats *s)
+{
+    for (size_t i = 0; i < s->nentries; i++)
+        if (s->entries[i].kind == STATS_REQUEST && s->entries[i].hist)
+            stats_hist_merge(s->all, s->entries[i].hist);
+}
+
+int stats_decode_merge_into(stats *const *dsts, int ndst, stats *scratch, const char *buf, size_t len,
+                            int *all_owed)
 {
     if (!dsts || !scratch || !buf) return -1;
     slot_plan *plan = scratch->plan;
@@ -1069,11 +1105,17 @@ int stats_decode_merge_into(stats *const *dsts, int ndst, stats *scratch, const 
     if (!mpguard_check((const unsigned char *)buf, len, SIZE_MAX) &&
         msgpack_unpack(buf, len, &off, &plan->zone, &root) == MSGPACK_UNPACK_SUCCESS && off == len) {
         globals_zero(scratch);
-        r = decode_root(scratch, &root, 1, plan);
+        r = decode_root(scratch, &root, 1, plan, 0);
+        int owed = r == 0 && all_owed && *all_owed;
+        if (owed && !plan->all_derived) { /* it carries its own `all`: settle the debt first */
+            for (int i = 0; i < ndst; i++)
+                stats_all_add_requests(dsts[i]);
+            *all_owed = owed = 0;
+        }
         /* valid: add it into each destination the same (sparse) way; it cannot fail now */
         for (int i = 0; r == 0 && i < ndst; i++) {
             plan->at = 0;
-            decode_root(dsts[i], &root, 0, plan);
+            decode_root(dsts[i], &root, 0, plan, owed);
         }
     }
     msgpack_zone_clear(&plan->zone);
@@ -1089,7 +1131,7 @@ int stats_decode_merge(stats *dst, const char *buf, size_t len)
 {
     if (!dst) return -1;
     stats *scratch = stats_new();
-    int r = stats_decode_merge_into(&dst, 1, scratch, buf, len);
+    int r = stats_decode_merge_into(&dst, 1, scratch, buf, len, NULL);
     stats_free(scratch);
     return r;
 }

@@ -134,7 +134,16 @@ int stats_encode(const stats *s, char **out, size_t *outlen);
 int stats_decode_merge(stats *dst, const char *buf, size_t len);
 /* The same for several destinations at once, with `scratch` reused between calls (its global
  * counters and gauges are reset here, then hold the snapshot's; its entries are not used); every
- * destination gets only the non-empty buckets added. */
-int stats_decode_merge_into(stats *const *dsts, int ndst, stats *scratch, const char *buf, size_t len);
+ * destination gets only the non-empty buckets added.
+ * `all_owed` (NULL: not used) spares adding each latency twice. While *all_owed is set, a snapshot
+ * that left `all` out (its request entries add up to it) adds only into the request entries, and
+ * the caller owes the destinations' `all` those entries' histograms: before reading `all` it calls
+ * stats_all_add_requests on each destination. A snapshot that carries its own `all` settles the
+ * debt first and clears *all_owed. Set *all_owed only while the destinations' `all` and request
+ * entries are empty (a new or reset stats), and again after each reset. */
+int stats_decode_merge_into(stats *const *dsts, int ndst, stats *scratch, const char *buf, size_t len,
+                            int *all_owed);
+/* Add every request entry's histogram into `all` (what stats_decode_merge_into left owed). */
+void stats_all_add_requests(stats *s);
 
 #endif

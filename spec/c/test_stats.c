@@ -603,9 +603,9 @@ static void test_merge_into(void)
     stats_encode(small, &sbuf, &slen);
     stats *second = stats_new(), *total = stats_new(), *scratch = stats_new();
     stats *const dsts[] = {second, total};
-    int r = stats_decode_merge_into(dsts, 2, scratch, wbuf, wlen);
-    r |= stats_decode_merge_into(dsts, 2, scratch, sbuf, slen);
-    r |= stats_decode_merge_into(dsts, 1, scratch, wbuf, wlen);
+    int r = stats_decode_merge_into(dsts, 2, scratch, wbuf, wlen, NULL);
+    r |= stats_decode_merge_into(dsts, 2, scratch, sbuf, slen, NULL);
+    r |= stats_decode_merge_into(dsts, 1, scratch, wbuf, wlen, NULL);
     stats *want = stats_new();
     stats_merge(want, wide);
     stats_merge(want, small);
@@ -623,6 +623,56 @@ static void test_merge_into(void)
     stats_free(small);
     stats_free(second);
     stats_free(total);
+    stats_free(scratch);
+    stats_free(want);
+}
+
+/* The queen owes a second's `all` the histograms of the request names of the snapshots that left
+ * it out, and pays once a second (stats_all_add_requests); one that carries its `all` settles first. */
+static void test_all_owed(void)
+{
+    stats *a = sample_stats(6), *b = sample_stats(7), *odd = stats_new();
+    int id = stats_name_id(odd, "odd", STATS_REQUEST);
+    stats_request(odd, id, 4000, 200, ERR_NONE, 0, 0);
+    stats_request(odd, -1, 9, 200, ERR_NONE, 0, 0); /* counted in `all` only: it travels whole */
+    char *abuf, *bbuf, *obuf;
+    size_t alen, blen, olen;
+    stats_encode(a, &abuf, &alen);
+    stats_encode(b, &bbuf, &blen);
+    stats_encode(odd, &obuf, &olen);
+    stats *d = stats_new(), *scratch = stats_new(), *want = stats_new();
+    stats *const dsts[] = {d};
+    int owed = 1;
+    int r = stats_decode_merge_into(dsts, 1, scratch, abuf, alen, &owed);
+    r |= stats_decode_merge_into(dsts, 1, scratch, bbuf, blen, &owed);
+    CHECK(r == 0 && owed == 1 && stats_hist_count(d->all) == 0 && d->requests == a->requests + b->requests,
+          "while `all` is owed, snapshots that left it out add into their names only");
+    stats_all_add_requests(d);
+    stats_merge(want, a);
+    stats_merge(want, b);
+    CHECK(hist_same(d->all, want->all) && entries_equal(want, d),
+          "paying the debt makes `all` whole, slot by slot");
+
+    stats_reset(d);
+    stats_reset(want);
+    owed = 1;
+    r = stats_decode_merge_into(dsts, 1, scratch, abuf, alen, &owed);
+    r |= stats_decode_merge_into(dsts, 1, scratch, obuf, olen, &owed);
+    int settled = owed == 0;
+    r |= stats_decode_merge_into(dsts, 1, scratch, bbuf, blen, &owed);
+    stats_merge(want, a);
+    stats_merge(want, odd);
+    stats_merge(want, b);
+    CHECK(
+        r == 0 && settled && owed == 0 && hist_same(d->all, want->all) && entries_equal(want, d),
+        "a snapshot that carries its own `all` settles the debt first, and later ones add into `all` again");
+    free(abuf);
+    free(bbuf);
+    free(obuf);
+    stats_free(a);
+    stats_free(b);
+    stats_free(odd);
+    stats_free(d);
     stats_free(scratch);
     stats_free(want);
 }
@@ -869,6 +919,7 @@ int main(void)
     test_trend_exact();
     test_roundtrip();
     test_merge_into();
+    test_all_owed();
     test_optional_parts();
     test_malformed();
     bench_request();
