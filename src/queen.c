@@ -30,20 +30,14 @@ static double now_s(void) { return (double)uv_hrtime() / 1e9; }
 static uint64_t now_ms(void) { return uv_hrtime() / 1000000; }
 
 /* A line for the user, clearing the progress line first. */
-void queen_vsay(queen *q, const char *fmt, va_list ap)
+void queen_say(queen *q, const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
     if (q->tty && !q->o->quiet) fputs("\r\033[K", stderr);
     fputs("parrot: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
-}
-
-static void say(queen *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(queen *q, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    queen_vsay(q, fmt, ap);
     va_end(ap);
 }
 
@@ -59,7 +53,7 @@ static void event(queen *q, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    say(q, "[%s] %s", ts, line);
+    queen_say(q, "[%s] %s", ts, line);
 }
 
 /* ---- sending ---- */
@@ -76,7 +70,8 @@ static void send_to(queen *q, qworker *w, const wire_msg *m)
             const char *why = errno == EHOSTUNREACH ? "it is not connected right now"
                               : errno == EAGAIN     ? "its queue is full"
                                                     : zmq_strerror(errno);
-            say(q, "cannot send %s to worker %s: %s (dropped; further failures of this kind are not shown)",
+            queen_say(
+                q, "cannot send %s to worker %s: %s (dropped; further failures of this kind are not shown)",
                 wire_type_name(m->type), w->name, why);
         }
     }
@@ -183,7 +178,8 @@ static void merge_snapshot(queen *q, qworker *w, int thread, const char *buf, si
     if (stats_decode_merge_into(dsts, 1, q->scratch, buf, len, &q->all_owed) != 0) {
         q->malformed++;
         if (wire_err_once(&q->malformed_said, "snapshot"))
-            say(q, "dropped a malformed statistics snapshot from %s; further ones are counted", w->name);
+            queen_say(q, "dropped a malformed statistics snapshot from %s; further ones are counted",
+                      w->name);
         return;
     }
     int t = thread >= 0 && thread < QW_THREADS ? thread : QW_THREADS - 1;
@@ -267,7 +263,7 @@ static void reset_for_next(queen *q)
         if (w->state != W_LOST) w->state = W_IDLE;
     }
     q->phase = Q_WAITING;
-    say(q, "press Enter to run %s again, or q and Enter to quit", q->name);
+    queen_say(q, "press Enter to run %s again, or q and Enter to quit", q->name);
 }
 
 /* The exit code of a run that ended: 2 the scenario could not load, 1 the run could not go on
@@ -318,7 +314,7 @@ static void finish(queen *q)
 /* The run cannot go on: one line, and the run ends (exit 1 when it had not started). */
 static void fail_run(queen *q, const char *line)
 {
-    say(q, "%s", line);
+    queen_say(q, "%s", line);
     q->run_failed = 1;
     finish(q);
 }
@@ -348,7 +344,7 @@ static void on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         if (live_workers(q))
             begin_run(q);
         else
-            say(q, "no worker has joined yet");
+            queen_say(q, "no worker has joined yet");
     }
     free(buf->base);
 }
@@ -407,8 +403,8 @@ static void start_load(queen *q)
         int nw = 0;
         for (int i = 0; i < q->nworkers; i++)
             nw += q->workers[i].in_run && q->workers[i].state != W_LOST;
-        say(q, "running %s for %.0fs on %d worker%s (%d load threads)", q->name, q->planned_s, nw,
-            nw > 1 ? "s" : "", total_slots(q));
+        queen_say(q, "running %s for %.0fs on %d worker%s (%d load threads)", q->name, q->planned_s, nw,
+                  nw > 1 ? "s" : "", total_slots(q));
     }
     q->phase = Q_RUN;
     q->t0 = now_s();
@@ -499,7 +495,7 @@ static void worker_lost(queen *q, qworker *w, const char *why)
     if (!was_in_run) return;
     if (!first_in_run(q)) {
         if (q->started) {
-            say(q, "every worker of the run is gone: ending it with what they reported");
+            queen_say(q, "every worker of the run is gone: ending it with what they reported");
             finish(q);
         } else {
             fail_run(q, "every worker of the run is gone before it started: the run fails");
@@ -662,7 +658,7 @@ static void on_done(queen *q, qworker *w, wire_msg *m)
 {
     if (m->run != q->run_id) return;
     if (m->code == 2) { /* could not load the scenario */
-        if (!q->failed) say(q, "worker %s could not start the run", w->name);
+        if (!q->failed) queen_say(q, "worker %s could not start the run", w->name);
         q->failed = 1;
         w->state = W_LOST;
         if (!first_in_run(q) || q->phase == Q_PREPARE || q->phase == Q_SETUP) finish(q);
@@ -682,7 +678,8 @@ static void count_malformed(queen *q, const char *kind, const char *why)
 {
     q->malformed++;
     if (wire_err_once(&q->malformed_said, kind))
-        say(q, "dropped a malformed message (%s: %s); further ones of this kind are counted", kind, why);
+        queen_say(q, "dropped a malformed message (%s: %s); further ones of this kind are counted", kind,
+                  why);
 }
 
 static void on_bad_frames(zsock *z, const char *peer, size_t peerlen, int frames, void *ud)
@@ -732,9 +729,9 @@ static void on_worker_msg(queen *q, qworker *w, wire_msg *m)
     case WIRE_LOG:
         if (m->text) {
             if (q->o->bind)
-                say(q, "%s: %s", w->name, m->text);
+                queen_say(q, "%s: %s", w->name, m->text);
             else
-                say(q, "%s", m->text);
+                queen_say(q, "%s", m->text);
         }
         break;
     case WIRE_BYE:
@@ -751,7 +748,7 @@ static void on_worker_msg(queen *q, qworker *w, wire_msg *m)
     case WIRE_STOP: /* the scenario asked to end the test (parrot.abort_test) */
         if ((q->phase == Q_RUN || q->phase == Q_SETUP) && !q->aborted) {
             q->aborted = q->interrupted = q->script_aborted = 1;
-            say(q, "the scenario ended the test: %s", m->text ? m->text : "abort_test");
+            queen_say(q, "the scenario ended the test: %s", m->text ? m->text : "abort_test");
             stop_run(q, 0);
         }
         break;
@@ -792,16 +789,16 @@ static void on_tick(uv_timer_t *h)
     q->total->vus_max = q->vus_peak;
     if (!q->aborted && q->phase == Q_RUN && thresholds_eval(&q->th, q->total, now_s() - q->t0, 1) > 0) {
         q->aborted = q->interrupted = 1;
-        say(q, "an abort threshold was crossed: stopping the run");
+        queen_say(q, "an abort threshold was crossed: stopping the run");
         stop_run(q, 0);
     }
     double elapsed = now_s() - q->t0;
     if (!q->stop_at && elapsed > q->planned_s + q->graceful_s + 30) {
-        say(q, "the run is overdue: cutting it");
+        queen_say(q, "the run is overdue: cutting it");
         stop_run(q, 1);
     }
     if (q->stop_at && now_s() > q->stop_at) {
-        say(q, "workers did not finish in time: ending with what they reported");
+        queen_say(q, "workers did not finish in time: ending with what they reported");
         finish(q);
     }
 }
@@ -872,7 +869,7 @@ static void on_signal(uv_signal_t *h, int signum)
     (void)signum;
     q->interrupted = 1;
     if (++q->signals == 1) {
-        say(q, "stopping (in-flight requests get 2 s; press Ctrl-C again to cut them now)");
+        queen_say(q, "stopping (in-flight requests get 2 s; press Ctrl-C again to cut them now)");
         stop_run(q, 0);
     } else if (q->signals == 2) {
         stop_run(q, 1);
@@ -955,13 +952,13 @@ static int start_handles(queen *q, const char *endpoint)
         if (early_signal) on_signal(&q->sigint, early_signal);
         return 0;
     }
-    say(q, "queen listening on %s; waiting for %d worker%s", endpoint, o->expect > 0 ? o->expect : 1,
-        o->expect > 1 ? "s" : "");
+    queen_say(q, "queen listening on %s; waiting for %d worker%s", endpoint, o->expect > 0 ? o->expect : 1,
+              o->expect > 1 ? "s" : "");
     if (isatty(0) && uv_tty_init(&q->loop, &q->in, 0, 1) == 0) {
         q->in.data = q;
         uv_read_start((uv_stream_t *)&q->in, on_alloc, on_stdin);
         q->stdin_on = 1;
-        say(q, "press Enter to start with the workers connected so far");
+        queen_say(q, "press Enter to start with the workers connected so far");
     }
     if (early_signal) on_signal(&q->sigint, early_signal);
     return 0;

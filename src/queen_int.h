@@ -116,7 +116,8 @@ typedef struct queen {
 } queen;
 
 /* queen.c */
-void queen_vsay(queen *q, const char *fmt, va_list ap);
+/* A line for the user, clearing the progress line first. */
+void queen_say(queen *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* queen_plan.c */
 /* Refuse (with one line, exit code 2) the options of `parrot run` that belong to each worker, and

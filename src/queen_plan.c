@@ -14,15 +14,6 @@
 #include "queen_int.h"
 #include "wire.h"
 
-static void say(queen *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(queen *q, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    queen_vsay(q, fmt, ap);
-    va_end(ap);
-}
-
 /* The scenario's name, planned duration, planned VUs and thresholds, from the queen's own state. */
 static int read_plan(queen *q, lua_State *L, long *planned_vus)
 {
@@ -173,7 +164,7 @@ static void on_hs_lines(uv_async_t *a)
             said = q->hs_said[k] == h;
         if (said) continue;
         if (q->hs_nsaid < HS_SAID) q->hs_said[q->hs_nsaid++] = h;
-        say(q, "%s", lines[i]);
+        queen_say(q, "%s", lines[i]);
     }
 }
 
