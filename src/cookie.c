@@ -456,6 +456,32 @@ void cookie_jar_add(cookie_jar *j, const char *domain, const char *path, const c
     jar_store(j, c, INT64_MIN);
 }
 
+int cookie_jar_copy(cookie_jar *dst, const cookie_jar *src)
+{
+    if (!dst || dst == src) return 0;
+    size_t n = src ? src->n : 0;
+    cookie **c = n ? malloc(n * sizeof *c) : NULL;
+    if (n && !c) return -1;
+    for (size_t i = 0; i < n; i++) {
+        const cookie *o = src->c[i];
+        c[i] = cookie_alloc(o->name, strlen(o->name), o->value, strlen(o->value), o->domain, strlen(o->domain),
+                            o->path, strlen(o->path));
+        if (!c[i]) {
+            while (i--)
+                free(c[i]);
+            free(c);
+            return -1;
+        }
+        c[i]->expires = o->expires, c[i]->created = o->created, c[i]->accessed = o->accessed;
+        c[i]->host_only = o->host_only, c[i]->secure = o->secure, c[i]->http_only = o->http_only;
+    }
+    cookie_jar_clear(dst);
+    free(dst->c);
+    dst->c = c, dst->cap = n, dst->n = n;
+    dst->seq = src ? src->seq : 0;
+    return 0;
+}
+
 static int cookie_order(const void *a, const void *b)
 {
     const cookie *x = *(cookie *const *)a, *y = *(cookie *const *)b;

@@ -12,6 +12,9 @@ typedef struct cookie_jar cookie_jar;
 cookie_jar *cookie_jar_new(void);
 void cookie_jar_free(cookie_jar *j);
 void cookie_jar_clear(cookie_jar *j);
+/* Make dst hold copies of src's cookies (and nothing else): a saved session's jar put back, or a
+ * jar saved for later. Returns 0, or -1 when out of memory (dst is then unchanged). */
+int cookie_jar_copy(cookie_jar *dst, const cookie_jar *src);
 /* Store one Set-Cookie header value received from `host` for request path `path`.
  * `now` is wall-clock seconds (time(NULL)), used for Expires/Max-Age. Bad cookies are ignored. */
 void cookie_jar_set(cookie_jar *j, const char *host, const char *path, int secure_origin,

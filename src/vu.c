@@ -755,6 +755,36 @@ static int l_cookies_clear(lua_State *L)
     return 0;
 }
 
+/* A saved jar (core.cookies_save) is a userdata that owns its copy of the cookies. */
+#define JAR_MT "parrot.cookie_jar"
+
+static int jar_gc(lua_State *L)
+{
+    cookie_jar **saved = luaL_checkudata(L, 1, JAR_MT);
+    cookie_jar_free(*saved);
+    *saved = NULL;
+    return 0;
+}
+
+/* core.cookies_save() -> a copy of this VU's jar, for core.cookies_restore. */
+static int l_cookies_save(lua_State *L)
+{
+    cookie_jar *j = current_jar(L), **saved = lua_newuserdata(L, sizeof *saved);
+    *saved = NULL;
+    luaL_getmetatable(L, JAR_MT);
+    lua_setmetatable(L, -2);
+    if (!(*saved = cookie_jar_new()) || cookie_jar_copy(*saved, j) != 0) luaL_error(L, "out of memory");
+    return 1;
+}
+
+/* core.cookies_restore(saved): this VU's jar holds what it held when saved, and nothing else. */
+static int l_cookies_restore(lua_State *L)
+{
+    cookie_jar **saved = luaL_checkudata(L, 1, JAR_MT);
+    if (cookie_jar_copy(current_jar(L), *saved) != 0) luaL_error(L, "out of memory");
+    return 0;
+}
+
 /* core.new_browser(): forget this VU's connections (a fresh start, keeps cookies). */
 static int l_close_connections(lua_State *L)
 {
@@ -985,6 +1015,8 @@ static int open_core(lua_State *L)
                                    {"cookie", l_cookie},
                                    {"cookie_add", l_cookie_add},
                                    {"cookies_clear", l_cookies_clear},
+                                   {"cookies_save", l_cookies_save},
+                                   {"cookies_restore", l_cookies_restore},
                                    {"close_connections", l_close_connections},
                                    {"park", l_park},
                                    {"wake", l_wake},
@@ -1025,6 +1057,12 @@ static int open_core(lua_State *L)
     lua_pushliteral(L, "k");
     lua_setfield(L, -2, "__mode");
     lua_setmetatable(L, -2);
+    lua_pop(L, 1);
+    luaL_newmetatable(L, JAR_MT);
+    lua_pushcfunction(L, jar_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushliteral(L, JAR_MT);
+    lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
     luaL_newmetatable(L, "parrot.headers");
     lua_pushcfunction(L, headers_index);

@@ -213,6 +213,10 @@ http.cookies = {
   get = function(name, u) return core.cookie(absolute(u or "/"), name) end,
   add = function(c) core.cookie_add(assert(c.domain, "cookie domain"), c.path or "/", assert(c.name), tostring(c.value)) end,
   clear = function() core.cookies_clear() end,
+  -- http.cookies.save() -> saved: a copy of the jar as it is now; http.cookies.restore(saved)
+  -- makes the jar hold those cookies again (and only those).
+  save = function() return core.cookies_save() end,
+  restore = function(saved) core.cookies_restore(saved) end,
 }
 
 -- Response methods.

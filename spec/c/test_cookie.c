@@ -270,6 +270,34 @@ static void test_add(void)
     cookie_jar_free(j);
 }
 
+/* A jar saved and put back later: what it held then, in the same order, nothing added since. */
+static void test_copy(void)
+{
+    cookie_jar *j = cookie_jar_new(), *saved = cookie_jar_new();
+    set(j, "example.com", "/", 0, "a=1", NOW);
+    set(j, "example.com", "/", 1, "s=2; Secure; Max-Age=60", NOW);
+    set(j, "example.com", "/", 0, "b=3", NOW);
+    CHECK(cookie_jar_copy(saved, j) == 0 && cookie_jar_size(saved) == 3, "a copy holds every cookie");
+    cookie_jar_clear(j);
+    set(j, "example.com", "/", 0, "c=4", NOW);
+    CHECK(strcmp(header(saved, "example.com", "/", 1, NOW), "a=1; s=2; b=3") == 0,
+          "the copy keeps values, flags and the order they were set in");
+    CHECK(strcmp(header(saved, "example.com", "/", 1, NOW + 61), "a=1; b=3") == 0,
+          "the copy keeps expiry times");
+    CHECK(cookie_jar_copy(j, saved) == 0 && strcmp(header(j, "example.com", "/", 0, NOW), "a=1; b=3") == 0,
+          "copying back replaces what the jar held since (c=4 is gone)");
+    set(j, "example.com", "/", 0, "d=5", NOW);
+    CHECK(strcmp(header(j, "example.com", "/", 0, NOW), "a=1; b=3; d=5") == 0,
+          "a cookie set after the copy comes after the copied ones");
+    CHECK(strcmp(header(saved, "example.com", "/", 0, NOW), "a=1; b=3") == 0,
+          "the saved jar does not change with the jar it was copied into");
+    cookie_jar *empty = cookie_jar_new();
+    CHECK(cookie_jar_copy(j, empty) == 0 && cookie_jar_size(j) == 0, "copying an empty jar empties");
+    cookie_jar_free(empty);
+    cookie_jar_free(saved);
+    cookie_jar_free(j);
+}
+
 static void test_bounds(void)
 {
     cookie_jar *j = cookie_jar_new();
@@ -317,6 +345,7 @@ int main(void)
     test_secure_and_flags();
     test_replace_and_order();
     test_add();
+    test_copy();
     test_bounds();
     return check_done();
 }
