@@ -64,7 +64,7 @@ int tsung_import(const char *path, const tsung_options *o, char **lua_out, char 
  *                         { kind = "while", var = "x", op = "eq", value = "1" })
  *           if s:test("var", "eq", "value") then ... end
  *           for _ in s:foreach("name", "listvar", { include = nil, exclude = nil }) do ... end
- *           s:change_type { host = "h", port = 8080, server_type = "tcp", store = nil }
+ *           s:change_type { host = "h", port = 8080, server_type = "tcp", store = true, restore = true }
  *           s:abort("session")
  *         end) },
  *     },

@@ -302,8 +302,9 @@ static void emit_repeat(ctx *c, node *k)
     tsung_sb_printf(b, " }) -- <%s> line %d\n", cond->name, cond->line);
 }
 
-/* <change_type new_type="ts_http" host= port= server_type=>: later requests go to that server
- * (--server points it elsewhere too); store/restore keep or bring back a session's state. */
+/* <change_type new_type="ts_http" host= port= server_type= store= restore=>: later requests go
+ * to that server (--server points it elsewhere too) in a new session, or with restore the one a
+ * store kept for it. */
 static void emit_change_type(ctx *c, node *k)
 {
     sbuf *b = &c->out;
@@ -316,11 +317,10 @@ static void emit_change_type(ctx *c, node *k)
     tsung_field(b, &first, "port", c->srv_port ? port : tsung_attr(k, "port"), 1);
     tsung_field(b, &first, "server_type", c->srv_port ? (c->srv_tls ? "ssl" : "tcp") : t, 0);
     if (tsung_is_true(tsung_attr(k, "store"))) tsung_sb_puts(b, ", store = true");
+    if (tsung_is_true(tsung_attr(k, "restore"))) tsung_sb_puts(b, ", restore = true");
     tsung_sb_printf(b, " } -- line %d\n", k->line);
     if (c->srv_port)
         tsung_note(c, k->line, "<change_type> now goes to %s:%d (--server)", c->srv_host, c->srv_port);
-    if (tsung_is_true(tsung_attr(k, "restore")))
-        tsung_note(c, k->line, "<change_type restore=\"true\">: the user goes on with its current cookies");
     if (strcmp(t, "tcp") && strcmp(t, "ssl") && strcmp(t, "tcp6") && strcmp(t, "ssl6") && strcmp(t, "tls"))
         tsung_fail_at(c, k, "<change_type server_type=\"%s\">: expected tcp or ssl", t);
     else if (!strncmp(t, "ssl", 3) || !strcmp(t, "tls"))

@@ -963,23 +963,35 @@ function S:foreach(name, listvar, o)
   end
 end
 
--- s:change_type{host, port, server_type, store}: later requests of the user go to this server
--- (relative URLs, Host header). Unless store = true, the user's connections are closed and its
--- cookie jar emptied: a new session of the protocol, as in Tsung. "%%_var%%" host and port are
--- substituted.
+-- s:change_type{host, port, server_type, store, restore}: later requests of the user go to this
+-- server (relative URLs, Host header), in a new session of it: an empty cookie jar. store = true
+-- first keeps the session being left (its cookies; its connections stay open) under the server it
+-- was on; restore = true on a later change_type back to that server goes on with that session
+-- instead of a new one. Without store the user's connections are closed. (Tsung keeps one stored
+-- session per protocol; as every one is HTTP here, they are kept per server.) "%%_var%%" host
+-- and port are substituted.
 function S:change_type(o)
   local host, port = self:subst(o.host), tonumber(self:subst(tostring(o.port)))
   if not host or host == "" or not port then error("change_type: needs a host and a port number", 0) end
-  if not bool(o.store) then
+  if bool(o.store) then
+    self.stored = self.stored or {}
+    self.stored[self.base] = { jar = http.cookies.save(), names = self.cookie_names }
+  else
     core().close_connections()
-    http.cookies.clear()
-    self.cookie_names = {}
     self:set_connected(false)
   end
   local t = (o.server_type or "tcp"):lower()
   self.scheme = (t == "ssl" or t == "ssl6" or t == "tls") and "https" or "http"
   self.host, self.port = host, port
   self.base = origin(self.scheme, self.host, self.port)
+  local kept = bool(o.restore) and self.stored and self.stored[self.base]
+  self.cookie_names = {}
+  if kept then
+    http.cookies.restore(kept.jar)
+    for n in pairs(kept.names) do self.cookie_names[n] = true end
+  else
+    http.cookies.clear()
+  end
 end
 
 -- s:abort("session" | "all")

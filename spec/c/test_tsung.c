@@ -448,7 +448,8 @@ static void test_control_flow(void)
             "<foreach name=\"link\" in=\"links\" exclude=\"logout\"><request subst=\"true\"><http "
             "url=\"%%_link%%\"/></request></foreach>\n"
             "<setdynvars sourcetype=\"random_number\" start=\"1\" end=\"10\"><var name=\"n\"/></setdynvars>\n"
-            "<change_type new_type=\"ts_http\" host=\"h\" port=\"80\" server_type=\"tcp\"/>\n"
+            "<change_type new_type=\"ts_http\" host=\"h\" port=\"80\" server_type=\"tcp\" store=\"true\"/>\n"
+            "<change_type new_type=\"ts_http\" host=\"g\" port=\"81\" server_type=\"tcp\" restore=\"true\"/>\n"
             "<set_option name=\"rate_limit\" value=\"64\"/><interaction action=\"send\" id=\"x\"/>\n"
             "<abort/>\n"),
         NULL);
@@ -465,6 +466,8 @@ static void test_control_flow(void)
                           "abort all",
                           "foreach link links {exclude=logout}",
                           "setdynvars {end=10,sourcetype=random_number,start=1,vars={1=n}}",
+                          "change_type {host=h,port=80,server_type=tcp,store=true}",
+                          "change_type {host=g,port=81,restore=true,server_type=tcp}",
                           "abort session"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         CHECK(has(r->calls, want[i]), "calls %s", want[i]);

@@ -39,6 +39,8 @@ bgwait() { wait "${JOB[$1]}"; RC=$?; }
 
 # requests LOG: the request lines of an access log, in order ("METHOD /path?query")
 requests() { sed -E -n 's/^[^"]*"([A-Z]+ [^ ]*) HTTP\/1\.[01]".*$/\1/p' "$1"; }
+# answered LOG: the request lines and their statuses, in order ("METHOD /path?query STATUS")
+answered() { sed -E -n 's/^[^"]*"([A-Z]+ [^ ]*) HTTP\/1\.[01]" ([0-9]+) .*$/\1 \2/p' "$1"; }
 
 # no_crash NAME DESC: the run printed no internal error or Lua traceback
 no_crash() {
@@ -142,6 +144,10 @@ bgrun f_refused "$TS/f_one.xml" --server "127.0.0.1:$(free_port)" --tsung-report
 if target f_tls --tls; then
     sed "s/port=\"PORT\"/port=\"${TPORT[f_tls]}\"/" "$TS/f_ssl.xml" >"$TMP/f_ssl.xml"
     bgrun f_tls "$TMP/f_ssl.xml"
+fi
+if target f_store_a && target f_store_b; then
+    sed -e "s/PORT_A/${TPORT[f_store_a]}/g" -e "s/PORT_B/${TPORT[f_store_b]}/g" "$TS/f_store.xml" >"$TMP/f_store.xml"
+    bgrun f_store "$TMP/f_store.xml"
 fi
 if [ -n "$have_examples" ]; then
     target f_tag && bgrun f_tag "$EX/http_tag.xml" --server "127.0.0.1:${TPORT[f_tag]}" -x landing,gif --rate 4 --duration 2s
@@ -364,6 +370,18 @@ if [ -n "${JOB[f_tls]:-}" ]; then
     untarget f_tls
     is "$RC" 0 "a server of type ssl with a self-signed certificate: parrot run exits 0"
     is "$(lines "${TLOG[f_tls]}" 'GET /echo?tls ')" 1 "a server of type ssl: the certificate is not checked (as in Tsung 1.7)"
+fi
+
+if [ -n "${JOB[f_store]:-}" ]; then
+    bgwait f_store
+    untarget f_store_a; untarget f_store_b
+    is "$RC" 0 "change_type store/restore: parrot run exits 0"
+    is "$(answered "${TLOG[f_store_a]}" | tr '\n' ,)" \
+        "POST /login 200,GET /account?on=a 200,GET /account?on=a-restored 200,GET /echo?a_is=alice 200,GET /account?on=a-new 401," \
+        "change_type back to the first server with restore=\"true\": its session goes on (alice's cookie); without restore a new one"
+    is "$(answered "${TLOG[f_store_b]}" | tr '\n' ,)" \
+        "GET /account?on=b-new 401,POST /login 200,GET /account?on=b-restored 200,GET /echo?b_is=bob 200," \
+        "change_type to another server starts a new session (no cookie of the first); restore=\"true\" brings back the one stored (bob's)"
 fi
 
 if [ -n "${JOB[f_tag]:-}" ]; then

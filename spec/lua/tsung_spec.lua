@@ -734,6 +734,42 @@ describe("tsung control flow", function()
     assert.is_nil(after.cookie)
   end)
 
+  it("change_type store=true keeps the session left; restore=true on the way back goes on with it", function()
+    local A, B = TARGET, "http://localhost:" .. PORT
+    local seen = {}
+    run(function(s)
+      s:request { url = "/cookie/set?who=first" } -- on the <server>: A
+      s:change_type { host = "localhost", port = PORT, server_type = "tcp", store = true }
+      seen.jar_on_b = http.cookies.get("who", A .. "/") -- B starts a new session: an empty jar
+      s:request { url = "/cookie/set?who=second" }
+      s:change_type { host = HOST, port = PORT, server_type = "tcp", store = true, restore = true }
+      local r = s:request { url = "/echo" }
+      seen.back_on_a, seen.reused = echo(r).headers.cookie, r.reused
+      seen.b_in_jar = http.cookies.get("who", B .. "/") -- A's session alone
+      s:change_type { host = "localhost", port = PORT, server_type = "tcp", restore = true }
+      seen.b_again = echo(s:request { url = "/echo" }).headers.cookie
+      s:change_type { host = HOST, port = PORT, server_type = "tcp" }
+      seen.a_without_restore = echo(s:request { url = "/echo" }).headers.cookie
+    end)
+    http.cookies.clear()
+    assert.is_nil(seen.jar_on_b)
+    assert.equal("who=first", seen.back_on_a)
+    assert.equal(true, seen.reused, "the connection to A stayed open while the user was on B")
+    assert.is_nil(seen.b_in_jar)
+    assert.equal("who=second", seen.b_again) -- B's session, kept by the store on the way to A
+    assert.is_nil(seen.a_without_restore) -- without restore: a new session, though A's was kept
+  end)
+
+  it("change_type restore=true without an earlier store starts a new session", function()
+    local cookie
+    run(function(s)
+      s:request { url = "/cookie/set?who=first" }
+      s:change_type { host = HOST, port = PORT, server_type = "tcp", restore = true }
+      cookie = echo(s:request { url = "/echo" }).headers.cookie
+    end)
+    assert.is_nil(cookie)
+  end)
+
   it("abort ends the session; nothing after it runs", function()
     local after = false
     run(function(s) s:abort("session"); after = true end)
