@@ -58,6 +58,10 @@ int tsung_import(const char *path, const tsung_options *o, char **lua_out, char 
  *                                     max_loop = 20, sleep_loop = 5, loop_back = 0, max_restart = 3,
  *                                     skip_headers = nil, subst = false, name = nil } } }
  *           s:transaction("login", function() ... end)
+ *           s:loop_back(3, function() -- <match do="loop"> line 30 runs these again
+ *             ...   -- whole elements: the 3 actions before the request, as Tsung counts them
+ *             s:request { ..., matches = { { ["do"] = "loop", loop_back = 3 } } }  -- the request, last
+ *           end)
  *           s:setdynvars { sourcetype = "random_number", start = 1, ["end"] = 10, vars = { "x" } }
  *           for _ in s:for_loop("i", "1", "10", "1") do ... end
  *           s:repeat_loop({ name = "r", max_repeat = 20 }, function() ... end,

@@ -47,13 +47,7 @@ static void emit_item(ctx *c, sbuf *b, int pass, node *k)
                                         "sleep_loop",   "loop_back", "max_restart",
                                         "skip_headers", "name",      "apply_to_content"};
         size_t l;
-        const char *t = tsung_text_trim(k, &l), *back = tsung_attr(k, "loop_back"), *d = tsung_attr(k, "do");
-        if (d && !strcmp(d, "loop") && back && strspn(back, "0") != strlen(back))
-            return tsung_fail_at(
-                c, k,
-                "<match do=\"loop\" loop_back=\"%s\">: jumping back to earlier actions is not "
-                "supported (without loop_back the request itself is sent again)",
-                back);
+        const char *t = tsung_text_trim(k, &l);
         tsung_sb_puts(b, "regex = ");
         tsung_lua_str(b, t, l);
         f = 0;
@@ -405,11 +399,154 @@ static void emit_stmt(ctx *c, node *k)
     }
 }
 
+/* ---- <match do="loop" loop_back="N">: the request's N earlier actions, run again ---- */
+
+/* How many of Tsung's actions element k is. Tsung numbers the steps of a session in one flat list
+ * (ts_config.erl), and loop_back counts back in it: a request (unless -x leaves it out), a
+ * thinktime, setdynvars, change_type, set_option, interaction or abort is one; a transaction, for
+ * or foreach puts a start and an end around its body, an <if> a start before it, a <repeat> an end
+ * after it. */
+static long long actions_of(ctx *c, const node *k)
+{
+    static const char *const one[] = {"thinktime", "setdynvars",  "change_type", "set_option",
+                                      "abort",     "interaction", NULL};
+    if (!strcmp(k->name, "request")) return !excluded(c, tsung_attr(k, "tag"));
+    if (tsung_in_list(one, k->name)) return 1;
+    long long n = 0;
+    for (int i = 0; i < k->nkids; i++)
+        n += actions_of(c, k->kids[i]);
+    if (!strcmp(k->name, "transaction") || !strcmp(k->name, "for") || !strcmp(k->name, "foreach"))
+        return n + 2;
+    return n + (!strcmp(k->name, "if") || !strcmp(k->name, "repeat"));
+}
+
+/* The <match do="loop" loop_back="N"> (N > 0) of request k, N in *back; NULL when it has none
+ * (or is left out). Two such matches must go back as far. */
+static node *loop_back_of(ctx *c, node *k, long long *back)
+{
+    node *m = NULL;
+    if (strcmp(k->name, "request") || k->drop || excluded(c, tsung_attr(k, "tag"))) return NULL;
+    for (int i = 0; i < k->nkids; i++) {
+        node *x = k->kids[i];
+        const char *d = tsung_attr(x, "do"), *v = tsung_attr(x, "loop_back");
+        long long n = v ? strtoll(v, NULL, 10) : 0;
+        if (strcmp(x->name, "match") || !d || strcmp(d, "loop") || n <= 0) continue;
+        if (m && n != *back) {
+            tsung_fail_at(c, x,
+                          "<match loop_back=\"%s\">: another match of this request goes back %lld; "
+                          "give both the same loop_back",
+                          v, *back);
+            return NULL;
+        }
+        m = x, *back = n;
+    }
+    return m;
+}
+
+/* The blocks that requests with a loop_back run again, among n's children: the block of request
+ * j starts at the child where the N actions before it start (the fewest children that hold them).
+ * Returns NULL when no child goes back, or on a refusal: a block that would start inside an
+ * element or outside n (Lua runs whole elements again), or two that overlap without one holding
+ * the other whole. Else 4 x nkids ints (malloc'ed): top[i], the request of the widest block
+ * starting at child i (-1: none), then below[j], the next narrower block starting where j's
+ * does, then room the search used. */
+static int *loop_blocks(ctx *c, node *n)
+{
+    int *top = NULL, *below = NULL, *start = NULL, *open = NULL, nopen = 0;
+    long long *before = NULL; /* before[i]: the actions of children 0..i-1 */
+    for (int j = 0; j < n->nkids && !c->failed; j++) {
+        long long back = 0;
+        node *m = loop_back_of(c, n->kids[j], &back);
+        if (!m) continue;
+        if (!top) {
+            top = malloc(4 * (size_t)n->nkids * sizeof *top);
+            before = malloc(((size_t)n->nkids + 1) * sizeof *before);
+            if (!top || !before) abort();
+            below = top + n->nkids, start = below + n->nkids, open = start + n->nkids;
+            before[0] = 0;
+            for (int i = 0; i < n->nkids; i++)
+                top[i] = below[i] = start[i] = -1, before[i + 1] = before[i] + actions_of(c, n->kids[i]);
+        }
+        long long want = before[j] - back;
+        if (want < 0) {
+            if (!strcmp(n->name, "session"))
+                tsung_fail_at(c, m,
+                              "<match loop_back=\"%lld\">: only %lld %s before this request in its session",
+                              back, before[j], before[j] == 1 ? "action comes" : "actions come");
+            else
+                tsung_fail_at(c, m,
+                              "<match loop_back=\"%lld\">: going back leaves the <%s> of line %d (%lld %s "
+                              "before this request inside it)",
+                              back, n->name, n->line, before[j],
+                              before[j] == 1 ? "action comes" : "actions come");
+            break;
+        }
+        int lo = 0, hi = j; /* the last child i with before[i] <= want */
+        while (lo < hi) {
+            int mid = lo + (hi - lo + 1) / 2;
+            if (before[mid] <= want)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        if (before[lo] != want) {
+            tsung_fail_at(c, m,
+                          "<match loop_back=\"%lld\">: going back lands inside the <%s> of line %d "
+                          "(loop_back=\"%lld\" or \"%lld\" would run it whole or leave it out)",
+                          back, n->kids[lo]->name, n->kids[lo]->line, before[j] - before[lo],
+                          before[j] - before[lo + 1]);
+            break;
+        }
+        /* the blocks found so far lie inside this one or end before it starts */
+        while (nopen && open[nopen - 1] >= lo && !c->failed) {
+            int k = open[--nopen];
+            if (start[k] < lo)
+                tsung_fail_at(c, m,
+                              "<match loop_back>: the actions it runs again overlap those of the "
+                              "<match loop_back> of line %d; one must hold the other whole",
+                              loop_back_of(c, n->kids[k], &back)->line);
+        }
+        start[j] = lo, below[j] = top[lo], top[lo] = j, open[nopen++] = j;
+    }
+    free(before);
+    if (c->failed) free(top), top = NULL;
+    return top;
+}
+
+/* Children from..to-1 of n, a block that a request's loop_back runs again as
+ * s:loop_back(N, function() ... end) around its children, the request last. `top` as loop_blocks
+ * made it (NULL: no block); a block written is taken out of it. */
+static void emit_kids(ctx *c, node *n, int from, int to, int *top)
+{
+    for (int i = from; i < to && !c->failed;) {
+        int end = top ? top[i] : -1;
+        if (end < 0) {
+            emit_stmt(c, n->kids[i++]);
+            continue;
+        }
+        top[i] = top[n->nkids + end]; /* the next narrower block starting here, if any, goes inside */
+        long long back = 0;
+        node *m = loop_back_of(c, n->kids[end], &back);
+        if (c->indent > 80) return tsung_fail_at(c, m, "control flow nested too deeply");
+        tsung_ind(c);
+        tsung_sb_printf(&c->out,
+                        "s:loop_back(%lld, function() -- <match do=\"loop\"> line %d runs these again\n",
+                        back, m->line);
+        int loops = c->loops;
+        c->loops = 0;
+        c->indent++, emit_kids(c, n, i, end + 1, top), c->indent--;
+        c->loops = loops;
+        tsung_ind(c), tsung_sb_puts(&c->out, "end)\n");
+        i = end + 1;
+    }
+}
+
 static void emit_block(ctx *c, node *n)
 {
     if (c->indent > 80) return tsung_fail_at(c, n, "control flow nested too deeply");
-    for (int i = 0; i < n->nkids && !c->failed; i++)
-        emit_stmt(c, n->kids[i]);
+    int *top = loop_blocks(c, n);
+    if (!c->failed) emit_kids(c, n, 0, n->nkids, top);
+    free(top);
 }
 
 /* The probability or weight of each HTTP session; probabilities must sum to 100 (as Tsung

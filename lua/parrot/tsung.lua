@@ -232,6 +232,7 @@ function Config:session(fn)
     counter("users_count")
     if s.deadline then enlist(s) end
     while true do
+      s.loop_block = nil -- a restart leaves any s:loop_back block it was in
       local ok, e = xpcall(fn, function(x)
         if is_control(x) then return x end
         return debug.traceback(tostring(x), 2)
@@ -633,7 +634,7 @@ local function match_subject(m, r, raw)
 end
 
 -- Do what a match that fired says. Returns "loop" to send the request again; abort, abort_test
--- and restart throw.
+-- and restart throw; a loop with loop_back tells the s:loop_back block around the request.
 function S:match_fired(m, act, label, raw, url, loops)
   if act == "log" then
     log_once("log:" .. label .. url, string.format("parrot: tsung match (%s) %s on %s (user %s)",
@@ -655,13 +656,19 @@ function S:match_fired(m, act, label, raw, url, loops)
     self.restarts = self.restarts + 1
     counter("match_restart")
     throw("restart", label)
-  elseif act == "loop" and loops < (tonumber(m.max_loop) or 20) then
-    counter("match_loop")
-    if (tonumber(m.loop_back) or 0) > 0 then
-      warn_once("loop_back", "match loop_back is not supported; the same request is sent again")
+  elseif act == "loop" then
+    local back, block = tonumber(m.loop_back) or 0, self.loop_block
+    if back > 0 then -- the block around the request (s:loop_back) runs again, the request last
+      if not block or block.back ~= back then
+        error("match loop_back = " .. back .. ": its request must come last in s:loop_back(" .. back .. ", ...)", 0)
+      end
+      loops = block.runs
     end
+    if loops >= (tonumber(m.max_loop) or 20) then return end
+    counter("match_loop")
     self:pause(tonumber(m.sleep_loop) or 5)
-    return "loop"
+    if back == 0 then return "loop" end
+    block.runs, block.again = block.runs + 1, true
   end
 end
 
@@ -940,6 +947,20 @@ function S:repeat_loop(opts, body, cond)
     self.vars[name] = tostring(iteration + 1)
     if holds ~= (cond.kind ~= "until") then return end
   end
+end
+
+-- s:loop_back(n, body) for <match do="loop" loop_back="n">: body holds the n actions before a
+-- request (as Tsung counts them) and that request, last. When the match fires, the user waits
+-- sleep_loop seconds and runs body again, at most max_loop times, as Tsung goes back n actions.
+function S:loop_back(n, body)
+  local outer = self.loop_block
+  local block = { back = n, runs = 0 }
+  repeat
+    block.again = false
+    self.loop_block = block
+    body()
+  until not block.again
+  self.loop_block = outer
 end
 
 -- for _ in s:foreach(name, listvar, {include, exclude}): each element of a list variable (an

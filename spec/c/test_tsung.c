@@ -60,6 +60,7 @@ static const char *stub =
     "end\n"
     "setmetatable(S, { __index = function(_, k) return function(self, ...) rec(k, ...) end end })\n"
     "function S:transaction(n, f) rec('transaction', n); f() end\n"
+    "function S:loop_back(n, f) rec('loop_back', n); f(); rec('end loop_back', n) end\n"
     "function S:repeat_loop(o, f, c) rec('repeat_loop', o, c); f() end\n"
     "function S:for_loop(...) rec('for_loop', ...); local once = true\n"
     "  return function() if once then once = false; return 1 end end end\n"
@@ -449,7 +450,8 @@ static void test_control_flow(void)
             "url=\"%%_link%%\"/></request></foreach>\n"
             "<setdynvars sourcetype=\"random_number\" start=\"1\" end=\"10\"><var name=\"n\"/></setdynvars>\n"
             "<change_type new_type=\"ts_http\" host=\"h\" port=\"80\" server_type=\"tcp\" store=\"true\"/>\n"
-            "<change_type new_type=\"ts_http\" host=\"g\" port=\"81\" server_type=\"tcp\" restore=\"true\"/>\n"
+            "<change_type new_type=\"ts_http\" host=\"g\" port=\"81\" server_type=\"tcp\" "
+            "restore=\"true\"/>\n"
             "<set_option name=\"rate_limit\" value=\"64\"/><interaction action=\"send\" id=\"x\"/>\n"
             "<abort/>\n"),
         NULL);
@@ -477,6 +479,34 @@ static void test_control_flow(void)
     CHECK(has(r->notes, "<set_option rate_limit> has no effect here") &&
               has(r->notes, "<interaction send> has no effect here"),
           "set_option and interaction are noted");
+
+    /* loop_back counts back over Tsung's actions: the block it runs again holds whole elements */
+    r = try(
+        "loop_back.xml",
+        HEAD SESSION("<request><http url=\"/login\"/></request>\n"
+                     "<transaction name=\"t\"><request><http url=\"/a\"/></request><thinktime "
+                     "value=\"1\"/></transaction>\n"
+                     "<request tag=\"x\"><http url=\"/excluded\"/></request>\n"
+                     "<if var=\"v\" eq=\"1\"><setdynvars sourcetype=\"value\" value=\"1\"><var "
+                     "name=\"v\"/></setdynvars></if>\n"
+                     "<request><match do=\"loop\" loop_back=\"2\">busy</match><http url=\"/b\"/></request>\n"
+                     "<request><match do=\"loop\" loop_back=\"7\" max_loop=\"3\">busy</match><match "
+                     "do=\"loop\" loop_back=\"7\">wait</match><http url=\"/c\"/></request>\n"
+                     "<request><match do=\"loop\">again</match><http url=\"/d\"/></request>\n"),
+        &(tsung_options){.exclude_tags = "x"});
+    CHECK(r->rc == 0 && r->runs, "loop_back translates and runs (%s)", r->err);
+    CHECK(has(r->calls,
+              "session s\nrequest {method=GET,url=/login,version=1.1}\nloop_back 7\n"
+              "transaction t\nrequest {method=GET,url=/a,version=1.1}\nthinktime {value=1}\n"
+              "loop_back 2\ntest v eq 1\nsetdynvars {sourcetype=value,value=1,vars={1=v}}\n"
+              "request {matches={1={do=loop,loop_back=2,regex=busy}},method=GET,url=/b,version=1.1}\n"
+              "end loop_back 2\nrequest {matches={1={do=loop,loop_back=7,max_loop=3,regex=busy},"
+              "2={do=loop,loop_back=7,regex=wait}},method=GET,url=/c,version=1.1}\nend loop_back 7\n"
+              "request {matches={1={do=loop,regex=again}},method=GET,url=/d,version=1.1}"),
+          "a block as Tsung counts actions: a request, a transaction's start and end, an if's start; a "
+          "request left out with -x counts none; blocks hold one another; the request comes last");
+    CHECK(has(r->lua, "s:loop_back(2, function() -- <match do=\"loop\"> line 11 runs these again\n"),
+          "the block names the match's line");
 
     /* LuaJIT allows 200 locals per function and each for loop takes 4: 40 loops inside one another */
     char deep[8192];
@@ -550,8 +580,24 @@ static void test_refusals(void)
          "name=\"n\"/></setdynvars>\n",
          "bad.xml:7:1: <setdynvars start=\"%%_a%%\">: expected a whole number"},
         {"<request><match do=\"loop\" loop_back=\"2\">x</match><http url=\"/\"/></request>\n",
-         "bad.xml:7:10: <match do=\"loop\" loop_back=\"2\">: jumping back to earlier actions is not "
-         "supported"},
+         "bad.xml:7:10: <match loop_back=\"2\">: only 0 actions come before this request in its session"},
+        {"<transaction name=\"t\"><request><http url=\"/a\"/></request></transaction>\n"
+         "<request><match do=\"loop\" loop_back=\"1\">x</match><http url=\"/b\"/></request>\n",
+         "bad.xml:8:10: <match loop_back=\"1\">: going back lands inside the <transaction> of line 7 "
+         "(loop_back=\"3\" or \"0\" would run it whole or leave it out)"},
+        {"<thinktime value=\"1\"/><for var=\"i\" from=\"1\" to=\"2\"><request><match do=\"loop\" "
+         "loop_back=\"2\">x</match><http url=\"/\"/></request></for>\n",
+         "bad.xml:7:61: <match loop_back=\"2\">: going back leaves the <for> of line 7 (0 actions come "
+         "before this request inside it)"},
+        {"<request><http url=\"/a\"/></request><request><http url=\"/b\"/></request>\n"
+         "<request><match do=\"loop\" loop_back=\"1\">x</match><http url=\"/c\"/></request>\n"
+         "<request><match do=\"loop\" loop_back=\"1\">x</match><http url=\"/d\"/></request>\n",
+         "bad.xml:9:10: <match loop_back>: the actions it runs again overlap those of the <match loop_back> "
+         "of line 8; one must hold the other whole"},
+        {"<request><http url=\"/a\"/></request><request><match do=\"loop\" loop_back=\"1\">x</match>"
+         "<match do=\"loop\" loop_back=\"2\">y</match><http url=\"/c\"/></request>\n",
+         "bad.xml:7:85: <match loop_back=\"2\">: another match of this request goes back 1; give both the "
+         "same loop_back"},
         {"<change_type new_type=\"ts_http\" host=\"h\" port=\"80\" server_type=\"udp\"/>\n",
          "bad.xml:7:1: <change_type server_type=\"udp\">: expected tcp or ssl"},
     };

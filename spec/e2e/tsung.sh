@@ -5,7 +5,8 @@
 # twin (spec/e2e/tsung/X.xml and X.lua) send the same request lines in the same order, (4) real
 # Tsung and parrot on one configuration make the same request counts per URL (when Tsung runs),
 # (6) what Tsung does that a user notices: users counted per phase, the load's duration as a hard
-# stop, user ids, shared file positions, <user> alone, ssl servers, error names, -x.
+# stop, user ids, shared file positions, <user> alone, ssl servers, error names, -x, change_type
+# store/restore between two servers.
 # Independent runs go in parallel, each against its own target, so the script stays under 2 min.
 . "$(dirname "$0")/lib.sh"
 
@@ -98,7 +99,7 @@ fi
 # iteration), each against its own target. Both run with --threads 1: with more threads, a phase's
 # maxnumber is split between threads and one user becomes none (checked on its own in section 4),
 # and parrot.csv hands the rows of a file to the threads in turn.
-EQ="a b c1 c2 d e"
+EQ="a b c1 c2 c3 d e"
 for s in $EQ; do
     target "eqx_$s" && bgrun "eqx_$s" "$TS/$s.xml" --server "127.0.0.1:${TPORT[eqx_$s]}" --threads 1 --out "$TMP/eqx_$s.json"
     target "eql_$s" && bgrun "eql_$s" "$TS/$s.lua" -e PORT="${TPORT[eql_$s]}" --threads 1 --out "$TMP/eql_$s.json"
@@ -265,6 +266,10 @@ between "$(json_get "$TMP/eqx_c1.json" custom.session.mean)" 5900 9000 "equivale
 
 same_lines "$TMP/eq_c2.xml.req" "$TMP/eq_c2.lua.req" "equivalence c2 (match do=abort, when=nomatch, do=continue): same requests in the same order"
 is "$(tail -n1 "$TMP/eq_c2.xml.req")" "GET /item/313" "equivalence c2: the session ends at the request whose match aborts"
+
+same_lines "$TMP/eq_c3.xml.req" "$TMP/eq_c3.lua.req" "equivalence c3 (match do=loop with loop_back over a transaction and a setdynvars, and over a login): same requests in the same order"
+is "$(lines "$TMP/eq_c3.xml.req" 'GET /item/402')" 3 "equivalence c3: loop_back=5 max_loop=2 runs the transaction again twice"
+is "$(lines "$TMP/eq_c3.xml.req" 'POST /login')" 3 "equivalence c3: loop_back=1 logs in again until the match no longer fires (session 3)"
 
 same_lines "$TMP/eq_d.xml.req" "$TMP/eq_d.lua.req" "equivalence d (for, repeat while/until/max_repeat, if eq/neq/gt/lt, foreach include/exclude): same requests in the same order"
 is "$(lines "$TMP/eq_d.xml.req" 'GET /echo?d=while')" 5 "equivalence d: repeat max_repeat=3 with a condition that always holds runs 1 + 3 times (as Tsung 1.7), then the while-neq once"

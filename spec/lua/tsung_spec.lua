@@ -362,6 +362,73 @@ describe("tsung match", function()
     assert.equal(3, n)
   end)
 
+  it("do=loop with loop_back=N runs the N actions before the request again, then the request", function()
+    -- <request /echo?before>, <request /echo?first>, <setdynvars>, <request /echo?check> whose
+    -- match goes back 2 actions (the setdynvars and /echo?first): the importer writes the block
+    -- that a loop runs again as s:loop_back(2, function() ... end), the request last
+    local n, urls
+    local c = counters(function()
+      n, urls = counting(function()
+        run(function(s)
+          s:request { url = "/echo?before" }
+          s:loop_back(2, function()
+            s:request { url = "/echo?first" }
+            s:setdynvars { sourcetype = "value", value = "x", vars = { "v" } }
+            s:request { url = "/echo?check", matches = { { regex = "never there", ["do"] = "loop", when = "nomatch",
+                                                           loop_back = 2, max_loop = 2, sleep_loop = 0.01 } } }
+          end)
+          s:request { url = "/echo?after" }
+        end)
+      end)
+    end)
+    for i, u in ipairs(urls) do urls[i] = u:match("%?(.*)$") end
+    assert.same({ "before", "first", "check", "first", "check", "first", "check", "after" }, urls)
+    assert.equal(8, n)
+    assert.equal(2, c.match_loop) -- at most max_loop times
+  end)
+
+  it("do=loop with loop_back stops going back once the match no longer fires", function()
+    local t0 = now()
+    local _, urls = counting(function()
+      run(function(s)
+        s:loop_back(1, function()
+          s.vars.k = tostring((tonumber(s.vars.k) or 0) + 1) -- stands for an action that changes k
+          s:request { url = "/echo?k=%%_k%%", subst = true,
+                      matches = { { regex = "k=3", when = "nomatch", ["do"] = "loop", loop_back = 1, sleep_loop = 0.05 } } }
+        end)
+      end)
+    end)
+    for i, u in ipairs(urls) do urls[i] = u:match("%?(.*)$") end
+    assert.same({ "k=1", "k=2", "k=3" }, urls)
+    assert.truthy(now() - t0 >= 0.1, "sleep_loop before each time it goes back")
+  end)
+
+  it("loop_back blocks inside one another each count their own loops", function()
+    local _, urls = counting(function()
+      run(function(s)
+        s:loop_back(2, function()
+          s:loop_back(1, function()
+            s:thinktime { value = 0.001 }
+            s:request { url = "/echo?inner", matches = { { regex = "never", when = "nomatch", ["do"] = "loop",
+                                                           loop_back = 1, max_loop = 1, sleep_loop = 0 } } }
+          end)
+          s:request { url = "/echo?outer", matches = { { regex = "never", when = "nomatch", ["do"] = "loop",
+                                                         loop_back = 2, max_loop = 1, sleep_loop = 0 } } }
+        end)
+      end)
+    end)
+    for i, u in ipairs(urls) do urls[i] = u:match("%?(.*)$") end
+    assert.same({ "inner", "inner", "outer", "inner", "inner", "outer" }, urls)
+  end)
+
+  it("a loop_back match whose request is not last in s:loop_back(N, ...) is an error that says so", function()
+    local ok, err = pcall(run, function(s)
+      s:request { url = "/echo", matches = { { regex = "never", when = "nomatch", ["do"] = "loop", loop_back = 3 } } }
+    end)
+    assert.falsy(ok)
+    assert.truthy(tostring(err):find("must come last in s:loop_back(3, ...)", 1, true), tostring(err))
+  end)
+
   it("do=abort ends the user's session quietly", function()
     local n = counting(function()
       run(function(s)
