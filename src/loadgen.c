@@ -428,7 +428,8 @@ static void set_share(lthread *t, const char *spec)
     if (luart_pcall(t->L, 2, 0, err, sizeof err) != 0) post(t, EV_SCRIPT_ERROR, 0, err, strlen(err));
 }
 
-/* parrot.cluster.rows(key, count): a unique data feeder asks the queen for `count` more rows; the
+/* parrot.cluster.rows(key, count): a data feeder or counter asks the queen for `count` more
+ * positions of `key` (rows of a unique feeder, positions of a sequential one, user ids); the
  * answer comes back on this thread as require("parrot.csv").lease(key, first, count). */
 static int l_rows(lua_State *L)
 {
@@ -439,16 +440,19 @@ static int l_rows(lua_State *L)
     return 0;
 }
 
-/* package.loaded["parrot.cluster"]: what the thread's Lua may ask of the cluster. */
+/* package.loaded["parrot.cluster"]: what the thread's Lua may ask of the cluster; `alone` is true
+ * in the worker of `parrot run`, which no other worker can join. */
 static void open_cluster(lthread *t)
 {
     lua_State *L = t->L;
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaded");
-    lua_createtable(L, 0, 1);
+    lua_createtable(L, 0, 2);
     lua_pushlightuserdata(L, t);
     lua_pushcclosure(L, l_rows, 1);
     lua_setfield(L, -2, "rows");
+    lua_pushboolean(L, t->w->plan.alone);
+    lua_setfield(L, -2, "alone");
     lua_setfield(L, -2, "parrot.cluster");
     lua_pop(L, 2);
 }

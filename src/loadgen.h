@@ -18,6 +18,8 @@ typedef struct loadgen_plan {
     int threads;               /* load threads, >= 1 */
     http_client_config http;   /* pointers must outlive the loadgen */
     int slot, nslots;          /* this worker's first load slot among all the cluster's slots */
+    int alone;                 /* the only worker its queen can have (parrot run): positions and ids
+                                  over the run are this process's (parrot.cluster.alone) */
 } loadgen_plan;
 
 /* Called on the owner's loop thread. */
@@ -34,7 +36,8 @@ typedef struct loadgen_events {
     void (*on_run_done)(void *ud);
     /* The scenario asked to end the whole test (parrot.abort_test), saying why. */
     void (*on_abort_test)(void *ud, const char *why);
-    /* A unique data feeder of `thread` wants `count` more rows (answer with loadgen_rows). */
+    /* A data feeder or counter of `thread` (named by `key`) wants `count` more positions of the
+     * run (answer with loadgen_rows). */
     void (*on_rows)(void *ud, int thread, const char *key, int64_t count);
     void *ud;
 } loadgen_events;
@@ -52,7 +55,7 @@ void loadgen_hook(loadgen *g, const char *which, const char *data);
 void loadgen_run(loadgen *g, double elapsed, const char *setup_json, double end_s);
 /* The share changed: this worker now holds slots [slot, slot + threads) of nslots. */
 void loadgen_set_share(loadgen *g, int slot, int nslots);
-/* The queen leased rows [first, first + count) of feeder `key` to `thread` (count 0: refused). */
+/* The queen leased positions [first, first + count) of `key` to `thread` (count 0: refused). */
 void loadgen_rows(loadgen *g, int thread, const char *key, int64_t first, int64_t count);
 /* Graceful: no new iterations, running ones get 2 s, then they are cut. Hard: cut now. */
 void loadgen_stop(loadgen *g, int hard);

@@ -737,7 +737,7 @@ static void on_worker_msg(queen *q, qworker *w, wire_msg *m)
     case WIRE_BYE:
         worker_lost(q, w, "left");
         break;
-    case WIRE_ROWS: /* a unique data feeder's next rows: a range no one else gets this run */
+    case WIRE_ROWS: /* a feeder's or counter's next positions: a range no one else gets this run */
         if (m->run == q->run_id && w->in_run) {
             wire_msg r = {
                 .type = WIRE_ROWS, .run = m->run, .text = m->text, .code = m->code, .count = m->count};

@@ -78,7 +78,7 @@ typedef struct queen {
     char version[65];
     char script_name[1024];
     char *setup_json;
-    leases leases; /* the current run's unique data feeders: rows leased so far */
+    leases leases; /* the current run's feeders and counters: positions leased so far */
     char **files;  /* the scenario's `files = {...}`: extra bundle members (owned) */
     int nfiles;
     worker_thread *embedded;

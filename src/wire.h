@@ -38,9 +38,10 @@ enum wire_type {
     WIRE_DONE,       /* w->q: run, seq, code (0 done, 2 could not load the scenario, 3 could not
                         get the bundle) */
     WIRE_LOG,        /* w->q: text (a line for the user), code (1 = error) */
-    WIRE_ROWS,       /* w->q: run, text (a unique data feeder's key), code (the load thread), count
-                        (rows wanted); q->w: the same with count (rows leased) and first (the
-                        first row of the lease, a range nobody else in the run gets) */
+    WIRE_ROWS,       /* w->q: run, text (the key of a data feeder or counter), code (the load
+                        thread), count (positions wanted); q->w: the same with count (positions
+                        leased) and first (the first of the lease, a range nobody else in the run
+                        gets) */
     WIRE_TYPES
 };
 const char *wire_type_name(int type); /* "HELLO", ...; "?" when unknown */

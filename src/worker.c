@@ -264,7 +264,8 @@ static void on_run_done(void *ud)
     send_numbered(w, &m);
 }
 
-/* A unique data feeder of a load thread wants rows: the queen leases them (WIRE_ROWS back). */
+/* A data feeder or counter of a load thread wants positions of the run: the queen leases them
+ * (WIRE_ROWS back). */
 static void on_rows(void *ud, int thread, const char *key, int64_t count)
 {
     worker *w = ud;
@@ -309,6 +310,7 @@ static void start_loadgen(worker *w)
                  .dump_left = &w->dump_left},
         .slot = (int)r->slot,
         .nslots = (int)r->nslots,
+        .alone = !strncmp(w->o->queen, "inproc://", 9),
     };
     loadgen_events ev = {.on_ready = on_ready,
                          .on_snapshot = on_snapshot,

@@ -1,8 +1,10 @@
 -- parrot.csv: data feeders from CSV files (users, payloads). parrot.csv(file, {mode, header,
 -- delimiter}) reads the file once per load thread; `:next()` hands out rows:
---   sequential  rows in order, wrapping around: one position shared by every thread of the
---               process, so rows 1, 2, 3, ... come in that order whichever thread asks (each
---               worker of a cluster keeps its own position);
+--   sequential  rows in order, wrapping around: one position for the whole run, so rows 1, 2,
+--               3, ... come in that order whichever thread asks, and in a cluster each row is
+--               handed out once, by one worker, before the file starts again. The position is a
+--               run-wide counter (csv.position below): in `parrot run` the process's, in a
+--               cluster the queen's;
 --   random      a random row each time;
 --   unique      every row at most once across the whole cluster; nil and a message when none is
 --               left. In a run, rows come in leases from the queen (parrot.cluster.rows): ranges
@@ -68,6 +70,131 @@ function M.parse(text, opts)
   return rows, names
 end
 
+------------------------------------------------------------------------------------------------
+-- Positions over a run: csv.position(key) -> 1, 2, 3, ..., each handed out once in the whole run
+-- (sequential feeders, Tsung's user ids and its order="iter" file sources). With a queen of
+-- several workers (parrot.cluster, not alone), positions come in leases from the queen's counter
+-- for `key` (parrot.cluster.rows, the lease mechanism of unique mode), which only grows: a worker
+-- joining mid-run continues from it, one leaving takes only the positions it was answered and
+-- did not hand out (a rare gap, never a repeat). A thread asks for as many positions as callers
+-- wait for, with one question out at a time, so callers that come during a round trip share the
+-- next one and the first users get 1, 2, 3, ...; a thread that takes over 50 positions a second
+-- also keeps about 0.1 s of them at hand, so a busy run does not wait on the queen for each. A
+-- caller with none at hand waits (in a VU) for the answer. In `parrot run` (alone) and
+-- `parrot test`, the counter is the process's (parrot.ext.shared_add; `scope` keeps runs of one
+-- process apart): the same numbers, without a round trip.
+
+local pools = {} -- key -> this thread's positions from the queen
+local ASK_AGAIN = 2 -- seconds before a question (or its answer) counts as lost and is asked again
+local BUSY = 50 -- positions a second above which a thread keeps some at hand
+
+local function queen_cluster()
+  local c = package.loaded["parrot.cluster"]
+  if type(c) == "table" and c.rows and not c.alone then return c end
+end
+
+local local_counts = {} -- key -> count, when parrot.ext is not there (plain LuaJIT)
+local function count_here(key)
+  local ok, ext = pcall(require, "parrot.ext")
+  if ok and type(ext) == "table" and ext.shared_add then return ext.shared_add(key, 1) end
+  local_counts[key] = (local_counts[key] or 0) + 1
+  return local_counts[key]
+end
+
+-- Ask the queen for what the waiting callers and the reserve need, unless a question is out
+-- (for less than ASK_AGAIN seconds) or nothing is needed.
+local function pool_ask(p)
+  local t = p.core.now()
+  if p.asking and t - p.asked_at < ASK_AGAIN then return end
+  local want = #p.waiters + p.reserve - p.left
+  if want <= 0 then p.asking = false; return end
+  p.asking, p.asked_at = true, t
+  p.cluster.rows(p.key, want)
+  if not p.watching then -- a watcher asks again when an answer is lost, while anyone waits
+    p.watching = true
+    p.core.spawn(function()
+      while p.asking or #p.waiters > 0 do
+        p.core.sleep(0.05)
+        if not p.refused then pool_ask(p) end
+      end
+      p.watching = false
+    end)
+  end
+end
+
+-- The next position at hand (1-based), or nil; counts the thread's pace to size the reserve.
+local function pool_take(p)
+  local r = p.ranges[1]
+  if not r then return nil end
+  local pos = r[1]
+  if pos >= r[2] then table.remove(p.ranges, 1) else r[1] = pos + 1 end
+  p.left = p.left - 1
+  local t = p.core.now()
+  p.taken = p.taken + 1
+  if t - p.since >= 1 then
+    local rate = p.taken / (t - p.since)
+    p.reserve = rate >= BUSY and math.min(1000, math.floor(rate / 10)) or 0
+    p.taken, p.since = 0, t
+  end
+  if p.reserve > 0 and p.left < p.reserve / 2 then pool_ask(p) end
+  return pos
+end
+
+-- The queen's answer for a pool: positions first+1 .. first+count go to the waiting callers in
+-- the order they came, the rest stay at hand; count 0 is a refusal (the queen's table is full).
+local function pool_lease(p, first, count)
+  p.asking = false
+  if count <= 0 then
+    p.refused = true
+  else
+    p.ranges[#p.ranges + 1] = { first + 1, first + count }
+    p.left = p.left + count
+  end
+  while #p.waiters > 0 do
+    local co = table.remove(p.waiters, 1)
+    local pos = pool_take(p)
+    if not pos then
+      if not p.refused then table.insert(p.waiters, 1, co); break end
+      p.core.wake(co, false)
+    elseif not p.core.wake(co, pos) then -- that caller is gone: the next one gets it
+      table.insert(p.ranges, 1, { pos, pos })
+      p.left = p.left + 1
+    end
+  end
+  if #p.waiters > 0 then pool_ask(p) end
+end
+
+-- csv.position(key[, scope]) -> the next position of `key` in the run (1, 2, 3, ...), or nil and
+-- a message when it cannot be had (outside a VU in a cluster; the queen refused).
+function M.position(key, scope)
+  local cluster = queen_cluster()
+  if not cluster then return count_here(scope and (key .. " " .. scope) or key) end
+  local p = pools[key]
+  if not p then
+    p = { key = key, cluster = cluster, core = require "parrot.core", ranges = {}, left = 0,
+          waiters = {}, reserve = 0, taken = 0, since = 0 }
+    p.since = p.core.now()
+    pools[key] = p
+  end
+  local pos = pool_take(p)
+  if pos then return pos end
+  local why = key .. ": the queen hands out no more positions "
+    .. "(over 1,024 feeders and counters in the run, or a name over 512 bytes)"
+  if p.refused then return nil, why end
+  if not coroutine.running() then
+    return nil, key .. ": positions come from the queen during the run: "
+      .. "ask for them in a session, setup or teardown"
+  end
+  p.waiters[#p.waiters + 1] = coroutine.running()
+  pool_ask(p)
+  pos = p.core.park()
+  if not pos then return nil, why end
+  return pos
+end
+
+------------------------------------------------------------------------------------------------
+-- feeders
+
 local feeder = {}
 feeder.__index = feeder
 
@@ -96,9 +223,11 @@ local function ask(self)
   self.cluster.rows(self.key, self.chunk)
 end
 
--- M.lease(key, first, count): the queen's answer: rows first+1 .. first+count (1-based) are this
--- thread's; count 0 is a refusal. VUs waiting for rows find them on their next look.
+-- M.lease(key, first, count): the queen's answer: rows (or positions) first+1 .. first+count
+-- (1-based) are this thread's; count 0 is a refusal. VUs waiting for rows find them on their next
+-- look; callers of csv.position waiting for positions are woken.
 function M.lease(key, first, count)
+  if pools[key] then return pool_lease(pools[key], first, count) end
   local self = leased[key]
   if not self then return end
   self.asking = false
@@ -142,7 +271,11 @@ function feeder:next()
   if n == 0 then return nil, self.file .. ": no rows" end
   if self.mode == "random" then return self.rows[math.random(n)] end
   if self.leases then return next_leased(self) end
-  if self.shared then return self.rows[(self.shared(self.key, 1) - 1) % n + 1] end
+  if self.shared then
+    local pos, err = M.position(self.key)
+    if not pos then return nil, self.file .. ": " .. err end
+    return self.rows[(pos - 1) % n + 1]
+  end
   local idx = self.pos
   if idx > n then
     if self.mode == "unique" then return exhausted(self) end
@@ -192,12 +325,10 @@ function M.open(file, opts, dir)
   if mode == "random" then self.first, self.pos, self.step = 1, 1, 1 end
   if mode == "sequential" and #rows < threads then self.first, self.pos, self.step = 1, 1, 1 end
   if mode == "unique" then lease_from_queen(self, core, threads) end
-  if mode == "sequential" then -- one position for the whole process (parrot.ext, when loaded in parrot)
-    local has_ext, ext = pcall(require, "parrot.ext")
-    if has_ext and type(ext) == "table" and ext.shared_add then
-      nshared = nshared + 1
-      self.shared, self.key = ext.shared_add, "csv " .. file .. "#" .. nshared
-    end
+  local has_ext, ext = pcall(require, "parrot.ext")
+  if mode == "sequential" and has_ext and type(ext) == "table" and ext.shared_add then
+    nshared = nshared + 1 -- one position for the whole run (csv.position), when loaded in parrot
+    self.shared, self.key = true, "csv " .. file .. "#" .. nshared
   end
   return self
 end

@@ -5,6 +5,7 @@
 local parrot = require "parrot"
 local http = require "parrot.http"
 local ext = require "parrot.ext"
+local csv = require "parrot.csv"
 local cjson = require "cjson"
 
 local ts = {}
@@ -40,11 +41,14 @@ end
 -- What keeps one run's shared counters apart from another's in a worker that runs several.
 local function run_key(vu) return vu and vu.t0 and string.format("%.6f", vu.t0) or "-" end
 
--- A user's id, as Tsung's tsung_userid: 1, 2, 3, ... in the order users start, over every thread
--- of this process (each worker of a cluster counts its own users). Specs give vu.id instead.
+-- A user's id, as Tsung's tsung_userid: 1, 2, 3, ... in the order users start, over the whole
+-- run: every thread, and every worker of a cluster (leased from the queen: csv.position). Specs
+-- give vu.id instead.
 local function next_userid(vu)
   if not vu.t0 then return tostring(vu.id or 1) end
-  return tostring(ext.shared_add("tsung.userid " .. run_key(vu), 1))
+  local id, err = csv.position("tsung.userid", run_key(vu))
+  if not id then error("tsung_userid: " .. err, 0) end
+  return tostring(id)
 end
 
 -- %%ts_user_server:...%%: get_unique_id is the user's id (the same for its whole session, as
@@ -860,8 +864,9 @@ function S:setdynvars(o)
     local line
     if o.order == "random" then
       line = f.lines[math.random(n)]
-    else -- iter: one position for all users of every thread of this process, wrapping at the end
-      local k = ext.shared_add("tsung.iter " .. run_key(self.vu) .. " " .. f.path, 1)
+    else -- iter: one position for all users of the run (every worker of a cluster), wrapping
+      local k, err = csv.position("tsung.iter " .. f.name, run_key(self.vu))
+      if not k then error("setdynvars: " .. err, 0) end
       line = f.lines[(k - 1) % n + 1]
     end
     local fields = split_plain(line, o.delimiter or ";")

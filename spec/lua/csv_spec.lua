@@ -111,3 +111,108 @@ describe("modes", function()
     assert.matches("no rows", msg)
   end)
 end)
+
+-- In a cluster a sequential feeder's position (and Tsung's user ids, and its order="iter" files)
+-- is the run's, not a worker's: csv.position(key) hands out 1, 2, 3, ... leased from the queen.
+-- Here a fake queen stands in for it: one counter per key, each answer a moment later, as over
+-- the wire; a second instance of the module stands in for a second worker.
+describe("over a cluster", function()
+  local core = require "parrot.core"
+  local asked, drop -- the questions the queen heard (counts); how many more to drop
+  local counters
+
+  -- a parrot.cluster whose answers go to `mod` (a worker's parrot.csv)
+  local function cluster_for(mod)
+    return { rows = function(key, count)
+      asked[#asked + 1] = count
+      if drop > 0 then drop = drop - 1; return end
+      local first = counters[key] or 0
+      counters[key] = first + count
+      core.spawn(function() core.sleep(0.005); mod.lease(key, first, count) end)
+    end }
+  end
+
+  -- a worker's parrot.csv: a fresh instance of the module
+  local function other_worker()
+    package.loaded["parrot.csv"] = nil
+    local mod = require "parrot.csv"
+    package.loaded["parrot.csv"] = csv
+    return mod
+  end
+
+  local path
+  before_each(function()
+    asked, drop, counters = {}, 0, {}
+    package.loaded["parrot.cluster"] = cluster_for(csv)
+    path = csv_file("id\n1\n2\n3\n4\n5\n")
+  end)
+  after_each(function()
+    package.loaded["parrot.cluster"] = nil
+    os.remove(path)
+  end)
+
+  it("sequential: two workers share the file's position, each row once before it starts again", function()
+    local workers = { { csv = other_worker() }, { csv = other_worker() } } -- as loaded by each
+    for _, w in ipairs(workers) do
+      w.cluster, w.rows = cluster_for(w.csv), w.csv.open(path, { mode = "sequential" })
+    end
+    local seen = {}
+    for i = 1, 10 do -- the first worker takes two rows, the second one, and so on
+      local w = workers[i % 3 == 0 and 2 or 1]
+      package.loaded["parrot.cluster"] = w.cluster -- what that worker's threads see
+      seen[i] = w.rows:next().id
+    end
+    assert.same({ "1", "2", "3", "4", "5", "1", "2", "3", "4", "5" }, seen)
+    assert.same({ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 }, asked, "one by one, as each is wanted")
+  end)
+
+  it("users who wait at once share one question to the queen; the first ones get 1, 2, 3, ...", function()
+    local got = {}
+    for i = 1, 5 do core.spawn(function() got[i] = csv.position("users-at-once") end) end
+    core.sleep(0.1)
+    assert.same({ 1, 2, 3, 4, 5 }, got)
+    assert.same({ 1, 4 }, asked, "the first user asks for one; the four who came meanwhile, for four")
+  end)
+
+  it("a busy thread (over 50 a second) keeps about 0.1 s of positions at hand: fewer questions, no wait", function()
+    local got = {}
+    local function take_for(seconds) -- one every 10 ms (and the wait for the queen, if any)
+      local t0 = core.now()
+      while core.now() - t0 < seconds do
+        got[#got + 1] = csv.position("busy")
+        core.sleep(0.01)
+      end
+    end
+    take_for(1.1) -- at first each one is asked for: the thread's pace is not known yet
+    local taken, questions = #got, #asked
+    take_for(1)
+    taken, questions = #got - taken, #asked - questions
+    for i, pos in ipairs(got) do assert.equal(i, pos) end
+    assert.truthy(taken >= 80, taken .. " taken in the second second: the takers did not wait")
+    assert.truthy(questions <= taken / 2, questions .. " questions for " .. taken .. " positions")
+  end)
+
+  it("a question (or its answer) lost on the way is asked again after 2 s", function()
+    drop = 1
+    local t = core.now()
+    assert.equal(1, csv.position("lost"))
+    assert.truthy(core.now() - t >= 1.9, "it waited for the second question")
+    assert.equal(2, #asked)
+  end)
+
+  it("a refusal (over 1,024 feeders and counters in the run) is nil and a message", function()
+    package.loaded["parrot.cluster"] = { rows = function(key)
+      core.spawn(function() csv.lease(key, 0, 0) end)
+    end }
+    local pos, msg = csv.position("refused")
+    assert.is_nil(pos)
+    assert.matches("no more positions", msg)
+  end)
+
+  it("parrot run (the only worker of its queen): the process's own counter, no question", function()
+    package.loaded["parrot.cluster"] = { alone = true, rows = function() error("no question expected") end }
+    local a, b = csv.position("alone", "run1"), csv.position("alone", "run1")
+    assert.equal(a + 1, b)
+    assert.equal(1, csv.position("alone", "run2"), "another run counts from 1")
+  end)
+end)
