@@ -75,6 +75,7 @@ struct http_pool {
     /* What the head in `head` was built from, so a VU repeating a request reuses it as it is:
      * valid only for a head without cookies, built from the URL in u_src. */
     int head_valid, u_same;
+    int key_plain; /* keyb holds the key of the plain http URL in u_src */
     char head_method[16];
     size_t head_body_len;
     unsigned head_has_body : 1, head_http10 : 1, head_compr : 1;
@@ -411,7 +412,7 @@ static void ev_data(conn *c, void *ud, const char *buf, size_t n)
         p->got_bytes = 1;
         p->t_first = uv_hrtime();
     }
-    llhttp_errno_t e = llhttp_execute(&pc->parser, buf, n);
+    llhttp_errno_t e = http_msg_execute(&p->msg, &pc->parser, buf, n);
     if (e == HPE_OK) return;
     account_bytes(p);
     if (e == HPE_PAUSED && p->msg.complete) {
@@ -815,9 +816,15 @@ static int call_prepare(http_pool *p, const http_req *req)
         .tls_opts = {.insecure = req->insecure, .ca = p->tls_ca, .cert = p->tls_cert, .key = p->tls_key},
         .connect_timeout_ns = req->connect_timeout_us * 1000,
     };
-    if (!(p->key = conn_key(p, req, proxy))) {
+    /* a plain http key depends on the URL alone (and the client's proxy settings) */
+    if (p->u_same && p->key_plain && !p->u.tls) {
+        p->key = p->keyb.p;
+    } else if (!(p->key = conn_key(p, req, proxy))) {
+        p->key_plain = 0;
         call_finish(p, ERR_URL, "out of memory");
         return -1;
+    } else {
+        p->key_plain = !p->u.tls;
     }
     if (build_request(p, req, proxy) < 0) {
         call_finish(p, ERR_URL, "out of memory building the request for %s", req->url);
@@ -882,20 +889,82 @@ void http_cancel(http_pool *p)
 void http_res_free(http_res *res)
 {
     if (!res) return;
-    free(res->hmem);
+    free(res->head);
     free(res->body);
     free(res);
 }
 
+static int is_ows(char c) { return c == ' ' || c == '\t'; }
+
+/* The line at `at` (up to len bytes): its length without the line end; *next past the line end. */
+static size_t line_of(const char *at, size_t len, size_t *next)
+{
+    const char *nl = memchr(at, '\n', len);
+    size_t n = nl ? (size_t)(nl - at) : len;
+    *next = nl ? n + 1 : n;
+    return n && at[n - 1] == '\r' ? n - 1 : n;
+}
+
+int http_head_next(const char *head, size_t len, size_t *pos, http_header *h)
+{
+    size_t i = *pos, adv;
+    if (!head) return 0;
+    if (i == 0) { /* the status line */
+        line_of(head, len, &adv);
+        i = adv;
+    }
+    while (i < len) {
+        const char *line = head + i;
+        size_t n = line_of(line, len - i, &adv);
+        i += adv;
+        if (n == 0) break; /* the empty line that ends the head */
+        const char *colon = memchr(line, ':', n);
+        if (!colon || is_ows(line[0])) continue; /* not a header line (llhttp let it through) */
+        const char *v = colon + 1, *e = line + n;
+        while (i < len && is_ows(head[i])) { /* obsolete line folding: the value goes on */
+            size_t k = line_of(head + i, len - i, &adv);
+            e = head + i + k;
+            i += adv;
+        }
+        while (v < e && is_ows(*v))
+            v++;
+        while (e > v && is_ows(e[-1]))
+            e--;
+        h->name = line, h->name_len = (size_t)(colon - line);
+        h->value = v, h->value_len = (size_t)(e - v);
+        *pos = i;
+        return 1;
+    }
+    *pos = len;
+    return 0;
+}
+
 const char *http_res_header(const http_res *res, const char *name, size_t *len)
 {
-    size_t n = strlen(name);
-    for (size_t i = 0; i < res->nheaders; i++)
-        if (res->headers[i].name_len == n && !strncasecmp(res->headers[i].name, name, n)) {
-            if (len) *len = res->headers[i].value_len;
-            return res->headers[i].value;
+    size_t n = strlen(name), pos = 0;
+    http_header h;
+    while (http_head_next(res->head, res->head_len, &pos, &h))
+        if (h.name_len == n && !strncasecmp(h.name, name, n)) {
+            if (len) *len = h.value_len;
+            return h.value;
         }
     return NULL;
+}
+
+const char *http_res_reason(const http_res *res, size_t *len)
+{
+    *len = 0;
+    if (!res->head) return "";
+    size_t adv, n = line_of(res->head, res->head_len, &adv);
+    const char *sp = memchr(res->head, ' ', n); /* "HTTP/1.1 200 OK": after the version and the code */
+    if (!sp) return "";
+    size_t at = (size_t)(sp - res->head) + 1;
+    while (at < n && res->head[at] >= '0' && res->head[at] <= '9')
+        at++;
+    while (at < n && res->head[at] == ' ')
+        at++;
+    *len = n - at;
+    return res->head + at;
 }
 
 /* ---- dump (--http-debug style) ---- */
@@ -920,13 +989,8 @@ static void dump_exchange(http_pool *p)
                   p->out->len - p->out->head_len);
     }
     fprintf(stderr, "----- response -----\n");
-    if (r->status) {
-        fprintf(stderr, "HTTP/1.%d %d %.*s\n", r->http_minor, r->status, r->hbuf ? (int)r->reason_len : 0,
-                r->hbuf ? r->hbuf : "");
-        for (size_t i = 0; i < r->nheaders; i++)
-            fprintf(stderr, "%.*s: %.*s\n", (int)r->headers[i].name_len, r->headers[i].name,
-                    (int)r->headers[i].value_len, r->headers[i].value);
-        fputc('\n', stderr);
+    if (r->status && r->head) {
+        fwrite(r->head, 1, r->head_len, stderr); /* the empty line included */
         if (!r->body && r->body_bytes)
             fprintf(stderr, "[%llu bytes of body, not kept (discard_body)]\n", (unsigned long long)r->body_bytes);
         else
