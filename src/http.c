@@ -68,6 +68,7 @@ struct http_pool {
     conn_out *out;   /* one reference */
     unsigned http10 : 1, no_cookies : 1, dump : 1;
     uint64_t t0, start_ns, t_send, t_sent, t_first;
+    uint64_t t_read; /* the clock when the bytes being parsed were read; 0 outside ev_data */
     uint64_t in0, out0; /* active connection's byte counters when it was taken */
     int retried, got_bytes, reused;
     http_msg msg;    /* the response reader, reused */
@@ -80,6 +81,7 @@ struct http_pool {
     size_t head_body_len;
     unsigned head_has_body : 1, head_http10 : 1, head_compr : 1;
     sbuf hsig; /* the request's headers, as (length, bytes) pairs */
+    conn_out *out_head; /* one reference: `head` ready to send, when it has no body */
 };
 
 static void call_finish(http_pool *p, int kind, const char *fmt, ...);
@@ -298,6 +300,7 @@ void http_pool_free(http_pool *p)
     http_msg_free(&p->msg);
     http_pool_close_idle(p);
     cookie_jar_free(p->jar);
+    conn_out_release(p->out_head);
     free(p->head.p);
     free(p->keyb.p);
     free(p->hsig.p);
@@ -408,12 +411,16 @@ static void ev_data(conn *c, void *ud, const char *buf, size_t n)
         pconn_drop(pc);
         return;
     }
+    p->t_read = uv_hrtime(); /* when these bytes came: the first byte's time, or the end's */
     if (!p->got_bytes) {
         p->got_bytes = 1;
-        p->t_first = uv_hrtime();
+        p->t_first = p->t_read;
     }
     llhttp_errno_t e = http_msg_execute(&p->msg, &pc->parser, buf, n);
-    if (e == HPE_OK) return;
+    if (e == HPE_OK) {
+        p->t_read = 0;
+        return;
+    }
     account_bytes(p);
     if (e == HPE_PAUSED && p->msg.complete) {
         if (llhttp_get_error_pos(&pc->parser) != buf + n) p->msg.keep_alive = 0; /* extra bytes: unsafe */
@@ -469,7 +476,8 @@ static void call_send(http_pool *p)
     llhttp_reset(&pc->parser);
     http_msg_start(&p->msg);
     p->got_bytes = 0;
-    p->t_send = uv_hrtime();
+    /* sent from inside http_request (a kept-alive connection): the request's start will do */
+    p->t_send = p->in_request ? p->t0 : uv_hrtime();
     p->t_sent = 0;
     int rc = conn_write(pc->c, p->out);
     if (rc < 0) {
@@ -505,7 +513,8 @@ static void dump_exchange(http_pool *p);
 static void call_finish(http_pool *p, int kind, const char *fmt, ...)
 {
     http_res *r = p->res;
-    uint64_t now = uv_hrtime();
+    uint64_t now = p->t_read ? p->t_read : uv_hrtime();
+    p->t_read = 0;
     if (p->finished) return;
     p->finished = 1;
     r->err = kind;
@@ -742,11 +751,22 @@ static int build_request(http_pool *p, const http_req *req, const url *proxy)
         return -1;
     }
     head_remember(p, req, method);
+    conn_out_release(p->out_head);
+    p->out_head = NULL;
 emit:
+    if (p->out_head && !req->body_len) { /* the same bytes as last time: send them again */
+        p->out = p->out_head;
+        p->out->refs++;
+        return 0;
+    }
     if (!(p->out = conn_out_new(b->len + req->body_len))) return -1;
     memcpy(p->out->data, b->p, b->len);
     if (req->body_len) memcpy(p->out->data + b->len, req->body, req->body_len);
     p->out->head_len = b->len;
+    if (!req->body_len && p->head_valid) { /* kept for a repeat (see head_reusable) */
+        p->out_head = p->out;
+        p->out->refs++;
+    }
     return 0;
 }
 
