@@ -519,10 +519,16 @@ static void call_finish(http_pool *p, int kind, const char *fmt, ...)
     p->finished = 1;
     r->err = kind;
     if (fmt) {
+        char msg[HTTP_ERRMSG_MAX];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(r->errmsg, sizeof r->errmsg, fmt, ap);
+        vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
+        char *own = msg[0] ? strdup(msg) : NULL;
+        if (own) {
+            if (r->errmsg[0]) free((char *)r->errmsg);
+            r->errmsg = own;
+        }
     }
     pconn *pc = p->active;
     if (pc && kind == ERR_NONE && p->msg.keep_alive && !p->http10) {
@@ -863,9 +869,13 @@ int http_request(http_pool *p, const http_req *req, http_done_cb cb, void *ud)
     p->start_ns = req->start_ns;
     const char *u = req->url ? req->url : "";
     size_t ulen = strlen(u);
-    p->res = calloc(1, sizeof *p->res + ulen + 1);
+    /* the URL after the struct, then room for a head up to HTTP_HEAD_ROOM bytes (see head_take):
+     * one allocation, malloc + memset (glibc's calloc skips its per-thread cache) */
+    p->res = malloc(sizeof *p->res + ulen + 1 + HTTP_HEAD_ROOM);
     if (!p->res) abort(); /* nothing sensible to report through */
+    memset(p->res, 0, sizeof *p->res);
     p->res->url = (char *)(p->res + 1);
+    p->res->errmsg = "";
     memcpy(p->res->url, u, ulen + 1);
     p->http10 = req->http10, p->no_cookies = req->no_cookies;
     p->retried = 0, p->t_send = p->t_sent = p->t_first = 0, p->got_bytes = 0;
@@ -909,7 +919,8 @@ void http_cancel(http_pool *p)
 void http_res_free(http_res *res)
 {
     if (!res) return;
-    free(res->head);
+    if (res->errmsg && res->errmsg[0]) free((char *)res->errmsg);
+    if (res->head != http_res_head_room(res)) free(res->head);
     free(res->body);
     free(res);
 }

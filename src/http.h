@@ -6,12 +6,15 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <uv.h>
 
 #include "cookie.h"
 #include "timers.h"
 
 #define HTTP_MAX_HEADER_BYTES (64 * 1024)         /* over this: ERR_TOO_LARGE */
+#define HTTP_ERRMSG_MAX 160                        /* bytes of an error message, NUL included */
+#define HTTP_HEAD_ROOM 512 /* a response head up to this (NUL included) lives in its http_res */
 #define HTTP_DEFAULT_TIMEOUT_US (60ULL * 1000000) /* whole request */
 #define HTTP_DEFAULT_MAX_BODY (10 * 1024 * 1024)  /* kept bytes; the rest is read and counted */
 #define HTTP_DNS_TTL_US (60ULL * 1000000)
@@ -86,7 +89,8 @@ typedef struct http_req {
 typedef struct http_res {
     int status;           /* 0 when no response came */
     int err;              /* enum stats_err (stats.h): ERR_NONE or the transport failure */
-    char errmsg[160];     /* one line, e.g. "connect: connection refused (127.0.0.1:9)" */
+    const char *errmsg;   /* one line, e.g. "connect: connection refused (127.0.0.1:9)"; "" when none
+                             (then static), else owned */
     int http_minor;       /* 0 or 1 */
     char *head;           /* owned: the status line and headers exactly as received, the empty line
                              that ends them included, NUL-terminated; NULL when none came */
@@ -114,6 +118,8 @@ int http_request(http_pool *p, const http_req *req, http_done_cb cb, void *ud);
 void http_cancel(http_pool *p);
 
 void http_res_free(http_res *res);
+/* The room for a head inside a response made by http_request (after the URL). */
+static inline char *http_res_head_room(http_res *res) { return res->url + strlen(res->url) + 1; }
 /* Value of the first header `name` (case-insensitive), or NULL. `len` may be NULL. Values are
  * not NUL-terminated. */
 const char *http_res_header(const http_res *res, const char *name, size_t *len);

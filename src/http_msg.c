@@ -97,9 +97,11 @@ static int head_take(http_msg *m, const char *at, const char *end)
     http_res *r = m->res;
     size_t n = (size_t)(end - at), len = m->hlen + n;
     if (len > HTTP_MAX_HEADER_BYTES) return fail(m, ERR_TOO_LARGE, "response headers over 64 KB");
-    free(r->head);
-    if (!(r->head = malloc(len + 1))) {
-        r->head_len = 0;
+    char *room = http_res_head_room(r);
+    if (r->head != room) free(r->head);
+    r->head = len + 1 <= HTTP_HEAD_ROOM ? room : malloc(len + 1);
+    if (!r->head) {
+        r->head = room, r->head_len = 0;
         return fail(m, ERR_TOO_LARGE, "out of memory for headers");
     }
     if (m->hlen) memcpy(r->head, m->hbuf, m->hlen);

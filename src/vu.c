@@ -120,7 +120,8 @@ static lres *push_inline(lua_State *L, const http_res *res)
     size_t hlen = res->head ? res->head_len + 1 : 0;
     size_t blen = res->body ? res->body_len + 1 : 0;
     size_t ulen = res->url ? strlen(res->url) + 1 : 0;
-    lres *r = lua_newuserdata(L, sizeof *r + hlen + blen + ulen);
+    size_t elen = res->errmsg[0] ? strlen(res->errmsg) + 1 : 0;
+    lres *r = lua_newuserdata(L, sizeof *r + hlen + blen + ulen + elen);
     char *p = (char *)(r + 1);
     r->inl = *res;
     if (hlen) {
@@ -136,6 +137,11 @@ static lres *push_inline(lua_State *L, const http_res *res)
     if (ulen) {
         memcpy(p, res->url, ulen);
         r->inl.url = p;
+        p += ulen;
+    }
+    if (elen) {
+        memcpy(p, res->errmsg, elen);
+        r->inl.errmsg = p;
     }
     r->res = &r->inl;
     return r;

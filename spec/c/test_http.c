@@ -382,6 +382,24 @@ static void framing(http_client *c)
     http_res_free(r);
     srv_stop(s);
 
+    /* a head larger than the room kept for one inside the response, read in one piece */
+    static char bighead[4096];
+    char big[2001];
+    memset(big, 'b', 2000);
+    big[2000] = '\0';
+    snprintf(bighead, sizeof bighead, "HTTP/1.1 200 OK\r\nX-Big: %s\r\nContent-Length: 2\r\n\r\nok", big);
+    s = srv_start(M_CANNED, bighead, NULL);
+    for (int k = 0; k < 2; k++) {
+        r = get(p, u(s->port, "/big"));
+        size_t bl = 0;
+        const char *bv = r ? http_res_header(r, "X-Big", &bl) : NULL;
+        CHECK(r && r->err == ERR_NONE && bv && bl == 2000 && !memcmp(bv, big, 2000) && body_is(r, "ok") &&
+                  r->head_len == strlen(bighead) - 2,
+              "a 2 KB head (%s connection): header and body read", k ? "kept-alive" : "new");
+        http_res_free(r);
+    }
+    srv_stop(s);
+
     s = srv_start(M_CANNED, "HTTP/1.1 200 OK\nX-A: 1\nContent-Length: 2\n\nok", NULL);
     r = get(p, u(s->port, "/lf"));
     CHECK(r && r->err == ERR_PROTOCOL && strstr(r->errmsg, "bad response") && !r->head,
