@@ -54,7 +54,11 @@ struct http_pool {
     cookie_jar *jar; /* owned */
     pconn *idle;     /* owned list */
     pconn *active;   /* owned: the connection of the request in flight */
-    timer_entry tmr; /* request timeout, then the deferred delivery */
+    timer_entry tmr; /* the deferred delivery */
+    /* The request timeout, disarmed lazily: it stays queued after a request ends, and when it fires
+     * early (an earlier request's deadline) it moves on to `deadline`. No heap work per request. */
+    timer_entry tmo;
+    uint64_t deadline;
     /* The request in flight (busy). Everything here is owned by the pool until delivery. */
     int busy, finished, in_request;
     http_done_cb cb;
@@ -85,6 +89,7 @@ struct http_pool {
 };
 
 static void call_finish(http_pool *p, int kind, const char *fmt, ...);
+static void on_timeout(timer_entry *e);
 static void call_send(http_pool *p);
 static void call_open(http_pool *p);
 
@@ -229,7 +234,8 @@ http_pool *http_pool_new(http_client *c)
         free(p);
         return NULL;
     }
-    p->tmr.data = p;
+    p->tmr.data = p->tmo.data = p;
+    p->tmo.cb = on_timeout;
     return p;
 }
 
@@ -297,6 +303,7 @@ void http_pool_free(http_pool *p)
         call_release(p);
         http_res_free(p->res);
     }
+    timers_del(p->c->tm, &p->tmo);
     http_msg_free(&p->msg);
     http_pool_close_idle(p);
     cookie_jar_free(p->jar);
@@ -500,6 +507,11 @@ static void on_deliver(timer_entry *e)
 static void on_timeout(timer_entry *e)
 {
     http_pool *p = e->data;
+    if (!p->busy || p->finished) return; /* no request in flight: stays disarmed */
+    if (uv_hrtime() < p->deadline) {     /* an earlier request's deadline */
+        timers_add(p->c->tm, &p->tmo, p->deadline);
+        return;
+    }
     account_bytes(p);
     uint64_t us = (uv_hrtime() - p->t0) / 1000;
     call_finish(p, ERR_TIMEOUT, "timeout after %.3f s (%s)", (double)us / 1e6, p->res->url);
@@ -890,8 +902,8 @@ int http_request(http_pool *p, const http_req *req, http_done_cb cb, void *ud)
     int *dl = c->cfg.dump_left;
     p->dump =
         dl && __atomic_load_n(dl, __ATOMIC_RELAXED) > 0 && __atomic_sub_fetch(dl, 1, __ATOMIC_RELAXED) >= 0;
-    p->tmr.cb = on_timeout;
-    timers_add(c->tm, &p->tmr, p->t0 + (req->timeout_us ? req->timeout_us : HTTP_DEFAULT_TIMEOUT_US) * 1000);
+    p->deadline = p->t0 + (req->timeout_us ? req->timeout_us : HTTP_DEFAULT_TIMEOUT_US) * 1000;
+    if (!timers_pending(&p->tmo) || p->tmo.deadline_ns > p->deadline) timers_add(c->tm, &p->tmo, p->deadline);
     if (call_prepare(p, req) == 0) {
         pconn *pc = NULL;
         for (pconn *x = p->idle; x; x = x->next)

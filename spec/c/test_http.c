@@ -37,7 +37,7 @@ typedef struct srv {
     const char *resp[4]; /* answer to the Nth request of a connection (last one repeats); NULL: close */
     size_t resp_len[4];  /* 0: strlen */
     int close_after;     /* close after each answer */
-    int drip;            /* write answers one byte at a time (each its own segment) */
+    int drip;            /* write answers one byte at a time (each its own segment), every drip µs */
     int relay_port;      /* M_PROXY: where CONNECT goes */
     const char *proxy_reply;
     pthread_mutex_t mu;
@@ -127,7 +127,7 @@ static void *srv_conn_main(void *arg)
             size_t k = 0;
             while (k < len && write(sc->fd, r + k, 1) == 1) {
                 k++;
-                usleep(300);
+                usleep((useconds_t)s->drip);
             }
             if (k < len) break;
         } else if (write(sc->fd, r, len) < 0) {
@@ -355,7 +355,7 @@ static void framing(http_client *c)
                                   "HTTP/1.1 299 Custom Reason Here\r\nSet-Cookie: drip=1; Path=/\r\n"
                                   "X-Fold: one\r\n two\r\nX-Pad:   v  \r\nContent-Length: 2\r\n\r\nok";
     s = srv_start(M_CANNED, dripped, NULL);
-    s->drip = 1;
+    s->drip = 300;
     r = get(p, u(s->port, "/drip"));
     size_t fl = 0, pl = 0, rl = 0;
     const char *fold = r ? http_res_header(r, "X-Fold", &fl) : NULL;
@@ -549,6 +549,28 @@ static void errors(http_client *c)
     CHECK(r->err == ERR_TIMEOUT && r->total_us >= 200000 && r->total_us < 2000000,
           "a silent server times out: %s", r->errmsg);
     http_res_free(r);
+
+    /* Each request has its own timeout on one pool: a short one that ended early does not cut a
+     * later, longer request; a later, shorter one still fires on time. */
+    srv *slow = srv_start(M_CANNED, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", NULL);
+    http_req quick = {.method = "GET", .url = u(slow->port, "/quick"), .timeout_us = 150000};
+    r = fetch(p, &quick);
+    CHECK(r->err == ERR_NONE && body_is(r, "ok"), "a quick request within its 150 ms: %s", r->errmsg);
+    http_res_free(r);
+    slow->drip = 12000; /* 38 bytes: about 450 ms */
+    http_req longer = {.method = "GET", .url = u(slow->port, "/slower"), .timeout_us = 3000000};
+    r = fetch(p, &longer);
+    CHECK(r->err == ERR_NONE && body_is(r, "ok") && r->total_us > 300000,
+          "the next request's 3 s timeout holds past the previous one's 150 ms: %s (%llu us)", r->errmsg,
+          (unsigned long long)r->total_us);
+    http_res_free(r);
+    http_req shorter = {.method = "GET", .url = u(slow->port, "/shorter"), .timeout_us = 100000};
+    r = fetch(p, &shorter);
+    CHECK(r->err == ERR_TIMEOUT && r->total_us >= 100000 && r->total_us < 300000,
+          "a shorter timeout after a longer one fires on time: %s (%llu us)", r->errmsg,
+          (unsigned long long)r->total_us);
+    http_res_free(r);
+    srv_stop(slow);
 
     /* http_cancel: the callback still runs, from the loop */
     waiter w = {0};
