@@ -54,7 +54,11 @@ struct http_pool {
     cookie_jar *jar; /* owned */
     pconn *idle;     /* owned list */
     pconn *active;   /* owned: the connection of the request in flight */
-    timer_entry tmr; /* request timeout, then the deferred delivery */
+    timer_entry tmr; /* the deferred delivery */
+    /* The request timeout, disarmed lazily: it stays queued after a request ends, and when it fires
+     * early (an earlier request's deadline) it moves on to `deadline`. No heap work per request. */
+    timer_entry tmo;
+    uint64_t deadline;
     /* The request in flight (busy). Everything here is owned by the pool until delivery. */
     int busy, finished, in_request;
     http_done_cb cb;
@@ -68,6 +72,7 @@ struct http_pool {
     conn_out *out;   /* one reference */
     unsigned http10 : 1, no_cookies : 1, dump : 1;
     uint64_t t0, start_ns, t_send, t_sent, t_first;
+    uint64_t t_read; /* the clock when the bytes being parsed were read; 0 outside ev_data */
     uint64_t in0, out0; /* active connection's byte counters when it was taken */
     int retried, got_bytes, reused;
     http_msg msg;    /* the response reader, reused */
@@ -75,13 +80,16 @@ struct http_pool {
     /* What the head in `head` was built from, so a VU repeating a request reuses it as it is:
      * valid only for a head without cookies, built from the URL in u_src. */
     int head_valid, u_same;
+    int key_plain; /* keyb holds the key of the plain http URL in u_src */
     char head_method[16];
     size_t head_body_len;
     unsigned head_has_body : 1, head_http10 : 1, head_compr : 1;
     sbuf hsig; /* the request's headers, as (length, bytes) pairs */
+    conn_out *out_head; /* one reference: `head` ready to send, when it has no body */
 };
 
 static void call_finish(http_pool *p, int kind, const char *fmt, ...);
+static void on_timeout(timer_entry *e);
 static void call_send(http_pool *p);
 static void call_open(http_pool *p);
 
@@ -226,7 +234,8 @@ http_pool *http_pool_new(http_client *c)
         free(p);
         return NULL;
     }
-    p->tmr.data = p;
+    p->tmr.data = p->tmo.data = p;
+    p->tmo.cb = on_timeout;
     return p;
 }
 
@@ -294,9 +303,11 @@ void http_pool_free(http_pool *p)
         call_release(p);
         http_res_free(p->res);
     }
+    timers_del(p->c->tm, &p->tmo);
     http_msg_free(&p->msg);
     http_pool_close_idle(p);
     cookie_jar_free(p->jar);
+    conn_out_release(p->out_head);
     free(p->head.p);
     free(p->keyb.p);
     free(p->hsig.p);
@@ -407,12 +418,16 @@ static void ev_data(conn *c, void *ud, const char *buf, size_t n)
         pconn_drop(pc);
         return;
     }
+    p->t_read = uv_hrtime(); /* when these bytes came: the first byte's time, or the end's */
     if (!p->got_bytes) {
         p->got_bytes = 1;
-        p->t_first = uv_hrtime();
+        p->t_first = p->t_read;
     }
-    llhttp_errno_t e = llhttp_execute(&pc->parser, buf, n);
-    if (e == HPE_OK) return;
+    llhttp_errno_t e = http_msg_execute(&p->msg, &pc->parser, buf, n);
+    if (e == HPE_OK) {
+        p->t_read = 0;
+        return;
+    }
     account_bytes(p);
     if (e == HPE_PAUSED && p->msg.complete) {
         if (llhttp_get_error_pos(&pc->parser) != buf + n) p->msg.keep_alive = 0; /* extra bytes: unsafe */
@@ -468,7 +483,8 @@ static void call_send(http_pool *p)
     llhttp_reset(&pc->parser);
     http_msg_start(&p->msg);
     p->got_bytes = 0;
-    p->t_send = uv_hrtime();
+    /* sent from inside http_request (a kept-alive connection): the request's start will do */
+    p->t_send = p->in_request ? p->t0 : uv_hrtime();
     p->t_sent = 0;
     int rc = conn_write(pc->c, p->out);
     if (rc < 0) {
@@ -491,6 +507,11 @@ static void on_deliver(timer_entry *e)
 static void on_timeout(timer_entry *e)
 {
     http_pool *p = e->data;
+    if (!p->busy || p->finished) return; /* no request in flight: stays disarmed */
+    if (uv_hrtime() < p->deadline) {     /* an earlier request's deadline */
+        timers_add(p->c->tm, &p->tmo, p->deadline);
+        return;
+    }
     account_bytes(p);
     uint64_t us = (uv_hrtime() - p->t0) / 1000;
     call_finish(p, ERR_TIMEOUT, "timeout after %.3f s (%s)", (double)us / 1e6, p->res->url);
@@ -504,15 +525,22 @@ static void dump_exchange(http_pool *p);
 static void call_finish(http_pool *p, int kind, const char *fmt, ...)
 {
     http_res *r = p->res;
-    uint64_t now = uv_hrtime();
+    uint64_t now = p->t_read ? p->t_read : uv_hrtime();
+    p->t_read = 0;
     if (p->finished) return;
     p->finished = 1;
     r->err = kind;
     if (fmt) {
+        char msg[HTTP_ERRMSG_MAX];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(r->errmsg, sizeof r->errmsg, fmt, ap);
+        vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
+        char *own = msg[0] ? strdup(msg) : NULL;
+        if (own) {
+            if (r->errmsg[0]) free((char *)r->errmsg);
+            r->errmsg = own;
+        }
     }
     pconn *pc = p->active;
     if (pc && kind == ERR_NONE && p->msg.keep_alive && !p->http10) {
@@ -741,11 +769,22 @@ static int build_request(http_pool *p, const http_req *req, const url *proxy)
         return -1;
     }
     head_remember(p, req, method);
+    conn_out_release(p->out_head);
+    p->out_head = NULL;
 emit:
+    if (p->out_head && !req->body_len) { /* the same bytes as last time: send them again */
+        p->out = p->out_head;
+        p->out->refs++;
+        return 0;
+    }
     if (!(p->out = conn_out_new(b->len + req->body_len))) return -1;
     memcpy(p->out->data, b->p, b->len);
     if (req->body_len) memcpy(p->out->data + b->len, req->body, req->body_len);
     p->out->head_len = b->len;
+    if (!req->body_len && p->head_valid) { /* kept for a repeat (see head_reusable) */
+        p->out_head = p->out;
+        p->out->refs++;
+    }
     return 0;
 }
 
@@ -815,9 +854,15 @@ static int call_prepare(http_pool *p, const http_req *req)
         .tls_opts = {.insecure = req->insecure, .ca = p->tls_ca, .cert = p->tls_cert, .key = p->tls_key},
         .connect_timeout_ns = req->connect_timeout_us * 1000,
     };
-    if (!(p->key = conn_key(p, req, proxy))) {
+    /* a plain http key depends on the URL alone (and the client's proxy settings) */
+    if (p->u_same && p->key_plain && !p->u.tls) {
+        p->key = p->keyb.p;
+    } else if (!(p->key = conn_key(p, req, proxy))) {
+        p->key_plain = 0;
         call_finish(p, ERR_URL, "out of memory");
         return -1;
+    } else {
+        p->key_plain = !p->u.tls;
     }
     if (build_request(p, req, proxy) < 0) {
         call_finish(p, ERR_URL, "out of memory building the request for %s", req->url);
@@ -836,9 +881,13 @@ int http_request(http_pool *p, const http_req *req, http_done_cb cb, void *ud)
     p->start_ns = req->start_ns;
     const char *u = req->url ? req->url : "";
     size_t ulen = strlen(u);
-    p->res = calloc(1, sizeof *p->res + ulen + 1);
+    /* the URL after the struct, then room for a head up to HTTP_HEAD_ROOM bytes (see head_take):
+     * one allocation, malloc + memset (glibc's calloc skips its per-thread cache) */
+    p->res = malloc(sizeof *p->res + ulen + 1 + HTTP_HEAD_ROOM);
     if (!p->res) abort(); /* nothing sensible to report through */
+    memset(p->res, 0, sizeof *p->res);
     p->res->url = (char *)(p->res + 1);
+    p->res->errmsg = "";
     memcpy(p->res->url, u, ulen + 1);
     p->http10 = req->http10, p->no_cookies = req->no_cookies;
     p->retried = 0, p->t_send = p->t_sent = p->t_first = 0, p->got_bytes = 0;
@@ -853,8 +902,8 @@ int http_request(http_pool *p, const http_req *req, http_done_cb cb, void *ud)
     int *dl = c->cfg.dump_left;
     p->dump =
         dl && __atomic_load_n(dl, __ATOMIC_RELAXED) > 0 && __atomic_sub_fetch(dl, 1, __ATOMIC_RELAXED) >= 0;
-    p->tmr.cb = on_timeout;
-    timers_add(c->tm, &p->tmr, p->t0 + (req->timeout_us ? req->timeout_us : HTTP_DEFAULT_TIMEOUT_US) * 1000);
+    p->deadline = p->t0 + (req->timeout_us ? req->timeout_us : HTTP_DEFAULT_TIMEOUT_US) * 1000;
+    if (!timers_pending(&p->tmo) || p->tmo.deadline_ns > p->deadline) timers_add(c->tm, &p->tmo, p->deadline);
     if (call_prepare(p, req) == 0) {
         pconn *pc = NULL;
         for (pconn *x = p->idle; x; x = x->next)
@@ -882,20 +931,83 @@ void http_cancel(http_pool *p)
 void http_res_free(http_res *res)
 {
     if (!res) return;
-    free(res->hmem);
+    if (res->errmsg && res->errmsg[0]) free((char *)res->errmsg);
+    if (res->head != http_res_head_room(res)) free(res->head);
     free(res->body);
     free(res);
 }
 
+static int is_ows(char c) { return c == ' ' || c == '\t'; }
+
+/* The line at `at` (up to len bytes): its length without the line end; *next past the line end. */
+static size_t line_of(const char *at, size_t len, size_t *next)
+{
+    const char *nl = memchr(at, '\n', len);
+    size_t n = nl ? (size_t)(nl - at) : len;
+    *next = nl ? n + 1 : n;
+    return n && at[n - 1] == '\r' ? n - 1 : n;
+}
+
+int http_head_next(const char *head, size_t len, size_t *pos, http_header *h)
+{
+    size_t i = *pos, adv;
+    if (!head) return 0;
+    if (i == 0) { /* the status line */
+        line_of(head, len, &adv);
+        i = adv;
+    }
+    while (i < len) {
+        const char *line = head + i;
+        size_t n = line_of(line, len - i, &adv);
+        i += adv;
+        if (n == 0) break; /* the empty line that ends the head */
+        const char *colon = memchr(line, ':', n);
+        if (!colon || is_ows(line[0])) continue; /* not a header line (llhttp let it through) */
+        const char *v = colon + 1, *e = line + n;
+        while (i < len && is_ows(head[i])) { /* obsolete line folding: the value goes on */
+            size_t k = line_of(head + i, len - i, &adv);
+            e = head + i + k;
+            i += adv;
+        }
+        while (v < e && is_ows(*v))
+            v++;
+        while (e > v && is_ows(e[-1]))
+            e--;
+        h->name = line, h->name_len = (size_t)(colon - line);
+        h->value = v, h->value_len = (size_t)(e - v);
+        *pos = i;
+        return 1;
+    }
+    *pos = len;
+    return 0;
+}
+
 const char *http_res_header(const http_res *res, const char *name, size_t *len)
 {
-    size_t n = strlen(name);
-    for (size_t i = 0; i < res->nheaders; i++)
-        if (res->headers[i].name_len == n && !strncasecmp(res->headers[i].name, name, n)) {
-            if (len) *len = res->headers[i].value_len;
-            return res->headers[i].value;
+    size_t n = strlen(name), pos = 0;
+    http_header h;
+    while (http_head_next(res->head, res->head_len, &pos, &h))
+        if (h.name_len == n && !strncasecmp(h.name, name, n)) {
+            if (len) *len = h.value_len;
+            return h.value;
         }
     return NULL;
+}
+
+const char *http_res_reason(const http_res *res, size_t *len)
+{
+    *len = 0;
+    if (!res->head) return "";
+    size_t adv, n = line_of(res->head, res->head_len, &adv);
+    const char *sp = memchr(res->head, ' ', n); /* "HTTP/1.1 200 OK": after the version and the code */
+    if (!sp) return "";
+    size_t at = (size_t)(sp - res->head) + 1;
+    while (at < n && res->head[at] >= '0' && res->head[at] <= '9')
+        at++;
+    while (at < n && res->head[at] == ' ')
+        at++;
+    *len = n - at;
+    return res->head + at;
 }
 
 /* ---- dump (--http-debug style) ---- */
@@ -920,13 +1032,8 @@ static void dump_exchange(http_pool *p)
                   p->out->len - p->out->head_len);
     }
     fprintf(stderr, "----- response -----\n");
-    if (r->status) {
-        fprintf(stderr, "HTTP/1.%d %d %.*s\n", r->http_minor, r->status, r->hbuf ? (int)r->reason_len : 0,
-                r->hbuf ? r->hbuf : "");
-        for (size_t i = 0; i < r->nheaders; i++)
-            fprintf(stderr, "%.*s: %.*s\n", (int)r->headers[i].name_len, r->headers[i].name,
-                    (int)r->headers[i].value_len, r->headers[i].value);
-        fputc('\n', stderr);
+    if (r->status && r->head) {
+        fwrite(r->head, 1, r->head_len, stderr); /* the empty line included */
         if (!r->body && r->body_bytes)
             fprintf(stderr, "[%llu bytes of body, not kept (discard_body)]\n", (unsigned long long)r->body_bytes);
         else

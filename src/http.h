@@ -6,12 +6,15 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <uv.h>
 
 #include "cookie.h"
 #include "timers.h"
 
 #define HTTP_MAX_HEADER_BYTES (64 * 1024)         /* over this: ERR_TOO_LARGE */
+#define HTTP_ERRMSG_MAX 160                        /* bytes of an error message, NUL included */
+#define HTTP_HEAD_ROOM 512 /* a response head up to this (NUL included) lives in its http_res */
 #define HTTP_DEFAULT_TIMEOUT_US (60ULL * 1000000) /* whole request */
 #define HTTP_DEFAULT_MAX_BODY (10 * 1024 * 1024)  /* kept bytes; the rest is read and counted */
 #define HTTP_DNS_TTL_US (60ULL * 1000000)
@@ -86,14 +89,12 @@ typedef struct http_req {
 typedef struct http_res {
     int status;           /* 0 when no response came */
     int err;              /* enum stats_err (stats.h): ERR_NONE or the transport failure */
-    char errmsg[160];     /* one line, e.g. "connect: connection refused (127.0.0.1:9)" */
+    const char *errmsg;   /* one line, e.g. "connect: connection refused (127.0.0.1:9)"; "" when none
+                             (then static), else owned */
     int http_minor;       /* 0 or 1 */
-    http_header *headers; /* `nheaders` entries pointing into `hbuf`, names as received, in order */
-    size_t nheaders;
-    char *hbuf;           /* the reason phrase (NUL-terminated, at its start), then the headers' bytes */
-    size_t reason_len;    /* the reason phrase is hbuf[0, reason_len) */
-    size_t hbuf_len;      /* bytes in hbuf, its final NUL not counted */
-    void *hmem;           /* owned: one block holding `headers` and `hbuf` */
+    char *head;           /* owned: the status line and headers exactly as received, the empty line
+                             that ends them included, NUL-terminated; NULL when none came */
+    size_t head_len;
     char *body;                   /* NUL-terminated; decoded when compression was asked; NULL if discarded */
     size_t body_len;              /* bytes kept */
     uint64_t body_bytes;          /* body bytes received on the wire */
@@ -117,7 +118,16 @@ int http_request(http_pool *p, const http_req *req, http_done_cb cb, void *ud);
 void http_cancel(http_pool *p);
 
 void http_res_free(http_res *res);
-/* Value of the first header `name` (case-insensitive), or NULL. `len` may be NULL. */
+/* The room for a head inside a response made by http_request (after the URL). */
+static inline char *http_res_head_room(http_res *res) { return res->url + strlen(res->url) + 1; }
+/* Value of the first header `name` (case-insensitive), or NULL. `len` may be NULL. Values are
+ * not NUL-terminated. */
 const char *http_res_header(const http_res *res, const char *name, size_t *len);
+/* The reason phrase of the status line ("" when none came; not NUL-terminated). */
+const char *http_res_reason(const http_res *res, size_t *len);
+/* The headers of a head (status line, header lines, an empty line), one per call, in order: start
+ * with *pos = 0; returns 1 and fills h (name as received, value without the whitespace around
+ * it, obsolete line folding kept in it), or 0 after the last. Lines may end in CRLF or LF. */
+int http_head_next(const char *head, size_t len, size_t *pos, http_header *h);
 
 #endif

@@ -1,6 +1,7 @@
-/* http_msg: the llhttp callbacks of a response, in the order llhttp calls them: message begin,
- * header fields and values (accumulated in one buffer, offsets kept), headers complete (cookies,
- * decoder set-up, HEAD), body (kept, decoded, or only counted), message complete. */
+/* http_msg: the llhttp callbacks of a response, in the order llhttp calls them: headers complete
+ * (llhttp pauses there and http_msg_execute takes the head, stores cookies and sets up decoding),
+ * body (kept, decoded, or only counted), message complete. No callback sees a header: the head is
+ * one block of bytes, searched when a header is asked for (http_head_next). */
 #include "http_msg.h"
 
 #include <stdio.h>
@@ -25,8 +26,8 @@ void http_msg_start(http_msg *m)
     m->complete = m->keep_alive = 0;
     m->err_kind = 0;
     m->err_msg[0] = '\0';
-    m->hlen = m->nh = m->reason_len = 0;
-    m->in_field = m->value_open = m->headers_done = 0;
+    m->hlen = 0;
+    m->headers_done = m->head_end = m->next_message = 0;
     m->body_cap = 0;
 }
 
@@ -48,7 +49,7 @@ void http_msg_finish(http_msg *m)
         else
             r->body[r->body_len] = '\0'; /* body_keep leaves room */
     }
-    m->headers_done = 0;  /* the headers were copied into res by headers_publish; hbuf is reused */
+    m->headers_done = 0;  /* the head was copied into res by head_take; hbuf is reused */
     if (m->hcap > 8192) { /* unless a large head grew it: a kept-alive VU should not hold that */
         free(m->hbuf);
         m->hbuf = NULL;
@@ -61,10 +62,8 @@ void http_msg_free(http_msg *m)
 {
     z_drop(m);
     free(m->hbuf);
-    free(m->hoffs);
     m->hbuf = NULL;
-    m->hoffs = NULL;
-    m->hlen = m->hcap = m->nh = m->hoffs_cap = 0;
+    m->hlen = m->hcap = 0;
 }
 
 /* The path part of the target, for cookies. */
@@ -74,9 +73,10 @@ static void target_path(const char *target, char *out, size_t outlen)
     snprintf(out, outlen, "%.*s", (int)n, target);
 }
 
-static int hdr_add(http_msg *m, const char *at, size_t n)
+/* Keep the part of a head that came in this read: the rest comes in the next ones. */
+static int head_keep(http_msg *m, const char *at, size_t n)
 {
-    if (m->hlen + n + 1 > HTTP_MAX_HEADER_BYTES) return fail(m, ERR_TOO_LARGE, "response headers over 64 KB");
+    if (m->hlen + n > HTTP_MAX_HEADER_BYTES) return fail(m, ERR_TOO_LARGE, "response headers over 64 KB");
     if (m->hlen + n + 1 > m->hcap) {
         size_t cap = m->hcap ? m->hcap * 2 : 512;
         while (cap < m->hlen + n + 1)
@@ -90,117 +90,48 @@ static int hdr_add(http_msg *m, const char *at, size_t n)
     return 0;
 }
 
-static int value_close(http_msg *m)
-{
-    if (!m->value_open) return 0;
-    m->value_open = 0;
-    http_msg_hdr *o = &m->hoffs[m->nh - 1];
-    o->value_len = m->hlen - o->value;
-    return hdr_add(m, "", 1);
-}
-
-static int on_message_begin(llhttp_t *h)
-{
-    http_msg *m = h->data;
-    m->hlen = m->nh = m->reason_len = 0; /* after a 1xx, the final response starts afresh */
-    m->in_field = m->value_open = m->headers_done = 0;
-    return 0;
-}
-
-static int on_header_field(llhttp_t *h, const char *at, size_t n)
-{
-    http_msg *m = h->data;
-    if (m->headers_done) return 0; /* trailers are not kept */
-    if (!m->in_field) {
-        if (value_close(m) < 0) return -1;
-        if (m->nh == m->hoffs_cap) {
-            size_t cap = m->hoffs_cap ? m->hoffs_cap * 2 : 16;
-            http_msg_hdr *q = realloc(m->hoffs, cap * sizeof *q);
-            if (!q) return fail(m, ERR_TOO_LARGE, "out of memory for headers");
-            m->hoffs = q, m->hoffs_cap = cap;
-        }
-        m->hoffs[m->nh++] = (http_msg_hdr){.name = m->hlen};
-        m->in_field = 1;
-    }
-    return hdr_add(m, at, n);
-}
-
-static int on_header_field_complete(llhttp_t *h)
-{
-    http_msg *m = h->data;
-    if (m->headers_done || !m->in_field) return 0;
-    http_msg_hdr *o = &m->hoffs[m->nh - 1];
-    o->name_len = m->hlen - o->name;
-    m->in_field = 0;
-    if (hdr_add(m, "", 1) < 0) return -1;
-    o->value = m->hlen;
-    m->value_open = 1;
-    return 0;
-}
-
-static int on_header_value(llhttp_t *h, const char *at, size_t n)
-{
-    http_msg *m = h->data;
-    if (m->headers_done || !m->value_open) return 0;
-    return hdr_add(m, at, n);
-}
-
-static int on_header_value_complete(llhttp_t *h)
-{
-    http_msg *m = h->data;
-    if (m->headers_done) return 0;
-    return value_close(m);
-}
-
-/* The reason phrase goes first into hbuf (possibly in several pieces), NUL-terminated. */
-static int on_status(llhttp_t *h, const char *at, size_t n)
-{
-    http_msg *m = h->data;
-    if (n > HTTP_MAX_HEADER_BYTES) return fail(m, ERR_TOO_LARGE, "response status line over 64 KB");
-    if (hdr_add(m, at, n) < 0) return -1;
-    m->reason_len = m->hlen;
-    return 0;
-}
-
-static int on_status_complete(llhttp_t *h)
-{
-    http_msg *m = h->data;
-    if (m->hlen != m->reason_len) return 0;
-    return hdr_add(m, "", 1);
-}
-
-/* Headers are final: copy them into one block the response owns (the header array, then the
- * bytes), store cookies, set up decoding. m->hbuf stays with the reader for the next response. */
-static int headers_publish(http_msg *m)
+/* The final response's head is whole: the bytes kept from earlier reads, then [at, end). Copy it
+ * into the response, store its cookies, set up decoding. */
+static int head_take(http_msg *m, const char *at, const char *end)
 {
     http_res *r = m->res;
-    free(r->hmem);
-    size_t arr = m->nh * sizeof *r->headers;
-    r->hmem = malloc(arr + m->hlen + 1);
-    if (!r->hmem) {
-        r->headers = NULL, r->hbuf = NULL, r->nheaders = 0;
+    size_t n = (size_t)(end - at), len = m->hlen + n;
+    if (len > HTTP_MAX_HEADER_BYTES) return fail(m, ERR_TOO_LARGE, "response headers over 64 KB");
+    char *room = http_res_head_room(r);
+    if (r->head != room) free(r->head);
+    r->head = len + 1 <= HTTP_HEAD_ROOM ? room : malloc(len + 1);
+    if (!r->head) {
+        r->head = room, r->head_len = 0;
         return fail(m, ERR_TOO_LARGE, "out of memory for headers");
     }
-    r->headers = m->nh ? r->hmem : NULL;
-    r->hbuf = (char *)r->hmem + arr;
-    if (m->hlen) memcpy(r->hbuf, m->hbuf, m->hlen);
-    r->hbuf[m->hlen] = '\0';
-    r->nheaders = m->nh;
-    r->reason_len = m->reason_len;
-    r->hbuf_len = m->hlen;
+    if (m->hlen) memcpy(r->head, m->hbuf, m->hlen);
+    memcpy(r->head + m->hlen, at, n);
+    r->head[len] = '\0';
+    r->head_len = len;
+    m->hlen = 0;
     char path[2048];
     path[0] = '\0';
-    for (size_t i = 0; i < m->nh; i++) {
-        http_header *hd = &r->headers[i];
-        hd->name = r->hbuf + m->hoffs[i].name, hd->name_len = m->hoffs[i].name_len;
-        hd->value = r->hbuf + m->hoffs[i].value, hd->value_len = m->hoffs[i].value_len;
-        if (m->jar && hd->name_len == 10 && !strncasecmp(hd->name, "Set-Cookie", 10)) {
-            if (!path[0]) target_path(m->target, path, sizeof path);
-            cookie_jar_set(m->jar, m->host, path, m->secure, hd->value, hd->value_len, (int64_t)time(NULL));
+    const char *enc = NULL;
+    size_t elen = 0;
+    /* Only Set-Cookie and Content-Encoding matter here: a line is looked at closer only when its
+     * name has the length of one of them (http_head_next then reads it, line folding included). */
+    const char *h = r->head, *hend = h + len, *nl = memchr(h, '\n', len);
+    for (const char *line = nl ? nl + 1 : hend; line < hend; line = nl + 1) {
+        if (!(nl = memchr(line, '\n', (size_t)(hend - line)))) break;
+        size_t n = (size_t)(nl - line), pos = (size_t)(line - h);
+        http_header hd;
+        if ((n > 10 && line[10] == ':' && m->jar && !strncasecmp(line, "Set-Cookie", 10)) ||
+            (n > 16 && line[16] == ':' && !enc && !strncasecmp(line, "Content-Encoding", 16))) {
+            if (!http_head_next(h, len, &pos, &hd)) break;
+            nl = h + pos - 1; /* the value may have gone on over folded lines */
+            if (hd.name_len == 10) {
+                if (!path[0]) target_path(m->target, path, sizeof path);
+                cookie_jar_set(m->jar, m->host, path, m->secure, hd.value, hd.value_len, (int64_t)time(NULL));
+            } else {
+                enc = hd.value, elen = hd.value_len;
+            }
         }
     }
-    size_t elen = 0;
-    const char *enc = http_res_header(r, "Content-Encoding", &elen);
     int gzip =
         enc && ((elen == 4 && !strncasecmp(enc, "gzip", 4)) || (elen == 6 && !strncasecmp(enc, "x-gzip", 6)));
     int deflate = enc && elen == 7 && !strncasecmp(enc, "deflate", 7);
@@ -216,18 +147,19 @@ static int headers_publish(http_msg *m)
     return 0;
 }
 
+/* llhttp pauses here so that http_msg_execute learns where the head ends. */
 static int on_headers_complete(llhttp_t *h)
 {
     http_msg *m = h->data;
-    if (value_close(m) < 0) return -1;
     int st = h->status_code;
     if (st == 101) return fail(m, ERR_PROTOCOL, "101 Switching Protocols is not supported");
-    if (st >= 100 && st < 200) return 0; /* informational: llhttp knows it has no body */
-    m->headers_done = 1;
-    m->res->status = st;
-    m->res->http_minor = h->http_minor;
-    if (headers_publish(m) < 0) return -1;
-    return m->is_head ? 1 : 0;
+    if (st >= 200) {
+        m->res->status = st;
+        m->res->http_minor = h->http_minor;
+        if (m->is_head) h->flags |= F_SKIPBODY; /* as returning 1 would */
+    }
+    m->head_end = 1;
+    return HPE_PAUSED;
 }
 
 static void body_keep(http_msg *m, const char *d, size_t n)
@@ -293,20 +225,45 @@ static int on_body(llhttp_t *h, const char *at, size_t n)
 static int on_message_complete(llhttp_t *h)
 {
     http_msg *m = h->data;
-    if (h->status_code >= 100 && h->status_code < 200) return 0; /* read on: the final response follows */
+    if (h->status_code >= 100 && h->status_code < 200) { /* the final response follows, from here */
+        m->next_message = 1;
+        return HPE_PAUSED;
+    }
     m->complete = 1;
     m->keep_alive = llhttp_should_keep_alive(h);
     return HPE_PAUSED;
 }
 
+llhttp_errno_t http_msg_execute(http_msg *m, llhttp_t *h, const char *buf, size_t n)
+{
+    for (;;) {
+        llhttp_errno_t e = llhttp_execute(h, buf, n);
+        if (e == HPE_OK) { /* all read: keep what belongs to a head not yet whole */
+            if (!m->headers_done && n && head_keep(m, buf, n) < 0) return HPE_USER;
+            return e;
+        }
+        if (e != HPE_PAUSED || m->complete) return e;
+        const char *pos = llhttp_get_error_pos(h);
+        if (m->head_end) {
+            m->head_end = 0;
+            if (h->status_code >= 200) {
+                if (head_take(m, buf, pos) < 0) return HPE_USER;
+                m->headers_done = 1;
+            } else {
+                m->hlen = 0; /* a 1xx head: not kept */
+            }
+        } else if (m->next_message) {
+            m->next_message = 0;
+        } else {
+            return e;
+        }
+        llhttp_resume(h);
+        n -= (size_t)(pos - buf);
+        buf = pos;
+    }
+}
+
 const llhttp_settings_t http_msg_settings = {
-    .on_message_begin = on_message_begin,
-    .on_status = on_status,
-    .on_status_complete = on_status_complete,
-    .on_header_field = on_header_field,
-    .on_header_field_complete = on_header_field_complete,
-    .on_header_value = on_header_value,
-    .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,

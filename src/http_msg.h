@@ -1,6 +1,7 @@
-/* http_msg: reads one HTTP/1.x response with llhttp into an http_res: headers (64 KB at most),
- * Set-Cookie into a jar, the body (kept up to a limit, gzip/deflate decoded), 1xx skipped, and
- * a stats error kind with a one-line reason when the bytes make no sense. No I/O of its own. */
+/* http_msg: reads one HTTP/1.x response with llhttp into an http_res: the head as received (64 KB
+ * at most; headers are found in it when asked, see http_head_next), Set-Cookie into a jar, the body
+ * (kept up to a limit, gzip/deflate decoded), 1xx skipped, and a stats error kind with a one-line
+ * reason when the bytes make no sense. No I/O of its own. */
 #ifndef PARROT_HTTP_MSG_H
 #define PARROT_HTTP_MSG_H
 
@@ -10,10 +11,6 @@
 
 #include "cookie.h"
 #include "http.h"
-
-typedef struct http_msg_hdr {
-    size_t name, name_len, value, value_len; /* offsets into hbuf */
-} http_msg_hdr;
 
 /* One per pool, reused for every response. The caller sets the public part before
  * http_msg_start; the rest is the reader's. */
@@ -30,13 +27,13 @@ typedef struct http_msg {
     int keep_alive; /* the connection can carry another exchange */
     int err_kind;   /* enum stats_err, 0 when fine */
     char err_msg[160];
-    /* Reader state. */
-    char *hbuf; /* owned until handed to res by http_msg_finish */
+    /* Reader state. llhttp reports no header bytes: the head is taken whole from the bytes read
+     * when llhttp pauses at its end (copied in hbuf first only when it came in several reads). */
+    char *hbuf; /* owned, reused: the head's first reads */
     size_t hlen, hcap;
-    http_msg_hdr *hoffs; /* owned, reused */
-    size_t nh, hoffs_cap;
-    int in_field, value_open, headers_done;
-    size_t reason_len; /* the status line's reason phrase: hbuf[0, reason_len), then a NUL */
+    int headers_done; /* the final response's head was taken */
+    int head_end;     /* llhttp paused at the end of a head */
+    int next_message; /* llhttp paused after a 1xx: the final response starts where it stopped */
     size_t body_cap;
     z_stream *z; /* owned while decoding */
     int z_fallback_ok;
@@ -44,6 +41,12 @@ typedef struct http_msg {
 
 /* Parser settings whose callbacks expect `parser->data` to be the http_msg. */
 extern const llhttp_settings_t http_msg_settings;
+
+/* Feed `n` bytes read to the parser (use this, not llhttp_execute: it takes the head out of them).
+ * Returns as llhttp_execute does: HPE_OK (more to read), HPE_PAUSED with m->complete (the response
+ * is whole; llhttp_get_error_pos tells where it ended), or an error (m->err_kind says why when it
+ * is the reader's). */
+llhttp_errno_t http_msg_execute(http_msg *m, llhttp_t *h, const char *buf, size_t n);
 
 /* Ready for a new response (results cleared). */
 void http_msg_start(http_msg *m);

@@ -708,6 +708,14 @@ int main(int argc, char **argv)
     signal(SIGBUS, on_fatal);
 #endif
     signal(SIGPIPE, SIG_IGN);
+#ifdef PARROT_LLHTTP_SSE42
+    if (!__builtin_cpu_supports("sse4.2")) { /* built where it had it, copied to where it has not */
+        fputs("parrot: this build needs a CPU with SSE4.2; build it on this machine (make) or with "
+              "make LLHTTP_SSE42=0\n",
+              stderr);
+        return 1;
+    }
+#endif
     if (argc < 2) {
         fputs(usage_main, stderr);
         return 2;

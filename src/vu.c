@@ -67,6 +67,7 @@ struct vu_sched {
     int vus_active;                 /* session VUs (as the runner reports them) */
     name_slot names[VU_NAME_CACHE]; /* see name_id */
     int closing;
+    int res_mt[2]; /* registry refs of RES_MT and RES_MT_INLINE: no name lookup per response */
 };
 
 /* Response userdata; Lua values (status, body, headers...) are made only when read. A response
@@ -116,29 +117,17 @@ static void enqueue(vu *v)
  * `res`. */
 static lres *push_inline(lua_State *L, const http_res *res)
 {
-    size_t harr = res->nheaders * sizeof(http_header);
-    size_t hbytes = res->hbuf ? res->hbuf_len + 1 : 0;
+    size_t hlen = res->head ? res->head_len + 1 : 0;
     size_t blen = res->body ? res->body_len + 1 : 0;
     size_t ulen = res->url ? strlen(res->url) + 1 : 0;
-    lres *r = lua_newuserdata(L, sizeof *r + harr + hbytes + blen + ulen);
+    size_t elen = res->errmsg[0] ? strlen(res->errmsg) + 1 : 0;
+    lres *r = lua_newuserdata(L, sizeof *r + hlen + blen + ulen + elen);
     char *p = (char *)(r + 1);
     r->inl = *res;
-    r->inl.hmem = NULL;
-    if (harr) {
-        r->inl.headers = (http_header *)p;
-        memcpy(p, res->headers, harr);
-        p += harr;
-    } else {
-        r->inl.headers = NULL;
-    }
-    if (hbytes) {
-        memcpy(p, res->hbuf, hbytes);
-        for (size_t i = 0; i < res->nheaders; i++) { /* the same offsets in the copy */
-            r->inl.headers[i].name = p + (res->headers[i].name - res->hbuf);
-            r->inl.headers[i].value = p + (res->headers[i].value - res->hbuf);
-        }
-        r->inl.hbuf = p;
-        p += hbytes;
+    if (hlen) {
+        memcpy(p, res->head, hlen);
+        r->inl.head = p;
+        p += hlen;
     }
     if (blen) {
         memcpy(p, res->body, blen);
@@ -148,6 +137,11 @@ static lres *push_inline(lua_State *L, const http_res *res)
     if (ulen) {
         memcpy(p, res->url, ulen);
         r->inl.url = p;
+        p += ulen;
+    }
+    if (elen) {
+        memcpy(p, res->errmsg, elen);
+        r->inl.errmsg = p;
     }
     r->res = &r->inl;
     return r;
@@ -156,16 +150,16 @@ static lres *push_inline(lua_State *L, const http_res *res)
 static void push_response(lua_State *L, vu *v)
 {
     http_res *res = v->res;
-    size_t size = res->nheaders * sizeof(http_header) + res->hbuf_len + (res->body ? res->body_len : 0);
+    size_t size = res->head_len + (res->body ? res->body_len : 0);
     lres *r;
     if (size <= RES_INLINE_MAX) {
         r = push_inline(L, res);
         http_res_free(res);
-        luaL_getmetatable(L, RES_MT_INLINE);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, v->s->res_mt[1]);
     } else {
         r = lua_newuserdata(L, offsetof(lres, inl));
         r->res = res;
-        luaL_getmetatable(L, RES_MT);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, v->s->res_mt[0]);
     }
     r->failed = v->res_failed;
     v->res = NULL;
@@ -352,11 +346,12 @@ static int name_id(vu_sched *s, const char *name, int kind)
     return id;
 }
 
-static void read_expect(lua_State *L, vu *v)
+/* expect: a status or an array of them. */
+static void read_expect(lua_State *L, int i, vu *v)
 {
-    if (lua_istable(L, -1)) {
-        for (int i = 1; i <= VU_MAX_EXPECT; i++) {
-            lua_rawgeti(L, -1, i);
+    if (lua_istable(L, i)) {
+        for (int k = 1; k <= VU_MAX_EXPECT; k++) {
+            lua_rawgeti(L, i, k);
             if (lua_isnil(L, -1)) {
                 lua_pop(L, 1);
                 break;
@@ -364,73 +359,61 @@ static void read_expect(lua_State *L, vu *v)
             v->expect[v->nexpect++] = (short)lua_tointeger(L, -1);
             lua_pop(L, 1);
         }
-    } else if (lua_isnumber(L, -1)) {
-        v->expect[v->nexpect++] = (short)lua_tointeger(L, -1);
+    } else if (lua_isnumber(L, i)) {
+        v->expect[v->nexpect++] = (short)lua_tointeger(L, i);
     }
 }
 
 /* tls = {cert, key, ca}: the strings stay alive, held by that table. */
-static void read_tls(lua_State *L, http_req *req)
+static void read_tls(lua_State *L, int i, http_req *req)
 {
-    if (!lua_istable(L, -1)) return;
+    if (!lua_istable(L, i)) return;
     const char **dst[] = {&req->tls_cert, &req->tls_key, &req->tls_ca};
     const char *keys[] = {"cert", "key", "ca"};
-    for (int i = 0; i < 3; i++) {
-        lua_getfield(L, -1, keys[i]);
-        *dst[i] = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    for (int k = 0; k < 3; k++) {
+        lua_getfield(L, i, keys[k]);
+        *dst[k] = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
         lua_pop(L, 1);
     }
 }
 
-/* Read a request's options table (the scenario's own, see client_opts in http.lua) in one pass;
- * keys the client does not use (name, headers, query, ...) are skipped. */
-static void read_opts(lua_State *L, int t, vu *v, http_req *req)
+/* Seconds at stack index i as microseconds; 0 (the client's default) unless a positive number. */
+static uint64_t arg_us(lua_State *L, int i)
 {
-    lua_pushnil(L);
-    while (lua_next(L, t)) { /* key at -2, value at -1 */
-        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-        int b = lua_toboolean(L, -1);
-        double num = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
-        switch (k[0]) {
-        case 't':
-            if (!strcmp(k, "timeout") && num > 0)
-                req->timeout_us = (uint64_t)(num * 1e6);
-            else if (!strcmp(k, "tls"))
-                read_tls(L, req);
-            break;
-        case 'm':
-            if (!strcmp(k, "max_body") && num > 0) req->max_body = (size_t)num;
-            break;
-        case 'i':
-            if (!strcmp(k, "insecure")) req->insecure = b;
-            break;
-        case 'd':
-            if (!strcmp(k, "discard_body")) req->discard_body = b;
-            break;
-        case 'c':
-            if (!strcmp(k, "compression"))
-                req->compression = b;
-            else if (!strcmp(k, "cookies"))
-                req->no_cookies = lua_type(L, -1) == LUA_TBOOLEAN && !b;
-            break;
-        case 'v':
-            if (!strcmp(k, "version"))
-                req->http10 =
-                    num == 1.0 || (lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), "1.0"));
-            break;
-        case 'e':
-            if (!strcmp(k, "expect")) read_expect(L, v);
-            break;
-        }
-        lua_pop(L, 1);
-    }
+    if (lua_type(L, i) != LUA_TNUMBER) return 0;
+    double sec = lua_tonumber(L, i);
+    if (!(sec > 0)) return 0;
+    return sec > 86400.0 * 365 ? (uint64_t)(86400.0 * 365 * 1e6) : (uint64_t)(sec * 1e6);
 }
 
-/* core.request(method, url, headers, body, name, opts, start, insecure) -> response (yields).
+/* The request options core.request takes after `insecure` (see there), nil for the default:
+ * read from the argument list, not from a table, because this runs for every request. */
+static void read_opts(lua_State *L, vu *v, http_req *req)
+{
+    int top = lua_gettop(L);
+    if (top >= 8) req->timeout_us = arg_us(L, 8);
+    if (top >= 9) req->connect_timeout_us = arg_us(L, 9);
+    if (top >= 10) req->discard_body = lua_toboolean(L, 10);
+    if (top >= 11) req->compression = lua_toboolean(L, 11);
+    if (top >= 12 && lua_type(L, 12) == LUA_TNUMBER && lua_tonumber(L, 12) > 0)
+        req->max_body = (size_t)lua_tonumber(L, 12);
+    if (top >= 13 && !lua_isnil(L, 13))
+        req->http10 = (lua_type(L, 13) == LUA_TNUMBER && lua_tonumber(L, 13) == 1.0) ||
+                      (lua_type(L, 13) == LUA_TSTRING && !strcmp(lua_tostring(L, 13), "1.0"));
+    if (top >= 14) req->no_cookies = lua_type(L, 14) == LUA_TBOOLEAN && !lua_toboolean(L, 14);
+    if (top >= 15 && !lua_isnil(L, 15)) read_tls(L, 15, req);
+    if (top >= 16 && !lua_isnil(L, 16)) read_expect(L, 16, v);
+}
+
+/* core.request(method, url, headers, body, name, start, insecure, timeout, connect_timeout,
+ *              discard_body, compression, max_body, version, cookies, tls, expect)
+ *   -> response (yields).
  * headers: nil or a flat array {name1, value1, name2, value2, ...}; body: nil or a string; name:
- * the statistics name (default: the URL); opts: nil or the request's options table (see
- * read_opts); start: the intended start (core.now() seconds) or nil; insecure: the default for
- * certificate checks when opts has no `insecure`. */
+ * the statistics name (default: the URL); start: the intended start (core.now() seconds) or nil;
+ * insecure: no certificate checks; timeout, connect_timeout: seconds (nil: the client's);
+ * discard_body, compression: booleans; max_body: bytes kept; version: 1.0 or "1.0" for HTTP/1.0;
+ * cookies: false sends and keeps none; tls: {cert, key, ca} file names; expect: the statuses that
+ * are not failures (a number or an array). The options after `name` may be left out. */
 static int l_request(lua_State *L)
 {
     vu *v = current_vu(L, "http requests");
@@ -457,12 +440,12 @@ static int l_request(lua_State *L)
     if (!lua_isnoneornil(L, 4)) req.body = luaL_checklstring(L, 4, &req.body_len);
     const char *name = lua_type(L, 5) == LUA_TSTRING ? lua_tostring(L, 5) : NULL;
     v->nexpect = 0;
-    req.insecure = lua_toboolean(L, 8);
-    if (lua_istable(L, 6)) read_opts(L, 6, v, &req);
-    if (lua_type(L, 7) == LUA_TNUMBER && lua_tonumber(L, 7) > 0)
-        req.start_ns = (uint64_t)(lua_tonumber(L, 7) * 1e9);
+    if (lua_type(L, 6) == LUA_TNUMBER && lua_tonumber(L, 6) > 0)
+        req.start_ns = (uint64_t)(lua_tonumber(L, 6) * 1e9);
     else
         req.start_ns = v->intended_ns;
+    req.insecure = lua_toboolean(L, 7);
+    read_opts(L, v, &req);
     v->intended_ns = 0;
     v->name_id = name_id(s, name ? name : req.url, STATS_REQUEST);
     if (!v->pool && !(v->pool = http_pool_new(s->http))) return luaL_error(L, "out of memory");
@@ -850,9 +833,11 @@ static void push_headers(lua_State *L, lres *r)
     }
     lua_pop(L, 1); /* cache */
     http_res *res = r->res;
-    lua_createtable(L, 0, (int)res->nheaders);
-    for (size_t i = 0; i < res->nheaders; i++) {
-        const http_header *h = &res->headers[i];
+    lua_createtable(L, 0, 8);
+    size_t pos = 0;
+    http_header hd;
+    while (http_head_next(res->head, res->head_len, &pos, &hd)) {
+        const http_header *h = &hd;
         char low[256];
         size_t n = h->name_len < sizeof low ? h->name_len : sizeof low;
         for (size_t k = 0; k < n; k++) {
@@ -896,27 +881,14 @@ static void push_timings(lua_State *L, const http_res *res)
 #undef T
 }
 
-/* r.head: the status line and headers as received (names in their case, in order, repeats kept),
- * each line ending in CRLF, then an empty line; "" when no response came. */
+/* r.head: the status line and headers exactly as received, the empty line that ends them
+ * included; "" when no response came. */
 static void push_head(lua_State *L, const http_res *res)
 {
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    if (res->status) {
-        char line[48];
-        snprintf(line, sizeof line, "HTTP/1.%d %d ", res->http_minor, res->status);
-        luaL_addstring(&b, line);
-        if (res->hbuf) luaL_addlstring(&b, res->hbuf, res->reason_len);
-        luaL_addstring(&b, "\r\n");
-        for (size_t i = 0; i < res->nheaders; i++) {
-            luaL_addlstring(&b, res->headers[i].name, res->headers[i].name_len);
-            luaL_addstring(&b, ": ");
-            luaL_addlstring(&b, res->headers[i].value, res->headers[i].value_len);
-            luaL_addstring(&b, "\r\n");
-        }
-        luaL_addstring(&b, "\r\n");
-    }
-    luaL_pushresult(&b);
+    if (res->status && res->head)
+        lua_pushlstring(L, res->head, res->head_len);
+    else
+        lua_pushliteral(L, "");
 }
 
 static int res_index(lua_State *L)
@@ -961,8 +933,11 @@ static int res_index(lua_State *L)
         lua_pushboolean(L, res->reused);
     else if (!strcmp(k, "proto"))
         lua_pushstring(L, res->http_minor ? "HTTP/1.1" : "HTTP/1.0");
-    else if (!strcmp(k, "reason"))
-        lua_pushlstring(L, res->hbuf ? res->hbuf : "", res->hbuf ? res->reason_len : 0);
+    else if (!strcmp(k, "reason")) {
+        size_t n;
+        const char *reason = http_res_reason(res, &n);
+        lua_pushlstring(L, reason, n);
+    }
     else if (!strcmp(k, "head"))
         push_head(L, res);
     else {
@@ -1049,7 +1024,7 @@ static int open_core(lua_State *L)
         lua_setfield(L, -2, "__tostring");
         lua_pushliteral(L, "parrot.response");
         lua_setfield(L, -2, "__metatable");
-        lua_pop(L, 1);
+        s->res_mt[inl] = luaL_ref(L, LUA_REGISTRYINDEX);
     }
     lua_pop(L, 1);
     luaL_newmetatable(L, HEADERS_CACHE); /* a weak-keyed table kept in the registry */

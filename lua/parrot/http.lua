@@ -73,25 +73,12 @@ end
 local UPPER = {}
 for _, m in ipairs(METHODS) do UPPER[m], UPPER[m:upper()] = m:upper(), m:upper() end
 
--- The options table the C client reads (timeout, insecure, discard_body, compression, max_body,
--- expect, version, cookies, tls, connect_timeout): the caller's own table, read and never
--- changed, unless a timeout is a string ("5s"), which is converted in a copy.
-local CLIENT_KEYS = { "insecure", "discard_body", "compression", "max_body", "expect", "version",
-                      "cookies", "tls", "timeout", "connect_timeout" }
-local function client_opts(o)
-  if o and ((o.timeout ~= nil and type(o.timeout) ~= "number")
-            or (o.connect_timeout ~= nil and type(o.connect_timeout) ~= "number")) then
-    local c = {} -- the keys the client reads, by name (a pairs() copy here was miscompiled by LuaJIT)
-    for i = 1, #CLIENT_KEYS do
-      local k = CLIENT_KEYS[i]
-      c[k] = o[k]
-    end
-    local duration = require("parrot").duration
-    if o.timeout ~= nil then c.timeout = duration(o.timeout, "timeout") end
-    if o.connect_timeout ~= nil then c.connect_timeout = duration(o.connect_timeout, "connect_timeout") end
-    return c
-  end
-  return o
+-- A timeout option in seconds: a number as it is, a string ("5s", "250ms") converted.
+local duration
+local function seconds(v, what)
+  if v == nil or type(v) == "number" then return v end
+  duration = duration or require("parrot").duration
+  return duration(v, what)
 end
 
 -- Headers as the flat array the C client takes ({name1, value1, ...}), or nil for none. The
@@ -160,8 +147,16 @@ local function send(method, u, o, body)
   end
   if body ~= nil then body = tostring(body) end
   local hdrs = header_list(o, ctype)
-  local copts, insecure = client_opts(o), http.defaults.insecure
-  local r = core.request(method, u, hdrs, body, name, copts, nil, insecure)
+  -- the options the C client reads, passed one by one (see core.request): no table walk per request
+  local ins, to, cto, discard, compr, maxb, ver, cookies, tls, expect = http.defaults.insecure
+  if o then
+    if o.insecure ~= nil then ins = o.insecure end
+    to, cto = seconds(o.timeout, "timeout"), seconds(o.connect_timeout, "connect_timeout")
+    discard, compr, maxb, ver, cookies, tls, expect =
+      o.discard_body, o.compression, o.max_body, o.version, o.cookies, o.tls, o.expect
+  end
+  local r = core.request(method, u, hdrs, body, name, nil, ins, to, cto, discard, compr, maxb, ver, cookies,
+                         tls, expect)
   local left = o and o.redirects
   if left == nil then left = 10 elseif left == false then left = 0 end
   while REDIRECT[r.status] and left > 0 do
@@ -183,7 +178,8 @@ local function send(method, u, o, body)
     end
     u = nu
     if not (o and o.name) then name = method .. " " .. path_of(u) end
-    r = core.request(method, u, hdrs, body, name, copts, nil, insecure)
+    r = core.request(method, u, hdrs, body, name, nil, ins, to, cto, discard, compr, maxb, ver, cookies, tls,
+                     expect)
   end
   return r
 end

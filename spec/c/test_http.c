@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -36,6 +37,7 @@ typedef struct srv {
     const char *resp[4]; /* answer to the Nth request of a connection (last one repeats); NULL: close */
     size_t resp_len[4];  /* 0: strlen */
     int close_after;     /* close after each answer */
+    int drip;            /* write answers one byte at a time (each its own segment), every drip µs */
     int relay_port;      /* M_PROXY: where CONNECT goes */
     const char *proxy_reply;
     pthread_mutex_t mu;
@@ -119,7 +121,18 @@ static void *srv_conn_main(void *arg)
         const char *r = s->resp[i < 4 ? i : 3];
         if (!r) break;
         size_t len = s->resp_len[i < 4 ? i : 3] ? s->resp_len[i < 4 ? i : 3] : strlen(r);
-        if (write(sc->fd, r, len) < 0) break;
+        if (s->drip) {
+            int one = 1;
+            setsockopt(sc->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            size_t k = 0;
+            while (k < len && write(sc->fd, r + k, 1) == 1) {
+                k++;
+                usleep((useconds_t)s->drip);
+            }
+            if (k < len) break;
+        } else if (write(sc->fd, r, len) < 0) {
+            break;
+        }
         if (s->close_after) break;
     }
     close(sc->fd);
@@ -334,6 +347,71 @@ static void framing(http_client *c)
           "POST sends Content-Length and the body");
     pthread_mutex_unlock(&s->mu);
     http_res_free(r);
+    srv_stop(s);
+
+    /* The head is taken whole from what was read: byte by byte, after a 1xx, with folded and padded
+     * values, Set-Cookie stored on the way. */
+    static const char dripped[] = "HTTP/1.1 100 Continue\r\n\r\n"
+                                  "HTTP/1.1 299 Custom Reason Here\r\nSet-Cookie: drip=1; Path=/\r\n"
+                                  "X-Fold: one\r\n two\r\nX-Pad:   v  \r\nContent-Length: 2\r\n\r\nok";
+    s = srv_start(M_CANNED, dripped, NULL);
+    s->drip = 300;
+    r = get(p, u(s->port, "/drip"));
+    size_t fl = 0, pl = 0, rl = 0;
+    const char *fold = r ? http_res_header(r, "X-Fold", &fl) : NULL;
+    const char *pad = r ? http_res_header(r, "x-pad", &pl) : NULL;
+    const char *reason = r ? http_res_reason(r, &rl) : NULL;
+    const char *final = strstr(dripped, "HTTP/1.1 299");
+    size_t final_head = (size_t)(strstr(final, "\r\n\r\n") + 4 - final);
+    CHECK(r && r->err == ERR_NONE && r->status == 299 && body_is(r, "ok"), "a head read one byte at a time: %d %s",
+          r ? r->status : 0, r ? r->errmsg : "");
+    CHECK(r && r->head && r->head_len == final_head && !memcmp(r->head, final, final_head) &&
+              r->head[final_head] == '\0',
+          "the head is the final response's, as received, the 1xx left out (%zu bytes of %zu)", r ? r->head_len : 0,
+          final_head);
+    CHECK(rl == 18 && !memcmp(reason, "Custom Reason Here", 18), "the reason phrase: %.*s", (int)rl, reason);
+    CHECK(fold && fl == 9 && !memcmp(fold, "one\r\n two", 9) && pad && pl == 1 && *pad == 'v',
+          "a folded value goes on over its lines; the whitespace around a value is not part of it (%zu, %zu bytes)",
+          fl, pl);
+    http_res_free(r);
+    r = get(p, u(s->port, "/after-drip"));
+    pthread_mutex_lock(&s->mu);
+    CHECK(r && r->err == ERR_NONE && strstr(s->last_req, "\r\nCookie: drip=1\r\n"),
+          "a Set-Cookie read byte by byte is stored and sent back");
+    pthread_mutex_unlock(&s->mu);
+    http_res_free(r);
+    srv_stop(s);
+
+    /* a head larger than the room kept for one inside the response, read in one piece */
+    static char bighead[4096];
+    char big[2001];
+    memset(big, 'b', 2000);
+    big[2000] = '\0';
+    snprintf(bighead, sizeof bighead, "HTTP/1.1 200 OK\r\nX-Big: %s\r\nContent-Length: 2\r\n\r\nok", big);
+    s = srv_start(M_CANNED, bighead, NULL);
+    for (int k = 0; k < 2; k++) {
+        r = get(p, u(s->port, "/big"));
+        size_t bl = 0;
+        const char *bv = r ? http_res_header(r, "X-Big", &bl) : NULL;
+        CHECK(r && r->err == ERR_NONE && bv && bl == 2000 && !memcmp(bv, big, 2000) && body_is(r, "ok") &&
+                  r->head_len == strlen(bighead) - 2,
+              "a 2 KB head (%s connection): header and body read", k ? "kept-alive" : "new");
+        http_res_free(r);
+    }
+    srv_stop(s);
+
+    s = srv_start(M_CANNED, "HTTP/1.1 200 OK\nX-A: 1\nContent-Length: 2\n\nok", NULL);
+    r = get(p, u(s->port, "/lf"));
+    CHECK(r && r->err == ERR_PROTOCOL && strstr(r->errmsg, "bad response") && !r->head,
+          "lines ending in LF alone are refused (llhttp is strict): %s", r ? r->errmsg : "");
+    http_res_free(r);
+    srv_stop(s);
+
+    s = srv_start(M_CANNED,
+                  "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+                  "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                  NULL);
+    post.url = u(s->port, "/upload");
     post.body = NULL, post.body_len = 0;
     r = fetch(p, &post);
     pthread_mutex_lock(&s->mu);
@@ -471,6 +549,28 @@ static void errors(http_client *c)
     CHECK(r->err == ERR_TIMEOUT && r->total_us >= 200000 && r->total_us < 2000000,
           "a silent server times out: %s", r->errmsg);
     http_res_free(r);
+
+    /* Each request has its own timeout on one pool: a short one that ended early does not cut a
+     * later, longer request; a later, shorter one still fires on time. */
+    srv *slow = srv_start(M_CANNED, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", NULL);
+    http_req quick = {.method = "GET", .url = u(slow->port, "/quick"), .timeout_us = 150000};
+    r = fetch(p, &quick);
+    CHECK(r->err == ERR_NONE && body_is(r, "ok"), "a quick request within its 150 ms: %s", r->errmsg);
+    http_res_free(r);
+    slow->drip = 12000; /* 38 bytes: about 450 ms */
+    http_req longer = {.method = "GET", .url = u(slow->port, "/slower"), .timeout_us = 3000000};
+    r = fetch(p, &longer);
+    CHECK(r->err == ERR_NONE && body_is(r, "ok") && r->total_us > 300000,
+          "the next request's 3 s timeout holds past the previous one's 150 ms: %s (%llu us)", r->errmsg,
+          (unsigned long long)r->total_us);
+    http_res_free(r);
+    http_req shorter = {.method = "GET", .url = u(slow->port, "/shorter"), .timeout_us = 100000};
+    r = fetch(p, &shorter);
+    CHECK(r->err == ERR_TIMEOUT && r->total_us >= 100000 && r->total_us < 300000,
+          "a shorter timeout after a longer one fires on time: %s (%llu us)", r->errmsg,
+          (unsigned long long)r->total_us);
+    http_res_free(r);
+    srv_stop(slow);
 
     /* http_cancel: the callback still runs, from the loop */
     waiter w = {0};

@@ -3,7 +3,8 @@
 # target` (and a small forward proxy in python3 on loopback): iterations without a duration and
 # their cap, --vus on stages, a failing setup(), errors named by the scenario's own files, abort
 # thresholds, thresholds without data, custom trends with any number, the fd limit warning,
-# --dump, --proxy / HTTP_PROXY / NO_PROXY, --resolve, and error samples in the summary.
+# --dump, --proxy / HTTP_PROXY / NO_PROXY, --resolve, error samples in the summary, and a
+# request's own connect_timeout.
 . "$(dirname "$0")/lib.sh"
 
 # has FILE TEXT DESC: ok when FILE contains the fixed string TEXT
@@ -214,5 +215,32 @@ if start_target es; then
     fi
     stop_target
 fi
+
+# (m) connect_timeout per request: a listener whose accept queue is full drops the SYN, so the
+# connect hangs until the request's own connect_timeout (a number of seconds or "400ms")
+python3 - "$TMP/full.port" <<'PY' &
+import socket, sys, time
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(0)
+fill = []
+for _ in range(4):
+    c = socket.socket(); c.setblocking(False)
+    try: c.connect(l.getsockname())
+    except BlockingIOError: pass
+    fill.append(c)
+time.sleep(0.2)
+open(sys.argv[1], "w").write(str(l.getsockname()[1]))
+time.sleep(30)
+PY
+full_pid=$!
+for _ in $(seq 50); do [ -s "$TMP/full.port" ] && break; sleep 0.1; done
+prun ct "$SCEN/connect_timeout.lua" -e PORT="$(cat "$TMP/full.port")" --out "$TMP/ct.json"
+kill "$full_pid" 2>/dev/null; wait "$full_pid" 2>/dev/null
+has "$TMP/ct.stdout" "number error=connect timeout" "connect_timeout = 0.3: the request fails as a connect timeout"
+has "$TMP/ct.stdout" "string error=connect timeout" "connect_timeout = \"400ms\": the same"
+between "$(sed -n 's/^number .*total_ms=\([0-9]*\).*/\1/p' "$TMP/ct.stdout")" 250 1500 \
+    "connect_timeout = 0.3: it gave up after about 300 ms (not the 10 s default)"
+between "$(sed -n 's/^string .*total_ms=\([0-9]*\).*/\1/p' "$TMP/ct.stdout")" 350 1500 \
+    "connect_timeout = \"400ms\": after about 400 ms"
+is "$(json_num "$TMP/ct.json" errors_by_kind.connect)" 2 "connect_timeout: both counted as connect errors"
 
 done_testing
