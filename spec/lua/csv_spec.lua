@@ -119,12 +119,14 @@ end)
 describe("over a cluster", function()
   local core = require "parrot.core"
   local asked, drop -- the questions the queen heard (counts); how many more to drop
+  local asked_by -- key -> questions about it (an earlier test's thread may still ask about its own)
   local counters
 
   -- a parrot.cluster whose answers go to `mod` (a worker's parrot.csv)
   local function cluster_for(mod)
     return { rows = function(key, count)
       asked[#asked + 1] = count
+      asked_by[key] = (asked_by[key] or 0) + 1
       if drop > 0 then drop = drop - 1; return end
       local first = counters[key] or 0
       counters[key] = first + count
@@ -142,7 +144,7 @@ describe("over a cluster", function()
 
   local path
   before_each(function()
-    asked, drop, counters = {}, 0, {}
+    asked, asked_by, drop, counters = {}, {}, 0, {}
     package.loaded["parrot.cluster"] = cluster_for(csv)
     path = csv_file("id\n1\n2\n3\n4\n5\n")
   end)
@@ -197,7 +199,7 @@ describe("over a cluster", function()
     local t = core.now()
     assert.equal(1, csv.position("lost"))
     assert.truthy(core.now() - t >= 1.9, "it waited for the second question")
-    assert.equal(2, #asked)
+    assert.equal(2, asked_by.lost)
   end)
 
   it("a refusal (over 1,024 feeders and counters in the run) is nil and a message", function()
