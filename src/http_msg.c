@@ -118,10 +118,10 @@ static int head_take(http_msg *m, const char *at, const char *end)
     const char *h = r->head, *hend = h + len, *nl = memchr(h, '\n', len);
     for (const char *line = nl ? nl + 1 : hend; line < hend; line = nl + 1) {
         if (!(nl = memchr(line, '\n', (size_t)(hend - line)))) break;
-        size_t n = (size_t)(nl - line), pos = (size_t)(line - h);
+        size_t ll = (size_t)(nl - line), pos = (size_t)(line - h);
         http_header hd;
-        if ((n > 10 && line[10] == ':' && m->jar && !strncasecmp(line, "Set-Cookie", 10)) ||
-            (n > 16 && line[16] == ':' && !enc && !strncasecmp(line, "Content-Encoding", 16))) {
+        if ((ll > 10 && line[10] == ':' && m->jar && !strncasecmp(line, "Set-Cookie", 10)) ||
+            (ll > 16 && line[16] == ':' && !enc && !strncasecmp(line, "Content-Encoding", 16))) {
             if (!http_head_next(h, len, &pos, &hd)) break;
             nl = h + pos - 1; /* the value may have gone on over folded lines */
             if (hd.name_len == 10) {

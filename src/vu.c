@@ -182,9 +182,11 @@ static void vu_resume(vu *v)
     vu_sched *s = v->s;
     int nargs = v->nargs;
     v->nargs = 0;
-    if (v->res) {
+    if (v->res) { /* core.request's results: the response and its status */
+        int status = v->res->status;
         push_response(v->co, v);
-        nargs = 1;
+        lua_pushinteger(v->co, status);
+        nargs = 2;
     }
     v->state = VU_RUNNING;
     s->current = v;
@@ -407,7 +409,7 @@ static void read_opts(lua_State *L, vu *v, http_req *req)
 
 /* core.request(method, url, headers, body, name, start, insecure, timeout, connect_timeout,
  *              discard_body, compression, max_body, version, cookies, tls, expect)
- *   -> response (yields).
+ *   -> response, status (yields; status is 0 when no response came).
  * headers: nil or a flat array {name1, value1, name2, value2, ...}; body: nil or a string; name:
  * the statistics name (default: the URL); start: the intended start (core.now() seconds) or nil;
  * insecure: no certificate checks; timeout, connect_timeout: seconds (nil: the client's);
@@ -629,17 +631,19 @@ static int l_transaction(lua_State *L)
     return 0;
 }
 
-/* core.iteration([t0]): one iteration done; with t0 (core.now() seconds, its start) its duration
- * goes into the iteration_duration trend, in milliseconds. */
+/* core.iteration([t0]) -> now, stopping: one iteration done; with t0 (core.now() seconds, its
+ * start) its duration goes into the iteration_duration trend, in milliseconds. Returns the clock it
+ * read (core.now()) and core.stopping(), so that a VU looping over iterations needs no other call. */
 static int l_iteration(lua_State *L)
 {
     vu_sched *s = sched_of(L);
+    double now = (double)uv_hrtime() / 1e9;
     s->st->iterations++;
-    if (lua_type(L, 1) == LUA_TNUMBER) {
-        double ms = ((double)uv_hrtime() / 1e9 - lua_tonumber(L, 1)) * 1000.0;
-        stats_trend_add(s->st, name_id(s, "iteration_duration", STATS_TREND), ms);
-    }
-    return 0;
+    if (lua_type(L, 1) == LUA_TNUMBER)
+        stats_trend_add(s->st, name_id(s, "iteration_duration", STATS_TREND), (now - lua_tonumber(L, 1)) * 1000.0);
+    lua_pushnumber(L, now);
+    lua_pushboolean(L, s->stopping);
+    return 2;
 }
 
 static int l_dropped(lua_State *L)

@@ -155,17 +155,17 @@ local function send(method, u, o, body)
     discard, compr, maxb, ver, cookies, tls, expect =
       o.discard_body, o.compression, o.max_body, o.version, o.cookies, o.tls, o.expect
   end
-  local r = core.request(method, u, hdrs, body, name, nil, ins, to, cto, discard, compr, maxb, ver, cookies,
-                         tls, expect)
+  local r, status = core.request(method, u, hdrs, body, name, nil, ins, to, cto, discard, compr, maxb, ver,
+                                 cookies, tls, expect)
   local left = o and o.redirects
   if left == nil then left = 10 elseif left == false then left = 0 end
-  while REDIRECT[r.status] and left > 0 do
+  while REDIRECT[status] and left > 0 do
     local loc = r:header("location")
     if not loc then break end
     local nu = ext.url_resolve(u, loc)
     if not nu then break end
     left = left - 1
-    if r.status == 303 or ((r.status == 301 or r.status == 302) and method ~= "GET" and method ~= "HEAD") then
+    if status == 303 or ((status == 301 or status == 302) and method ~= "GET" and method ~= "HEAD") then
       method, body = "GET", nil
       if hdrs then
         local h2 = {}
@@ -178,8 +178,8 @@ local function send(method, u, o, body)
     end
     u = nu
     if not (o and o.name) then name = method .. " " .. path_of(u) end
-    r = core.request(method, u, hdrs, body, name, nil, ins, to, cto, discard, compr, maxb, ver, cookies, tls,
-                     expect)
+    r, status = core.request(method, u, hdrs, body, name, nil, ins, to, cto, discard, compr, maxb, ver, cookies,
+                             tls, expect)
   end
   return r
 end

@@ -78,14 +78,16 @@ local function start_session(vu, s)
   end
 end
 
--- One iteration of session `s`; `intended` is its planned start (rate model) or nil.
-local function iterate(vu, s, intended)
+-- One iteration of session `s`; `intended` is its planned start (rate model) or nil, `start` the
+-- clock when it starts (the end of the one before, as returned) or nil. Returns the clock at its
+-- end and whether a stop was asked.
+local function iterate(vu, s, intended, start)
   vu.iteration = vu.iteration + 1
-  local t0 = intended or now()
+  local t0 = intended or start or now()
   if intended then core.intend(intended) end -- the first request's latency counts from here
   guarded(s.run, vu)
   if intended then core.intend(nil) end
-  core.iteration(t0) -- counts it, and its duration in the iteration_duration trend
+  return core.iteration(t0) -- counts it, and its duration in the iteration_duration trend
 end
 
 -- Wait until `pred()` is true, the deadline passes or a stop is requested; true if pred held.
@@ -149,12 +151,14 @@ local function closed(ctx)
       vu.co = coroutine.running()
       core.vus(1)
       start_session(vu, s)
-      while not vu.stop and not ctx.stopping and not core.stopping() do
+      -- back to back: an iteration starts at the clock the one before it read at its end
+      local t, stop = nil, core.stopping()
+      while not vu.stop and not ctx.stopping and not stop do
         if iterations_left then
           if iterations_left <= 0 then break end
           iterations_left = iterations_left - 1
         end
-        iterate(vu, s)
+        t, stop = iterate(vu, s, nil, t)
       end
       vu.gone = true
       core.vus(-1)
