@@ -388,34 +388,17 @@ static uint64_t arg_us(lua_State *L, int i)
     return sec > 86400.0 * 365 ? (uint64_t)(86400.0 * 365 * 1e6) : (uint64_t)(sec * 1e6);
 }
 
-/* The request options core.request takes after `insecure` (see there), nil for the default:
- * read from the argument list, not from a table, because this runs for every request. */
-static void read_opts(lua_State *L, vu *v, http_req *req)
-{
-    int top = lua_gettop(L);
-    if (top >= 8) req->timeout_us = arg_us(L, 8);
-    if (top >= 9) req->connect_timeout_us = arg_us(L, 9);
-    if (top >= 10) req->discard_body = lua_toboolean(L, 10);
-    if (top >= 11) req->compression = lua_toboolean(L, 11);
-    if (top >= 12 && lua_type(L, 12) == LUA_TNUMBER && lua_tonumber(L, 12) > 0)
-        req->max_body = (size_t)lua_tonumber(L, 12);
-    if (top >= 13 && !lua_isnil(L, 13))
-        req->http10 = (lua_type(L, 13) == LUA_TNUMBER && lua_tonumber(L, 13) == 1.0) ||
-                      (lua_type(L, 13) == LUA_TSTRING && !strcmp(lua_tostring(L, 13), "1.0"));
-    if (top >= 14) req->no_cookies = lua_type(L, 14) == LUA_TBOOLEAN && !lua_toboolean(L, 14);
-    if (top >= 15 && !lua_isnil(L, 15)) read_tls(L, 15, req);
-    if (top >= 16 && !lua_isnil(L, 16)) read_expect(L, 16, v);
-}
+/* core.request's flags (see there). */
+enum { RQ_INSECURE = 1, RQ_DISCARD_BODY = 2, RQ_COMPRESSION = 4, RQ_NO_COOKIES = 8, RQ_HTTP10 = 16 };
 
-/* core.request(method, url, headers, body, name, start, insecure, timeout, connect_timeout,
- *              discard_body, compression, max_body, version, cookies, tls, expect)
- *   -> response, status (yields; status is 0 when no response came).
+/* core.request(method, url, headers, body, name, start, flags, timeout, connect_timeout, max_body,
+ *              tls, expect) -> response, status (yields; status is 0 when no response came).
  * headers: nil or a flat array {name1, value1, name2, value2, ...}; body: nil or a string; name:
  * the statistics name (default: the URL); start: the intended start (core.now() seconds) or nil;
- * insecure: no certificate checks; timeout, connect_timeout: seconds (nil: the client's);
- * discard_body, compression: booleans; max_body: bytes kept; version: 1.0 or "1.0" for HTTP/1.0;
- * cookies: false sends and keeps none; tls: {cert, key, ca} file names; expect: the statuses that
- * are not failures (a number or an array). The options after `name` may be left out. */
+ * flags: RQ_* added up (nil: none); timeout, connect_timeout: seconds (nil: the client's);
+ * max_body: bytes kept; tls: {cert, key, ca} file names; expect: the statuses that are not
+ * failures (a number or an array). The arguments after `flags` may be left out: the options come
+ * as arguments, not in a table, because this runs for every request. */
 static int l_request(lua_State *L)
 {
     vu *v = current_vu(L, "http requests");
@@ -446,8 +429,19 @@ static int l_request(lua_State *L)
         req.start_ns = (uint64_t)(lua_tonumber(L, 6) * 1e9);
     else
         req.start_ns = v->intended_ns;
-    req.insecure = lua_toboolean(L, 7);
-    read_opts(L, v, &req);
+    int flags = (int)lua_tointeger(L, 7);
+    req.insecure = (flags & RQ_INSECURE) != 0;
+    req.discard_body = (flags & RQ_DISCARD_BODY) != 0;
+    req.compression = (flags & RQ_COMPRESSION) != 0;
+    req.no_cookies = (flags & RQ_NO_COOKIES) != 0;
+    req.http10 = (flags & RQ_HTTP10) != 0;
+    if (lua_gettop(L) > 7) {
+        req.timeout_us = arg_us(L, 8);
+        req.connect_timeout_us = arg_us(L, 9);
+        if (lua_type(L, 10) == LUA_TNUMBER && lua_tonumber(L, 10) > 0) req.max_body = (size_t)lua_tonumber(L, 10);
+        if (!lua_isnoneornil(L, 11)) read_tls(L, 11, &req);
+        if (!lua_isnoneornil(L, 12)) read_expect(L, 12, v);
+    }
     v->intended_ns = 0;
     v->name_id = name_id(s, name ? name : req.url, STATS_REQUEST);
     if (!v->pool && !(v->pool = http_pool_new(s->http))) return luaL_error(L, "out of memory");

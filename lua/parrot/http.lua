@@ -118,6 +118,14 @@ local function header_list(o, ctype)
   return hdrs
 end
 
+-- core.request with the options send() read (see there); the ones that are nil are left out.
+local function request(method, u, hdrs, body, name, flags, to, cto, maxb, tls, expect)
+  if to or cto or maxb or tls or expect then
+    return core.request(method, u, hdrs, body, name, nil, flags, to, cto, maxb, tls, expect)
+  end
+  return core.request(method, u, hdrs, body, name, nil, flags)
+end
+
 -- One request and the redirects after it. `o` is the caller's options table (never changed);
 -- `body` a raw body given outside it (http.post(url, body)).
 local function send(method, u, o, body)
@@ -147,16 +155,18 @@ local function send(method, u, o, body)
   end
   if body ~= nil then body = tostring(body) end
   local hdrs = header_list(o, ctype)
-  -- the options the C client reads, passed one by one (see core.request): no table walk per request
-  local ins, to, cto, discard, compr, maxb, ver, cookies, tls, expect = http.defaults.insecure
+  -- the options the C client reads, as core.request takes them: no table walk per request
+  local flags, to, cto, maxb, tls, expect = http.defaults.insecure and 1 or 0
   if o then
-    if o.insecure ~= nil then ins = o.insecure end
+    if o.insecure ~= nil then flags = o.insecure and 1 or 0 end
+    if o.discard_body then flags = flags + 2 end
+    if o.compression then flags = flags + 4 end
+    if o.cookies == false then flags = flags + 8 end
+    if o.version == 1.0 or o.version == "1.0" then flags = flags + 16 end
     to, cto = seconds(o.timeout, "timeout"), seconds(o.connect_timeout, "connect_timeout")
-    discard, compr, maxb, ver, cookies, tls, expect =
-      o.discard_body, o.compression, o.max_body, o.version, o.cookies, o.tls, o.expect
+    maxb, tls, expect = o.max_body, o.tls, o.expect
   end
-  local r, status = core.request(method, u, hdrs, body, name, nil, ins, to, cto, discard, compr, maxb, ver,
-                                 cookies, tls, expect)
+  local r, status = request(method, u, hdrs, body, name, flags, to, cto, maxb, tls, expect)
   local left = o and o.redirects
   if left == nil then left = 10 elseif left == false then left = 0 end
   while REDIRECT[status] and left > 0 do
@@ -178,8 +188,7 @@ local function send(method, u, o, body)
     end
     u = nu
     if not (o and o.name) then name = method .. " " .. path_of(u) end
-    r, status = core.request(method, u, hdrs, body, name, nil, ins, to, cto, discard, compr, maxb, ver, cookies,
-                             tls, expect)
+    r, status = request(method, u, hdrs, body, name, flags, to, cto, maxb, tls, expect)
   end
   return r
 end

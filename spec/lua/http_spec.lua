@@ -128,6 +128,15 @@ describe("request options", function()
     assert.equal(5000, r.bytes)
   end)
 
+  it("version = \"1.0\" (or 1.0) sends HTTP/1.0: the connection is not kept for the next request", function()
+    http.get(T .. "/json")
+    assert.truthy(http.get(T .. "/json").reused, "HTTP/1.1: kept alive")
+    for _, v in ipairs({ "1.0", 1.0 }) do
+      http.get(T .. "/json", { version = v })
+      assert.falsy(http.get(T .. "/json", { version = v }).reused, "HTTP/1.0 (" .. type(v) .. "): a new connection each time")
+    end
+  end)
+
   it("compression = true asks for gzip and decodes the body", function()
     local r = http.get(T .. "/gzip", { compression = true })
     assert.equal("gzip", r.headers["content-encoding"])
@@ -232,7 +241,7 @@ describe("request names", function()
     local seen
     local core = require "parrot.core"
     local real = core.request
-    core.request = function(method, u, hdrs, body, name, opts) seen = name; return real(method, u, hdrs, body, name, opts) end
+    core.request = function(...) seen = select(5, ...); return real(...) end
     local ok, err = pcall(http.get, T .. "/item/3?x=1")
     core.request = real
     assert(ok, err)
@@ -243,7 +252,7 @@ describe("request names", function()
     local seen
     local core = require "parrot.core"
     local real = core.request
-    core.request = function(method, u, hdrs, body, name, opts) seen = name; return real(method, u, hdrs, body, name, opts) end
+    core.request = function(...) seen = select(5, ...); return real(...) end
     local ok, err = pcall(http.get, T .. "/item/3", { name = "item" })
     core.request = real
     assert(ok, err)
