@@ -394,7 +394,7 @@ static void ev_end(conn *c, void *ud, int uverr)
     }
     if (uverr == 0 && p->got_bytes && !p->msg.err_kind) {
         llhttp_finish(&pc->parser); /* completes a close-delimited body */
-        if (p->msg.complete) {
+        if (p->msg.complete && http_msg_eof(&p->msg) == 0) {
             p->msg.keep_alive = 0;
             account_bytes(p);
             call_finish(p, ERR_NONE, NULL);

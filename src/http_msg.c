@@ -27,7 +27,7 @@ void http_msg_start(http_msg *m)
     m->err_kind = 0;
     m->err_msg[0] = '\0';
     m->hlen = 0;
-    m->headers_done = m->head_end = m->next_message = 0;
+    m->headers_done = m->head_pending = m->head_end = m->next_message = 0;
     m->body_cap = 0;
 }
 
@@ -105,7 +105,7 @@ static int head_take(http_msg *m, const char *at, const char *end)
         return fail(m, ERR_TOO_LARGE, "out of memory for headers");
     }
     if (m->hlen) memcpy(r->head, m->hbuf, m->hlen);
-    memcpy(r->head + m->hlen, at, n);
+    if (n) memcpy(r->head + m->hlen, at, n);
     r->head[len] = '\0';
     r->head_len = len;
     m->hlen = 0;
@@ -147,19 +147,34 @@ static int head_take(http_msg *m, const char *at, const char *end)
     return 0;
 }
 
-/* llhttp pauses here so that http_msg_execute learns where the head ends. */
+/* The head ends here; llhttp does not say where. A body that is not chunked starts right after it
+ * (on_body takes the head there), no body ends the message there (http_msg_execute takes it where
+ * llhttp pauses at the end); before a chunked body llhttp pauses now, for the same reason. A 1xx
+ * head is not kept. */
 static int on_headers_complete(llhttp_t *h)
 {
     http_msg *m = h->data;
     int st = h->status_code;
     if (st == 101) return fail(m, ERR_PROTOCOL, "101 Switching Protocols is not supported");
-    if (st >= 200) {
-        m->res->status = st;
-        m->res->http_minor = h->http_minor;
-        if (m->is_head) h->flags |= F_SKIPBODY; /* as returning 1 would */
+    if (st < 200) return 0;
+    m->res->status = st;
+    m->res->http_minor = h->http_minor;
+    if (m->is_head) h->flags |= F_SKIPBODY; /* as returning 1 would */
+    if ((h->flags & F_CHUNKED) && !m->is_head) {
+        m->head_end = 1;
+        return HPE_PAUSED;
     }
-    m->head_end = 1;
-    return HPE_PAUSED;
+    m->head_pending = 1;
+    return 0;
+}
+
+/* Take the pending head: it ends at `end`, in the bytes of the current llhttp_execute call. */
+static int head_now(http_msg *m, const char *end)
+{
+    m->head_pending = 0;
+    if (head_take(m, m->chunk, end) < 0) return -1;
+    m->headers_done = 1;
+    return 0;
 }
 
 static void body_keep(http_msg *m, const char *d, size_t n)
@@ -215,6 +230,7 @@ static int body_inflate(http_msg *m, const char *at, size_t n)
 static int on_body(llhttp_t *h, const char *at, size_t n)
 {
     http_msg *m = h->data;
+    if (m->head_pending && head_now(m, at) < 0) return -1;
     m->res->body_bytes += n;
     if (m->discard) return 0;
     if (m->z) return body_inflate(m, at, n);
@@ -237,23 +253,25 @@ static int on_message_complete(llhttp_t *h)
 llhttp_errno_t http_msg_execute(http_msg *m, llhttp_t *h, const char *buf, size_t n)
 {
     for (;;) {
+        m->chunk = buf;
         llhttp_errno_t e = llhttp_execute(h, buf, n);
-        if (e == HPE_OK) { /* all read: keep what belongs to a head not yet whole */
+        if (e == HPE_OK) { /* all read: keep what belongs to a head not yet taken */
             if (!m->headers_done && n && head_keep(m, buf, n) < 0) return HPE_USER;
             return e;
         }
-        if (e != HPE_PAUSED || m->complete) return e;
+        if (e != HPE_PAUSED) return e;
         const char *pos = llhttp_get_error_pos(h);
-        if (m->head_end) {
+        if (m->complete) { /* a message without a body: its head ends where it does */
+            if (m->head_pending && head_now(m, pos) < 0) return HPE_USER;
+            return e;
+        }
+        if (m->head_end) { /* before a chunked body */
             m->head_end = 0;
-            if (h->status_code >= 200) {
-                if (head_take(m, buf, pos) < 0) return HPE_USER;
-                m->headers_done = 1;
-            } else {
-                m->hlen = 0; /* a 1xx head: not kept */
-            }
+            if (head_take(m, buf, pos) < 0) return HPE_USER;
+            m->headers_done = 1;
         } else if (m->next_message) {
             m->next_message = 0;
+            m->hlen = 0; /* what was kept of the 1xx head */
         } else {
             return e;
         }
@@ -261,6 +279,13 @@ llhttp_errno_t http_msg_execute(http_msg *m, llhttp_t *h, const char *buf, size_
         n -= (size_t)(pos - buf);
         buf = pos;
     }
+}
+
+int http_msg_eof(http_msg *m)
+{
+    if (!m->head_pending) return 0;
+    m->chunk = NULL; /* every byte read was kept */
+    return head_now(m, NULL);
 }
 
 const llhttp_settings_t http_msg_settings = {

@@ -28,12 +28,15 @@ typedef struct http_msg {
     int err_kind;   /* enum stats_err, 0 when fine */
     char err_msg[160];
     /* Reader state. llhttp reports no header bytes: the head is taken whole from the bytes read
-     * when llhttp pauses at its end (copied in hbuf first only when it came in several reads). */
+     * (copied in hbuf first only when it came in several reads) where it is known to end: at the
+     * first body byte, where the message ends, or where llhttp pauses for a chunked body. */
     char *hbuf; /* owned, reused: the head's first reads */
     size_t hlen, hcap;
-    int headers_done; /* the final response's head was taken */
-    int head_end;     /* llhttp paused at the end of a head */
-    int next_message; /* llhttp paused after a 1xx: the final response starts where it stopped */
+    const char *chunk; /* the bytes of the llhttp_execute call under way: a head starts there */
+    int headers_done;  /* the final response's head was taken */
+    int head_pending;  /* the final response's head is whole, not taken yet */
+    int head_end;      /* llhttp paused at the end of a head (chunked body) */
+    int next_message;  /* llhttp paused after a 1xx: the final response starts where it stopped */
     size_t body_cap;
     z_stream *z; /* owned while decoding */
     int z_fallback_ok;
@@ -47,6 +50,9 @@ extern const llhttp_settings_t http_msg_settings;
  * is whole; llhttp_get_error_pos tells where it ended), or an error (m->err_kind says why when it
  * is the reader's). */
 llhttp_errno_t http_msg_execute(http_msg *m, llhttp_t *h, const char *buf, size_t n);
+/* The connection ended and llhttp_finish completed the response (a body read until the end):
+ * take its head if no body byte came. Returns -1 (m->err_kind set) when that fails. */
+int http_msg_eof(http_msg *m);
 
 /* Ready for a new response (results cleared). */
 void http_msg_start(http_msg *m);

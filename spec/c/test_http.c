@@ -299,6 +299,8 @@ static void framing(http_client *c)
                   NULL);
     r = get(p, u(s->port, "/chunked"));
     CHECK(r->err == ERR_NONE && body_is(r, "hello world"), "chunked body with trailers: %s", r->errmsg);
+    CHECK(r->head && r->head_len == 47 && !strcmp(r->head + 17, "Transfer-Encoding: chunked\r\n\r\n"),
+          "a chunked response's head ends before its first chunk");
     http_res_free(r);
     r = get(p, u(s->port, "/chunked"));
     CHECK(r->err == ERR_NONE && r->reused, "the connection is reusable after chunked + trailers");
@@ -310,6 +312,18 @@ static void framing(http_client *c)
     r = get(p, u(s->port, "/close-delimited"));
     CHECK(r->err == ERR_NONE && body_is(r, "until the end"), "close-delimited body ends at EOF: %s",
           r->errmsg);
+    http_res_free(r);
+    srv_stop(s);
+
+    s = srv_start(M_CANNED, "HTTP/1.1 200 OK\r\nX-Only: head\r\n\r\n", NULL);
+    s->close_after = 1;
+    r = get(p, u(s->port, "/close-delimited-empty"));
+    size_t ol = 0;
+    const char *ov = http_res_header(r, "X-Only", &ol);
+    CHECK(r->err == ERR_NONE && r->body_len == 0 && ov && ol == 4 && !memcmp(ov, "head", 4) &&
+              r->head_len == 33,
+          "a body read until the end that has no byte: the head is still taken at the end (%s; %zu %zu %d)",
+          r->errmsg, r->head_len, ol, r->status);
     http_res_free(r);
     srv_stop(s);
 
