@@ -464,8 +464,8 @@ int cookie_jar_copy(cookie_jar *dst, const cookie_jar *src)
     if (n && !c) return -1;
     for (size_t i = 0; i < n; i++) {
         const cookie *o = src->c[i];
-        c[i] = cookie_alloc(o->name, strlen(o->name), o->value, strlen(o->value), o->domain, strlen(o->domain),
-                            o->path, strlen(o->path));
+        c[i] = cookie_alloc(o->name, strlen(o->name), o->value, strlen(o->value), o->domain,
+                            strlen(o->domain), o->path, strlen(o->path));
         if (!c[i]) {
             while (i--)
                 free(c[i]);

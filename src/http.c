@@ -72,7 +72,7 @@ struct http_pool {
     conn_out *out;   /* one reference */
     unsigned http10 : 1, no_cookies : 1, dump : 1;
     uint64_t t0, start_ns, t_send, t_sent, t_first;
-    uint64_t t_read; /* the clock when the bytes being parsed were read; 0 outside ev_data */
+    uint64_t t_read;    /* the clock when the bytes being parsed were read; 0 outside ev_data */
     uint64_t in0, out0; /* active connection's byte counters when it was taken */
     int retried, got_bytes, reused;
     http_msg msg;    /* the response reader, reused */
@@ -84,7 +84,7 @@ struct http_pool {
     char head_method[16];
     size_t head_body_len;
     unsigned head_has_body : 1, head_http10 : 1, head_compr : 1;
-    sbuf hsig; /* the request's headers, as (length, bytes) pairs */
+    sbuf hsig;          /* the request's headers, as (length, bytes) pairs */
     conn_out *out_head; /* one reference: `head` ready to send, when it has no body */
 };
 
@@ -1035,7 +1035,8 @@ static void dump_exchange(http_pool *p)
     if (r->status && r->head) {
         fwrite(r->head, 1, r->head_len, stderr); /* the empty line included */
         if (!r->body && r->body_bytes)
-            fprintf(stderr, "[%llu bytes of body, not kept (discard_body)]\n", (unsigned long long)r->body_bytes);
+            fprintf(stderr, "[%llu bytes of body, not kept (discard_body)]\n",
+                    (unsigned long long)r->body_bytes);
         else
             dump_body(r->body, r->body_len, r->body_bytes);
     }

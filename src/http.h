@@ -12,8 +12,8 @@
 #include "cookie.h"
 #include "timers.h"
 
-#define HTTP_MAX_HEADER_BYTES (64 * 1024)         /* over this: ERR_TOO_LARGE */
-#define HTTP_ERRMSG_MAX 160                        /* bytes of an error message, NUL included */
+#define HTTP_MAX_HEADER_BYTES (64 * 1024) /* over this: ERR_TOO_LARGE */
+#define HTTP_ERRMSG_MAX 160               /* bytes of an error message, NUL included */
 #define HTTP_HEAD_ROOM 512 /* a response head up to this (NUL included) lives in its http_res */
 #define HTTP_DEFAULT_TIMEOUT_US (60ULL * 1000000) /* whole request */
 #define HTTP_DEFAULT_MAX_BODY (10 * 1024 * 1024)  /* kept bytes; the rest is read and counted */
@@ -87,13 +87,13 @@ typedef struct http_req {
 
 /* A finished exchange. Every pointer is owned by the response (freed by http_res_free). */
 typedef struct http_res {
-    int status;           /* 0 when no response came */
-    int err;              /* enum stats_err (stats.h): ERR_NONE or the transport failure */
-    const char *errmsg;   /* one line, e.g. "connect: connection refused (127.0.0.1:9)"; "" when none
-                             (then static), else owned */
-    int http_minor;       /* 0 or 1 */
-    char *head;           /* owned: the status line and headers exactly as received, the empty line
-                             that ends them included, NUL-terminated; NULL when none came */
+    int status;         /* 0 when no response came */
+    int err;            /* enum stats_err (stats.h): ERR_NONE or the transport failure */
+    const char *errmsg; /* one line, e.g. "connect: connection refused (127.0.0.1:9)"; "" when none
+                           (then static), else owned */
+    int http_minor;     /* 0 or 1 */
+    char *head;         /* owned: the status line and headers exactly as received, the empty line
+                           that ends them included, NUL-terminated; NULL when none came */
     size_t head_len;
     char *body;                   /* NUL-terminated; decoded when compression was asked; NULL if discarded */
     size_t body_len;              /* bytes kept */

@@ -60,7 +60,8 @@ static luaext_state *state_of(lua_State *L) { return lua_touserdata(L, lua_upval
 static uint32_t hash_bytes(const char *s, size_t len)
 {
     uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
     return h;
 }
 
@@ -75,7 +76,8 @@ static void re_entry_free(re_entry *e)
 static void re_unlink(luaext_state *st, int i)
 {
     int *p = &st->bucket[st->re[i].hash & (RE_BUCKETS - 1)];
-    while (*p != i) p = &st->re[*p].next;
+    while (*p != i)
+        p = &st->re[*p].next;
     *p = st->re[i].next;
 }
 
@@ -149,8 +151,7 @@ static re_entry *re_get(lua_State *L, luaext_state *st, int idx)
 
 /* Runs one match from byte `start`. Returns 1 on a match, 0 on none; raises on a matcher error
  * (match limit, JIT stack), naming the pattern. */
-static int re_exec(lua_State *L, luaext_state *st, re_entry *e, const char *s, size_t len,
-                   size_t start)
+static int re_exec(lua_State *L, luaext_state *st, re_entry *e, const char *s, size_t len, size_t start)
 {
     int rc = pcre2_match(e->code, (PCRE2_SPTR)s, len, start, 0, e->md, st->mctx);
     if (rc == PCRE2_ERROR_NOMATCH) return 0;
@@ -192,7 +193,8 @@ static int l_re_match(lua_State *L)
         return 1;
     }
     luaL_checkstack(L, (int)e->groups, "too many captures");
-    for (uint32_t g = 1; g <= e->groups; g++) re_push_group(L, e, s, g);
+    for (uint32_t g = 1; g <= e->groups; g++)
+        re_push_group(L, e, s, g);
     return (int)e->groups;
 }
 
@@ -296,8 +298,7 @@ static int l_xpath(lua_State *L)
     const char *expr = luaL_checkstring(L, 2);
     int html = lua_toboolean(L, 3);
     if (len > XPATH_DOC_MAX)
-        return luaL_error(L, "xpath: a document of %d MB is over the 64 MB limit",
-                          (int)(len >> 20));
+        return luaL_error(L, "xpath: a document of %d MB is over the 64 MB limit", (int)(len >> 20));
     xpath_guard *g = lua_newuserdata(L, sizeof *g);
     memset(g, 0, sizeof *g);
     luaL_getmetatable(L, XPATH_MT);
@@ -305,9 +306,9 @@ static int l_xpath(lua_State *L)
     g->comp = xmlXPathCompile((const xmlChar *)expr);
     if (!g->comp) return luaL_error(L, "bad xpath '%s'", expr); /* the guard is garbage now */
     if (html)
-        g->doc = htmlReadMemory(doc, (int)len, NULL, NULL,
-                                HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_RECOVER |
-                                    HTML_PARSE_NONET);
+        g->doc =
+            htmlReadMemory(doc, (int)len, NULL, NULL,
+                           HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_RECOVER | HTML_PARSE_NONET);
     else
         g->doc = xmlReadMemory(doc, (int)len, NULL, NULL,
                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
@@ -338,8 +339,8 @@ static int l_url_encode(lua_State *L)
     luaL_buffinit(L, &b);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '.' || c == '_' || c == '~') {
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+            c == '.' || c == '_' || c == '~') {
             luaL_addchar(&b, (char)c);
         } else if (c == ' ') {
             luaL_addchar(&b, '+');
@@ -409,8 +410,7 @@ static size_t html_entity(luaL_Buffer *b, const char *s, size_t len)
     static const struct {
         const char *name, *text;
     } named[] = {
-        {"amp;", "&"},   {"lt;", "<"},   {"gt;", ">"},
-        {"quot;", "\""}, {"apos;", "'"}, {"nbsp;", "\xC2\xA0"},
+        {"amp;", "&"}, {"lt;", "<"}, {"gt;", ">"}, {"quot;", "\""}, {"apos;", "'"}, {"nbsp;", "\xC2\xA0"},
     };
     const char *semi = memchr(s, ';', len < 16 ? len : 16);
     if (!semi) return 0;
@@ -487,7 +487,8 @@ static void push_hex(lua_State *L, const unsigned char *d, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     char out[64];
-    for (size_t i = 0; i < n; i++) out[2 * i] = hex[d[i] >> 4], out[2 * i + 1] = hex[d[i] & 15];
+    for (size_t i = 0; i < n; i++)
+        out[2 * i] = hex[d[i] >> 4], out[2 * i + 1] = hex[d[i] & 15];
     lua_pushlstring(L, out, 2 * n);
 }
 
@@ -582,7 +583,8 @@ static int l_random_string(lua_State *L)
     luaext_state *st = state_of(L);
     size_t n = check_count(L, 1);
     char *out = lua_newuserdata(L, n ? n : 1);
-    for (size_t i = 0; i < n; i++) out[i] = alnum[(rng_next(st->rng) >> 32) * 62 >> 32];
+    for (size_t i = 0; i < n; i++)
+        out[i] = alnum[(rng_next(st->rng) >> 32) * 62 >> 32];
     lua_pushlstring(L, out, n);
     return 1;
 }
@@ -602,7 +604,8 @@ static int l_urandom_bytes(lua_State *L)
 static int state_gc(lua_State *L)
 {
     luaext_state *st = luaL_checkudata(L, 1, STATE_MT);
-    for (int i = 0; i < st->n; i++) re_entry_free(&st->re[i]);
+    for (int i = 0; i < st->n; i++)
+        re_entry_free(&st->re[i]);
     st->n = 0;
     pcre2_match_context_free(st->mctx);
     pcre2_jit_stack_free(st->jit);
@@ -632,7 +635,8 @@ static void state_push(lua_State *L)
     lua_pop(L, 1);
     luaext_state *st = lua_newuserdata(L, sizeof *st);
     memset(st, 0, sizeof *st);
-    for (int i = 0; i < RE_BUCKETS; i++) st->bucket[i] = -1;
+    for (int i = 0; i < RE_BUCKETS; i++)
+        st->bucket[i] = -1;
     if (luaL_newmetatable(L, STATE_MT)) {
         lua_pushcfunction(L, state_gc);
         lua_setfield(L, -2, "__gc");
@@ -641,8 +645,7 @@ static void state_push(lua_State *L)
     st->mctx = pcre2_match_context_create(NULL);
     st->jit = pcre2_jit_stack_create(32 * 1024, 1024 * 1024, NULL);
     if (st->mctx && st->jit) pcre2_jit_stack_assign(st->mctx, NULL, st->jit);
-    if (fill_urandom(st->rng, sizeof st->rng) < 0 ||
-        (st->rng[0] | st->rng[1] | st->rng[2] | st->rng[3]) == 0)
+    if (fill_urandom(st->rng, sizeof st->rng) < 0 || (st->rng[0] | st->rng[1] | st->rng[2] | st->rng[3]) == 0)
         st->rng[0] = (uint64_t)(uintptr_t)st ^ 0x9E3779B97F4A7C15ull, st->rng[1] = 1;
     lua_pushlightuserdata(L, &registry_key);
     lua_pushvalue(L, -2);

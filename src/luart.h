@@ -9,15 +9,15 @@
 
 /* What the command line overrides in a scenario (unset: 0 / NULL). */
 typedef struct luart_overrides {
-    const char *url;       /* --url: a plain GET scenario instead of a file */
-    const char *method;    /* --method with --url */
-    const char *body;      /* --body with --url */
+    const char *url;            /* --url: a plain GET scenario instead of a file */
+    const char *method;         /* --method with --url */
+    const char *body;           /* --body with --url */
     const char *const *headers; /* -H 'Name: value', NULL-terminated */
-    int vus;               /* --vus, 0 = scenario's */
-    double rate;           /* --rate, 0 = scenario's */
-    double duration;       /* --duration in seconds, 0 = scenario's */
-    long iterations;       /* --iterations, 0 = unbounded */
-    int insecure;          /* --insecure */
+    int vus;                    /* --vus, 0 = scenario's */
+    double rate;                /* --rate, 0 = scenario's */
+    double duration;            /* --duration in seconds, 0 = scenario's */
+    long iterations;            /* --iterations, 0 = unbounded */
+    int insecure;               /* --insecure */
 } luart_overrides;
 
 /* A new state with the parrot library loadable (`require "parrot"`, "parrot.http", ...).

@@ -9,21 +9,21 @@
 #include "luart.h"
 
 typedef struct queen_options {
-    const char *script;       /* scenario file, or NULL with overrides.url */
+    const char *script; /* scenario file, or NULL with overrides.url */
     luart_overrides overrides;
-    const char *const *env;   /* -e NAME=value, NULL-terminated */
-    int threads;              /* the embedded worker's load threads, 0 = one per core */
-    const char *const *outs;  /* --out files (.json, .csv), NULL-terminated */
-    int quiet;                /* no live progress */
-    int tsung_report;         /* --tsung-report: add a section laid out like Tsung's report */
-    http_client_config http;  /* insecure, proxy, resolve, dump: shipped to workers; sources: local */
+    const char *const *env;  /* -e NAME=value, NULL-terminated */
+    int threads;             /* the embedded worker's load threads, 0 = one per core */
+    const char *const *outs; /* --out files (.json, .csv), NULL-terminated */
+    int quiet;               /* no live progress */
+    int tsung_report;        /* --tsung-report: add a section laid out like Tsung's report */
+    http_client_config http; /* insecure, proxy, resolve, dump: shipped to workers; sources: local */
     /* cluster */
-    const char *bind;         /* NULL: embedded worker over inproc (parrot run) */
-    int expect;               /* workers to wait for before starting (default 1) */
-    const char *keys_dir;     /* --keys DIR: the queen's CURVE pair */
-    const char *allow_file;   /* --allow FILE: admitted worker public keys */
-    int insecure_bind;        /* --insecure: allow a non-loopback bind without keys */
-    int serve;                /* --serve: stay up between runs (the terminal starts the next) */
+    const char *bind;       /* NULL: embedded worker over inproc (parrot run) */
+    int expect;             /* workers to wait for before starting (default 1) */
+    const char *keys_dir;   /* --keys DIR: the queen's CURVE pair */
+    const char *allow_file; /* --allow FILE: admitted worker public keys */
+    int insecure_bind;      /* --insecure: allow a non-loopback bind without keys */
+    int serve;              /* --serve: stay up between runs (the terminal starts the next) */
 } queen_options;
 
 /* Run to the end; returns the exit code: 0 ok, 99 thresholds crossed, 2 bad scenario or usage,

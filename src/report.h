@@ -25,8 +25,8 @@ typedef struct report {
     int threads;
     double duration_s;
     const thresholds *thresholds; /* may be NULL */
-    int interrupted;          /* stopped by Ctrl-C / SIGTERM / an abort threshold */
-    uint64_t wire_errors;     /* malformed messages the queen dropped (shown when non-zero) */
+    int interrupted;              /* stopped by Ctrl-C / SIGTERM / an abort threshold */
+    uint64_t wire_errors;         /* malformed messages the queen dropped (shown when non-zero) */
 } report;
 
 /* Build the row for one interval (`iv` = what arrived during that second). */

@@ -9,7 +9,7 @@ struct timers {
     size_t n, cap;
     uint64_t armed_ns; /* deadline the uv timer is set for, when `armed` */
     int armed;
-    int in_fire;       /* inside timers_fire: rearm once at the end */
+    int in_fire; /* inside timers_fire: rearm once at the end */
 };
 
 static void timers_fire(uv_timer_t *h);
@@ -86,7 +86,8 @@ static void on_close(uv_handle_t *h)
 void timers_free(timers *t)
 {
     if (!t) return;
-    for (size_t i = 0; i < t->n; i++) t->heap[i]->slot = 0;
+    for (size_t i = 0; i < t->n; i++)
+        t->heap[i]->slot = 0;
     t->n = 0;
     uv_close((uv_handle_t *)&t->handle, on_close);
 }

@@ -21,7 +21,7 @@ struct timer_entry {
 typedef struct timers timers;
 
 timers *timers_new(uv_loop_t *loop); /* owned by the caller; free with timers_free after the loop ran */
-void timers_free(timers *t);          /* closes its uv_timer_t; frees once the loop processed the close */
+void timers_free(timers *t);         /* closes its uv_timer_t; frees once the loop processed the close */
 /* Queue (or move) `e` to fire at `deadline_ns`; e->cb and e->data must be set. */
 void timers_add(timers *t, timer_entry *e, uint64_t deadline_ns);
 void timers_del(timers *t, timer_entry *e); /* no-op when not queued */

@@ -6,12 +6,12 @@
 #include <stddef.h>
 
 typedef struct url {
-    int tls;           /* 1 for https */
-    char host[256];    /* without brackets for IPv6 literals; lowercased */
-    int port;          /* explicit or default (80 / 443) */
-    int port_explicit; /* the URL named the port */
-    char *target;      /* owned: path + "?" + query, "/" when empty; never the fragment */
-    char userinfo[256];/* "user:pass" when given, else "" */
+    int tls;            /* 1 for https */
+    char host[256];     /* without brackets for IPv6 literals; lowercased */
+    int port;           /* explicit or default (80 / 443) */
+    int port_explicit;  /* the URL named the port */
+    char *target;       /* owned: path + "?" + query, "/" when empty; never the fragment */
+    char userinfo[256]; /* "user:pass" when given, else "" */
 } url;
 
 /* Parse an absolute http(s) URL. Returns 0, or -1 with a one-line reason in `err`. On success

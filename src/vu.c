@@ -438,7 +438,8 @@ static int l_request(lua_State *L)
     if (lua_gettop(L) > 7) {
         req.timeout_us = arg_us(L, 8);
         req.connect_timeout_us = arg_us(L, 9);
-        if (lua_type(L, 10) == LUA_TNUMBER && lua_tonumber(L, 10) > 0) req.max_body = (size_t)lua_tonumber(L, 10);
+        if (lua_type(L, 10) == LUA_TNUMBER && lua_tonumber(L, 10) > 0)
+            req.max_body = (size_t)lua_tonumber(L, 10);
         if (!lua_isnoneornil(L, 11)) read_tls(L, 11, &req);
         if (!lua_isnoneornil(L, 12)) read_expect(L, 12, v);
     }
@@ -634,7 +635,8 @@ static int l_iteration(lua_State *L)
     double now = (double)uv_hrtime() / 1e9;
     s->st->iterations++;
     if (lua_type(L, 1) == LUA_TNUMBER)
-        stats_trend_add(s->st, name_id(s, "iteration_duration", STATS_TREND), (now - lua_tonumber(L, 1)) * 1000.0);
+        stats_trend_add(s->st, name_id(s, "iteration_duration", STATS_TREND),
+                        (now - lua_tonumber(L, 1)) * 1000.0);
     lua_pushnumber(L, now);
     lua_pushboolean(L, s->stopping);
     return 2;
@@ -935,8 +937,7 @@ static int res_index(lua_State *L)
         size_t n;
         const char *reason = http_res_reason(res, &n);
         lua_pushlstring(L, reason, n);
-    }
-    else if (!strcmp(k, "head"))
+    } else if (!strcmp(k, "head"))
         push_head(L, res);
     else {
         lua_pushvalue(L, 2);

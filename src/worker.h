@@ -8,12 +8,12 @@
 #include "http.h"
 
 typedef struct worker_options {
-    const char *queen;     /* endpoint: tcp://HOST:PORT or inproc://... */
-    const char *name;      /* NULL: hostname-pid */
-    int threads;           /* load threads, 0 = one per core */
+    const char *queen;          /* endpoint: tcp://HOST:PORT or inproc://... */
+    const char *name;           /* NULL: hostname-pid */
+    int threads;                /* load threads, 0 = one per core */
     const char *const *sources; /* --source addresses, NULL-terminated or NULL */
-    const char *keys_dir;  /* --keys DIR: this worker's CURVE pair (NULL: no CURVE) */
-    const char *queen_key; /* --queen-key KEY|FILE: the queen's public key to pin */
+    const char *keys_dir;       /* --keys DIR: this worker's CURVE pair (NULL: no CURVE) */
+    const char *queen_key;      /* --queen-key KEY|FILE: the queen's public key to pin */
     int quiet;
 } worker_options;
 

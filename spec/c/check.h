@@ -6,20 +6,20 @@
 
 static int check_failed_n, check_passed_n;
 
-#define CHECK(cond, ...)                                                                          \
-    do {                                                                                          \
-        int check_ok_ = !!(cond);                                                                 \
-        if (check_ok_) {                                                                               \
-            check_passed_n++;                                                                     \
-            printf("ok - ");                                                                      \
-        } else {                                                                                  \
-            check_failed_n++;                                                                     \
-            printf("not ok - ");                                                                  \
-        }                                                                                         \
-        printf(__VA_ARGS__);                                                                      \
-        if (!check_ok_) printf("  (%s:%d: %s)", __FILE__, __LINE__, #cond);                          \
-        printf("\n");                                                                             \
-        fflush(stdout);                                                                           \
+#define CHECK(cond, ...)                                                                                     \
+    do {                                                                                                     \
+        int check_ok_ = !!(cond);                                                                            \
+        if (check_ok_) {                                                                                     \
+            check_passed_n++;                                                                                \
+            printf("ok - ");                                                                                 \
+        } else {                                                                                             \
+            check_failed_n++;                                                                                \
+            printf("not ok - ");                                                                             \
+        }                                                                                                    \
+        printf(__VA_ARGS__);                                                                                 \
+        if (!check_ok_) printf("  (%s:%d: %s)", __FILE__, __LINE__, #cond);                                  \
+        printf("\n");                                                                                        \
+        fflush(stdout);                                                                                      \
     } while (0)
 
 static inline int check_done(void) { return check_failed_n ? 1 : 0; }

@@ -377,15 +377,16 @@ static void framing(http_client *c)
     const char *reason = r ? http_res_reason(r, &rl) : NULL;
     const char *final = strstr(dripped, "HTTP/1.1 299");
     size_t final_head = (size_t)(strstr(final, "\r\n\r\n") + 4 - final);
-    CHECK(r && r->err == ERR_NONE && r->status == 299 && body_is(r, "ok"), "a head read one byte at a time: %d %s",
-          r ? r->status : 0, r ? r->errmsg : "");
+    CHECK(r && r->err == ERR_NONE && r->status == 299 && body_is(r, "ok"),
+          "a head read one byte at a time: %d %s", r ? r->status : 0, r ? r->errmsg : "");
     CHECK(r && r->head && r->head_len == final_head && !memcmp(r->head, final, final_head) &&
               r->head[final_head] == '\0',
-          "the head is the final response's, as received, the 1xx left out (%zu bytes of %zu)", r ? r->head_len : 0,
-          final_head);
+          "the head is the final response's, as received, the 1xx left out (%zu bytes of %zu)",
+          r ? r->head_len : 0, final_head);
     CHECK(rl == 18 && !memcmp(reason, "Custom Reason Here", 18), "the reason phrase: %.*s", (int)rl, reason);
     CHECK(fold && fl == 9 && !memcmp(fold, "one\r\n two", 9) && pad && pl == 1 && *pad == 'v',
-          "a folded value goes on over its lines; the whitespace around a value is not part of it (%zu, %zu bytes)",
+          "a folded value goes on over its lines; the whitespace around a value is not part of it (%zu, %zu "
+          "bytes)",
           fl, pl);
     http_res_free(r);
     r = get(p, u(s->port, "/after-drip"));

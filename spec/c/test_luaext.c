@@ -28,9 +28,8 @@ static void test_regex(void)
               "return a == '42' and b == 'bob'");
     lua_check("re_match without groups returns the whole match",
               "return ext.re_match('total: 1234 items', '\\\\d+') == '1234'");
-    lua_check(
-        "re_match with no match returns nil",
-        "return ext.re_match('abc', 'x(y)') == nil and select('#', ext.re_match('abc', 'x')) == 1");
+    lua_check("re_match with no match returns nil",
+              "return ext.re_match('abc', 'x(y)') == nil and select('#', ext.re_match('abc', 'x')) == 1");
     lua_check("an unset group is \"\"", "local a, b, c = ext.re_match('ac', '(a)(b)?(c)')\n"
                                         "return a == 'a' and b == '' and c == 'c'");
     lua_check("init starts the search at a 1-based position, negative from the end",
@@ -50,8 +49,7 @@ static void test_regex(void)
     lua_check("re_gmatch_all without groups lists whole matches, {} when none",
               "local t = ext.re_gmatch_all('a1b22c333', '\\\\d+')\n"
               "return #t == 3 and t[2] == '22' and #ext.re_gmatch_all('abc', '\\\\d') == 0");
-    lua_check("re_gmatch_all moves past empty matches",
-              "return #ext.re_gmatch_all('abc', 'x*') == 4");
+    lua_check("re_gmatch_all moves past empty matches", "return #ext.re_gmatch_all('abc', 'x*') == 4");
     lua_check("more patterns than the cache holds stay correct",
               "for i = 1, 600 do\n"
               "  if ext.re_match('n' .. i, 'n(' .. i .. ')') ~= tostring(i) then return false end\n"
@@ -118,19 +116,17 @@ static void test_codecs(void)
     lua_check("base64_decode of garbage is nil and a message",
               "local v, err = ext.base64_decode('not*base64')\n"
               "return v == nil and err == 'invalid base64'");
-    lua_check("sha256_hex and md5_hex",
-              "return ext.sha256_hex('abc') == "
-              "'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'"
-              " and ext.md5_hex('abc') == '900150983cd24fb0d6963f7d28e17f72'"
-              " and ext.md5_hex('') == 'd41d8cd98f00b204e9800998ecf8427e'");
+    lua_check("sha256_hex and md5_hex", "return ext.sha256_hex('abc') == "
+                                        "'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'"
+                                        " and ext.md5_hex('abc') == '900150983cd24fb0d6963f7d28e17f72'"
+                                        " and ext.md5_hex('') == 'd41d8cd98f00b204e9800998ecf8427e'");
 }
 
 static void test_random(void)
 {
-    lua_check(
-        "random_string gives n alphanumerics, different each time",
-        "local a, b = ext.random_string(32), ext.random_string(32)\n"
-        "return #a == 32 and a:match('^[%w]+$') ~= nil and a ~= b and ext.random_string(0) == ''");
+    lua_check("random_string gives n alphanumerics, different each time",
+              "local a, b = ext.random_string(32), ext.random_string(32)\n"
+              "return #a == 32 and a:match('^[%w]+$') ~= nil and a ~= b and ext.random_string(0) == ''");
     lua_check("random_string covers the whole alphabet",
               "local seen, n = {}, 0\n"
               "for c in ext.random_string(20000):gmatch('.') do if not seen[c] then seen[c] = true "
