@@ -1,7 +1,9 @@
-/* http_msg: the llhttp callbacks of a response, in the order llhttp calls them: headers complete
- * (llhttp pauses there and http_msg_execute takes the head, stores cookies and sets up decoding),
- * body (kept, decoded, or only counted), message complete. No callback sees a header: the head is
- * one block of bytes, searched when a header is asked for (http_head_next). */
+/* http_msg: the head search of http.h (http_head_next, http_res_header, http_res_reason), then
+ * the llhttp callbacks of a response, in the order llhttp calls them: headers complete (where the
+ * head ends is known at the first body byte, at the end of the message, or where llhttp pauses
+ * before a chunked body: the head is taken there, its cookies stored, decoding set up), body
+ * (kept, decoded, or only counted), message complete. No callback sees a header: the head is one
+ * block of bytes, searched when a header is asked for. */
 #include "http_msg.h"
 
 #include <stdio.h>
@@ -66,6 +68,83 @@ void http_msg_free(http_msg *m)
     m->hlen = m->hcap = 0;
 }
 
+/* ---- the head, searched when asked (declared in http.h) ---- */
+
+static int is_ows(char c) { return c == ' ' || c == '\t'; }
+
+/* The line at `at` (up to len bytes): its length without the line end; *next past the line end. */
+static size_t line_of(const char *at, size_t len, size_t *next)
+{
+    const char *nl = memchr(at, '\n', len);
+    size_t n = nl ? (size_t)(nl - at) : len;
+    *next = nl ? n + 1 : n;
+    return n && at[n - 1] == '\r' ? n - 1 : n;
+}
+
+int http_head_next(const char *head, size_t len, size_t *pos, http_header *h)
+{
+    size_t i = *pos, adv;
+    if (!head) return 0;
+    if (i == 0) { /* the status line */
+        line_of(head, len, &adv);
+        i = adv;
+    }
+    while (i < len) {
+        const char *line = head + i;
+        size_t n = line_of(line, len - i, &adv);
+        i += adv;
+        if (n == 0) break; /* the empty line that ends the head */
+        const char *colon = memchr(line, ':', n);
+        if (!colon || colon == line || is_ows(line[0])) continue; /* no name: llhttp let it through */
+        const char *v = colon + 1, *e = line + n;
+        while (i < len && is_ows(head[i])) { /* obsolete line folding: the value goes on */
+            size_t k = line_of(head + i, len - i, &adv);
+            e = head + i + k;
+            i += adv;
+        }
+        while (v < e && is_ows(*v))
+            v++;
+        while (e > v && is_ows(e[-1]))
+            e--;
+        h->name = line, h->name_len = (size_t)(colon - line);
+        h->value = v, h->value_len = (size_t)(e - v);
+        *pos = i;
+        return 1;
+    }
+    *pos = len;
+    return 0;
+}
+
+const char *http_res_header(const http_res *res, const char *name, size_t *len)
+{
+    size_t n = strlen(name), pos = 0;
+    http_header h;
+    while (http_head_next(res->head, res->head_len, &pos, &h))
+        if (h.name_len == n && !strncasecmp(h.name, name, n)) {
+            if (len) *len = h.value_len;
+            return h.value;
+        }
+    return NULL;
+}
+
+const char *http_res_reason(const http_res *res, size_t *len)
+{
+    *len = 0;
+    if (!res->head) return "";
+    size_t adv, n = line_of(res->head, res->head_len, &adv);
+    const char *sp = memchr(res->head, ' ', n); /* "HTTP/1.1 200 OK": after the version and the code */
+    if (!sp) return "";
+    size_t at = (size_t)(sp - res->head) + 1;
+    while (at < n && res->head[at] >= '0' && res->head[at] <= '9')
+        at++;
+    while (at < n && res->head[at] == ' ')
+        at++;
+    *len = n - at;
+    return res->head + at;
+}
+
+/* ---- the reader ---- */
+
 /* The path part of the target, for cookies. */
 static void target_path(const char *target, char *out, size_t outlen)
 {
@@ -95,7 +174,14 @@ static int head_keep(http_msg *m, const char *at, size_t n)
 static int head_take(http_msg *m, const char *at, const char *end)
 {
     http_res *r = m->res;
-    size_t n = (size_t)(end - at), len = m->hlen + n;
+    size_t n = (size_t)(end - at), skip = 0;
+    /* llhttp passes over line ends before a message (after a 1xx, say): they are not its head */
+    while (skip < m->hlen && (m->hbuf[skip] == '\r' || m->hbuf[skip] == '\n'))
+        skip++;
+    if (skip == m->hlen)
+        while (n && (*at == '\r' || *at == '\n'))
+            at++, n--;
+    size_t kept = m->hlen - skip, len = kept + n;
     if (len > HTTP_MAX_HEADER_BYTES) return fail(m, ERR_TOO_LARGE, "response headers over 64 KB");
     char *room = http_res_head_room(r);
     if (r->head != room) free(r->head);
@@ -104,8 +190,8 @@ static int head_take(http_msg *m, const char *at, const char *end)
         r->head = room, r->head_len = 0;
         return fail(m, ERR_TOO_LARGE, "out of memory for headers");
     }
-    if (m->hlen) memcpy(r->head, m->hbuf, m->hlen);
-    if (n) memcpy(r->head + m->hlen, at, n);
+    if (kept) memcpy(r->head, m->hbuf + skip, kept);
+    if (n) memcpy(r->head + kept, at, n);
     r->head[len] = '\0';
     r->head_len = len;
     m->hlen = 0;
@@ -156,6 +242,7 @@ static int on_headers_complete(llhttp_t *h)
     http_msg *m = h->data;
     int st = h->status_code;
     if (st == 101) return fail(m, ERR_PROTOCOL, "101 Switching Protocols is not supported");
+    if (st < 100) return fail(m, ERR_PROTOCOL, "a status code under 100");
     if (st < 200) return 0;
     m->res->status = st;
     m->res->http_minor = h->http_minor;

@@ -41,7 +41,7 @@ for name in "${names[@]}"; do
   echo "fuzz: building $bin"
   # shellcheck disable=SC2086
   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -std=gnu11 -D_GNU_SOURCE -Isrc $cflags -o "$bin" "$src" $srcs $libs
+    -std=gnu11 -D_GNU_SOURCE -Isrc -I/usr/share/include/llhttp $cflags -o "$bin" "$src" $srcs $libs
   work=$(mktemp -d "$out/corpus-$name.XXXXXX")
   [ -d "spec/fuzz/corpus/$name" ] && cp -r "spec/fuzz/corpus/$name/." "$work/"
   echo "fuzz: running $name for ${seconds}s over $(ls "$work" | wc -l) seeds"
