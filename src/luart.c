@@ -2,6 +2,7 @@
 #include "luart.h"
 
 #include <lauxlib.h>
+#include <luajit.h>
 #include <lualib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,7 +230,44 @@ static void push_overrides(lua_State *L, const luart_overrides *ov)
     lua_setfield(L, -2, "headers");
 }
 
+static int load_run(lua_State *L, const char *script, const luart_overrides *ov, char *err, size_t errlen);
+
+/* A scenario's top level that runs this long is taken for an endless loop: the queen and every
+ * load thread would wait for it forever. $PARROT_LOAD_TIMEOUT (seconds) changes it. */
+#define LOAD_TIMEOUT_S 60.0
+#define LOAD_HOOK_EVERY 1000000 /* VM instructions between two looks at the clock */
+
+static __thread uint64_t load_deadline_ns; /* per thread: load threads load at the same time */
+static __thread double load_limit_s;
+
+static void load_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    if (uv_hrtime() < load_deadline_ns) return;
+    lua_sethook(L, NULL, 0, 0);
+    lua_Debug d;
+    if (lua_getstack(L, 0, &d) && lua_getinfo(L, "Sl", &d) && d.currentline > 0)
+        luaL_error(L, "%s:%d: the scenario's top level has run for %g s without returning (an endless loop?)",
+                   d.short_src, d.currentline, load_limit_s);
+    luaL_error(L, "the scenario's top level has run for %g s without returning (an endless loop?)",
+               load_limit_s);
+}
+
 int luart_load(lua_State *L, const char *script, const luart_overrides *ov, char *err, size_t errlen)
+{
+    const char *env = getenv("PARROT_LOAD_TIMEOUT");
+    load_limit_s = env && atof(env) > 0 ? atof(env) : LOAD_TIMEOUT_S;
+    load_deadline_ns = uv_hrtime() + (uint64_t)(load_limit_s * 1e9);
+    /* compiled code calls no hooks: the top level runs in the interpreter, watched */
+    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+    lua_sethook(L, load_hook, LUA_MASKCOUNT, LOAD_HOOK_EVERY);
+    int rc = load_run(L, script, ov, err, errlen);
+    lua_sethook(L, NULL, 0, 0);
+    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_ON);
+    return rc;
+}
+
+static int load_run(lua_State *L, const char *script, const luart_overrides *ov, char *err, size_t errlen)
 {
     lua_getglobal(L, "parrot");
     lua_getfield(L, -1, "load");

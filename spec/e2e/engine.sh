@@ -3,8 +3,8 @@
 # target` (and a small forward proxy in python3 on loopback): iterations without a duration and
 # their cap, --vus on stages, a failing setup(), errors named by the scenario's own files, abort
 # thresholds, thresholds without data, custom trends with any number, the fd limit warning,
-# --dump, --proxy / HTTP_PROXY / NO_PROXY, --resolve, error samples in the summary, and a
-# request's own connect_timeout.
+# --dump, --proxy / HTTP_PROXY / NO_PROXY, --resolve, error samples in the summary, a request's own
+# connect_timeout, and a scenario whose top level never returns.
 . "$(dirname "$0")/lib.sh"
 
 # has FILE TEXT DESC: ok when FILE contains the fixed string TEXT
@@ -242,5 +242,15 @@ between "$(sed -n 's/^number .*total_ms=\([0-9]*\).*/\1/p' "$TMP/ct.stdout")" 25
 between "$(sed -n 's/^string .*total_ms=\([0-9]*\).*/\1/p' "$TMP/ct.stdout")" 350 1500 \
     "connect_timeout = \"400ms\": after about 400 ms"
 is "$(json_num "$TMP/ct.json" errors_by_kind.connect)" 2 "connect_timeout: both counted as connect errors"
+
+# (n) a scenario's top level that never returns: one error naming its line after
+# $PARROT_LOAD_TIMEOUT seconds (60 by default), exit code 2, no hang
+t0=$(date +%s%N)
+PARROT_LOAD_TIMEOUT=1 prun endless "$SCEN/endless_top.lua"
+t1=$(date +%s%N)
+is "$RC" 2 "endless top level: exit code 2"
+has "$TMP/endless.stderr" "endless_top.lua:4: the scenario's top level has run for 1 s without returning (an endless loop?)" \
+    "endless top level: the error names the line of the loop"
+between "$(((t1 - t0) / 1000000))" 900 10000 "endless top level: the run ends after the limit (ms)"
 
 done_testing
