@@ -35,6 +35,16 @@ bench_table() {
         "${R[$w.$c.conns]}" "$ratio" "$goal"
     done
   done
+  # the ratio run by run: parrot and wrk take turns, so each pair saw the same machine
+  for w in plain scripted; do
+    [ -s "$tmp/$w.parrot.runs" ] && [ -s "$tmp/$w.wrk.runs" ] || continue
+    awk 'NR == FNR { p[FNR] = ($1 > 0 ? $2 / $1 : 0); next }
+      { if (p[FNR] > 0 && $1 > 0) print ($2 / $1) / p[FNR] }' "$tmp/$w.parrot.runs" "$tmp/$w.wrk.runs" >"$tmp/$w.pairs"
+    [ -s "$tmp/$w.pairs" ] || continue
+    printf '  %s: wrk/parrot run by run (each pair back to back) %s, their median %.2f\n' \
+      "$([ "$w" = plain ] && echo "plain GET" || echo "scripted")" \
+      "$(awk '{ printf "%s%.2f", (NR > 1 ? ", " : ""), $1 }' "$tmp/$w.pairs")" "$(median <"$tmp/$w.pairs")"
+  done
   [ -n "${R[tsung.missing]:-}" ] && echo "  (Tsung is not installed: no Tsung row)"
   [ "${R[plain.wrk.conns]:-}" = $((CONNS + 1)) ] && echo "  (wrk's extra connection: it connects once to check the address before it starts)"
   if [ -n "${R[plain.tsung.reqs]:-}" ]; then
