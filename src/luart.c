@@ -237,6 +237,15 @@ static int load_run(lua_State *L, const char *script, const luart_overrides *ov,
 #define LOAD_TIMEOUT_S 60.0
 #define LOAD_HOOK_EVERY 1000000 /* VM instructions between two looks at the clock */
 
+/* While the top level runs, jit.on() and jit.off() without arguments (the compiler as a whole)
+ * only note the wish; the function returned puts them back and tells the last wish (nil: none). */
+static const char JIT_GUARD[] =
+    "local jit, wish = require 'jit'\n"
+    "local on, off = jit.on, jit.off\n"
+    "jit.on = function(...) if select('#', ...) == 0 then wish = true return end return on(...) end\n"
+    "jit.off = function(...) if select('#', ...) == 0 then wish = false return end return off(...) end\n"
+    "return function() jit.on, jit.off = on, off return wish end\n";
+
 static __thread uint64_t load_deadline_ns; /* per thread: load threads load at the same time */
 static __thread double load_limit_s;
 
@@ -258,12 +267,23 @@ int luart_load(lua_State *L, const char *script, const luart_overrides *ov, char
     const char *env = getenv("PARROT_LOAD_TIMEOUT");
     load_limit_s = env && atof(env) > 0 ? atof(env) : LOAD_TIMEOUT_S;
     load_deadline_ns = uv_hrtime() + (uint64_t)(load_limit_s * 1e9);
-    /* compiled code calls no hooks: the top level runs in the interpreter, watched */
+    /* compiled code calls no hooks: the top level runs in the interpreter, watched; what it asks
+     * of the compiler as a whole (jit.on(), jit.off()) is done once it has returned */
+    int guarded = luaL_loadstring(L, JIT_GUARD) == 0 && lua_pcall(L, 0, 1, 0) == 0;
+    if (!guarded) lua_pop(L, 1); /* its error message: the compiler is switched back on */
+    int restore = lua_gettop(L); /* the guard's function, under what load_run leaves */
     luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
     lua_sethook(L, load_hook, LUA_MASKCOUNT, LOAD_HOOK_EVERY);
     int rc = load_run(L, script, ov, err, errlen);
     lua_sethook(L, NULL, 0, 0);
-    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_ON);
+    int off = 0;
+    if (guarded) { /* put jit.on and jit.off back; what did the top level ask? */
+        lua_pushvalue(L, restore);
+        if (lua_pcall(L, 0, 1, 0) == 0) off = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        lua_remove(L, restore);
+    }
+    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | (off ? LUAJIT_MODE_OFF : LUAJIT_MODE_ON));
     return rc;
 }
 

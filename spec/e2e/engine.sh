@@ -252,5 +252,10 @@ is "$RC" 2 "endless top level: exit code 2"
 has "$TMP/endless.stderr" "endless_top.lua:4: the scenario's top level has run for 1 s without returning (an endless loop?)" \
     "endless top level: the error names the line of the loop"
 between "$(((t1 - t0) / 1000000))" 900 10000 "endless top level: the run ends after the limit (ms)"
+# ... and what the top level asks of the compiler as a whole holds once it has returned
+prun jitoff "$SCEN/jit_off.lua"
+has "$TMP/jitoff.stdout" "jit in a VU: false" "jit.off() at the top level: the compiler stays off in the VUs"
+prun jiton "$SCEN/jit_off.lua" -e JIT=on
+has "$TMP/jiton.stdout" "jit in a VU: true" "jit.on() at the top level: the compiler is on in the VUs"
 
 done_testing
