@@ -282,6 +282,27 @@ void http_pool_close_idle(http_pool *p)
     }
 }
 
+int http_pool_close_idle_to(http_pool *p, const char *origin_url)
+{
+    url u;
+    char err[200], prefix[600];
+    if (url_parse(origin_url, &u, err, sizeof err) < 0) return -1;
+    /* a connection key starts "p|host|port" or "s|host|port" (see conn_key) */
+    int n = snprintf(prefix, sizeof prefix, "%s|%s|%d", u.tls ? "s" : "p", u.host, u.port);
+    url_free(&u);
+    if (n < 0 || (size_t)n >= sizeof prefix) return -1;
+    for (pconn **pp = &p->idle; *pp;) {
+        pconn *pc = *pp;
+        if (!strncmp(pc->key, prefix, (size_t)n) && (pc->key[n] == '\0' || pc->key[n] == '|')) {
+            *pp = pc->next;
+            pconn_drop(pc);
+        } else {
+            pp = &pc->next;
+        }
+    }
+    return 0;
+}
+
 /* Release what the request in flight owns, except `res`. */
 static void call_release(http_pool *p)
 {

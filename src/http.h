@@ -58,6 +58,9 @@ void http_pool_free(http_pool *p);
 cookie_jar *http_pool_cookies(http_pool *p);
 /* Close every keep-alive connection of the pool (a VU starting anew, as a new browser). */
 void http_pool_close_idle(http_pool *p);
+/* The same for the idle connections to one origin only (scheme, host and port of `origin_url`);
+ * -1 when the URL does not parse. */
+int http_pool_close_idle_to(http_pool *p, const char *origin_url);
 
 typedef struct http_header {
     const char *name, *value;

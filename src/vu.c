@@ -768,11 +768,18 @@ static int l_cookies_restore(lua_State *L)
     return 0;
 }
 
-/* core.new_browser(): forget this VU's connections (a fresh start, keeps cookies). */
+/* core.close_connections([origin_url]): close this VU's idle connections, or only those to one origin
+ * (scheme, host and port of the URL); cookies are kept. */
 static int l_close_connections(lua_State *L)
 {
     vu *v = current_vu(L, "close_connections");
-    if (v->pool) http_pool_close_idle(v->pool);
+    if (lua_isnoneornil(L, 1)) {
+        if (v->pool) http_pool_close_idle(v->pool);
+    } else {
+        const char *origin = luaL_checkstring(L, 1);
+        if (v->pool && http_pool_close_idle_to(v->pool, origin) < 0)
+            return luaL_error(L, "close_connections: not a URL: %s", origin);
+    }
     return 0;
 }
 

@@ -993,7 +993,7 @@ end
 -- server (relative URLs, Host header), in a new session of it: an empty cookie jar. store = true
 -- first keeps the session being left (its cookies; its connections stay open) under the server it
 -- was on; restore = true on a later change_type back to that server goes on with that session
--- instead of a new one. Without store the user's connections are closed. (Tsung keeps one stored
+-- instead of a new one. Without store the connections to the server left are closed. (Tsung keeps one stored
 -- session per protocol; as every one is HTTP here, they are kept per server.) "%%_var%%" host
 -- and port are substituted.
 function S:change_type(o)
@@ -1002,8 +1002,8 @@ function S:change_type(o)
   if bool(o.store) then
     self.stored = self.stored or {}
     self.stored[self.base] = { jar = http.cookies.save(), names = self.cookie_names }
-  else
-    core().close_connections()
+  else -- the connections to the server left close; a stored server's stay open
+    core().close_connections(self.base)
     self:set_connected(false)
   end
   local t = (o.server_type or "tcp"):lower()

@@ -827,6 +827,22 @@ describe("tsung control flow", function()
     assert.is_nil(seen.a_without_restore) -- without restore: a new session, though A's was kept
   end)
 
+  it("change_type without store closes the connections to the server left, not a stored server's", function()
+    local seen = {}
+    run(function(s)
+      s:request { url = "/echo" } -- on the <server>: A, a connection kept alive
+      s:change_type { host = "localhost", port = PORT, server_type = "tcp", store = true }
+      s:request { url = "/echo" } -- on B
+      s:change_type { host = HOST, port = PORT, server_type = "tcp", restore = true } -- B left, not stored
+      seen.a = s:request { url = "/echo" }.reused
+      s:change_type { host = "localhost", port = PORT, server_type = "tcp" }
+      seen.b = s:request { url = "/echo" }.reused
+    end)
+    http.cookies.clear()
+    assert.equal(true, seen.a, "A's connection, kept by the store, is used again")
+    assert.equal(false, seen.b, "B's connection was closed when the user left B without store")
+  end)
+
   it("change_type restore=true without an earlier store starts a new session", function()
     local cookie
     run(function(s)
