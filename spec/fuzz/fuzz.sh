@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds every spec/fuzz/fuzz_NAME.c as a libFuzzer binary (ASan + UBSan) and runs each for
 # FUZZ_SECONDS (default 60) over a scratch copy of spec/fuzz/corpus/NAME/, so the seeds in git stay
-# small. A fuzzer links src/NAME.c, or the files on a "fuzz-sources:" line in its source.
+# small. A fuzzer links src/NAME.c, or the files on a "fuzz-sources:" line in its source (one line;
+# the word llhttp there stands for llhttp's C files from the node-llhttp package).
 # Crashes are kept as build/fuzz/NAME-crash-*; replay one with: build/fuzz/fuzz_NAME FILE
 # Usage: spec/fuzz/fuzz.sh [NAME...]        e.g. FUZZ_SECONDS=600 spec/fuzz/fuzz.sh wire
 set -euo pipefail
@@ -26,6 +27,8 @@ cflags=$(pkg-config --cflags $pkgs 2>/dev/null || true)
 # shellcheck disable=SC2086
 libs=$(pkg-config --libs $pkgs 2>/dev/null || echo -lmsgpackc)
 
+llhttp_srcs="/usr/share/llhttp/llhttp.c /usr/share/llhttp/api.c /usr/share/llhttp/http.c"
+
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
   for f in spec/fuzz/fuzz_*.c; do names+=("$(basename "$f" .c | sed 's/^fuzz_//')"); done
@@ -36,7 +39,10 @@ for name in "${names[@]}"; do
   src=spec/fuzz/fuzz_$name.c
   [ -f "$src" ] || { echo "fuzz: no $src" >&2; status=1; continue; }
   extra=$(sed -n 's|.*fuzz-sources:\(.*\)\*/.*|\1|p' "$src" | head -n 1)
-  srcs=${extra:-src/$name.c}
+  srcs=""
+  for f in ${extra:-src/$name.c}; do
+    if [ "$f" = llhttp ]; then srcs="$srcs $llhttp_srcs"; else srcs="$srcs $f"; fi
+  done
   bin=$out/fuzz_$name
   echo "fuzz: building $bin"
   # shellcheck disable=SC2086

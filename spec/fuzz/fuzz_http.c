@@ -5,8 +5,7 @@
  * and a head that was taken must be the bytes as received, every header found inside it
  * (spec/fuzz/fuzz.sh builds and runs it over spec/fuzz/corpus/http/; make test replays the corpus
  * through test_http_corpus). */
-/* fuzz-sources: src/http_msg.c src/cookie.c /usr/share/llhttp/llhttp.c /usr/share/llhttp/api.c
- * /usr/share/llhttp/http.c */
+/* fuzz-sources: src/http_msg.c src/cookie.c llhttp */
 #include "fuzz_http.h"
 
 #include <stdint.h>
