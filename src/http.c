@@ -80,7 +80,6 @@ struct http_pool {
     /* What the head in `head` was built from, so a VU repeating a request reuses it as it is:
      * valid only for a head without cookies, built from the URL in u_src. */
     int head_valid, u_same;
-    int key_plain; /* keyb holds the key of the plain http URL in u_src */
     char head_method[16];
     size_t head_body_len;
     unsigned head_has_body : 1, head_http10 : 1, head_compr : 1;
@@ -875,15 +874,12 @@ static int call_prepare(http_pool *p, const http_req *req)
         .tls_opts = {.insecure = req->insecure, .ca = p->tls_ca, .cert = p->tls_cert, .key = p->tls_key},
         .connect_timeout_ns = req->connect_timeout_us * 1000,
     };
-    /* a plain http key depends on the URL alone (and the client's proxy settings) */
-    if (p->u_same && p->key_plain && !p->u.tls) {
-        p->key = p->keyb.p;
-    } else if (!(p->key = conn_key(p, req, proxy))) {
-        p->key_plain = 0;
+    /* keyb holds the key of the URL in u_src; a plain http key depends on the URL alone (and the
+     * client's proxy settings), so a VU repeating its URL keeps it */
+    int keep = p->u_same && !p->u.tls && p->keyb.p && !p->keyb.oom;
+    if (!(p->key = keep ? p->keyb.p : conn_key(p, req, proxy))) {
         call_finish(p, ERR_URL, "out of memory");
         return -1;
-    } else {
-        p->key_plain = !p->u.tls;
     }
     if (build_request(p, req, proxy) < 0) {
         call_finish(p, ERR_URL, "out of memory building the request for %s", req->url);

@@ -29,7 +29,7 @@ void http_msg_start(http_msg *m)
     m->err_kind = 0;
     m->err_msg[0] = '\0';
     m->hlen = 0;
-    m->headers_done = m->head_pending = m->head_end = m->next_message = 0;
+    m->headers_done = m->head_pending = m->next_message = 0;
     m->body_cap = 0;
 }
 
@@ -247,12 +247,8 @@ static int on_headers_complete(llhttp_t *h)
     m->res->status = st;
     m->res->http_minor = h->http_minor;
     if (m->is_head) h->flags |= F_SKIPBODY; /* as returning 1 would */
-    if ((h->flags & F_CHUNKED) && !m->is_head) {
-        m->head_end = 1;
-        return HPE_PAUSED;
-    }
     m->head_pending = 1;
-    return 0;
+    return (h->flags & F_CHUNKED) && !m->is_head ? HPE_PAUSED : 0;
 }
 
 /* Take the pending head: it ends at `end`, in the bytes of the current llhttp_execute call. */
@@ -348,18 +344,15 @@ llhttp_errno_t http_msg_execute(http_msg *m, llhttp_t *h, const char *buf, size_
         }
         if (e != HPE_PAUSED) return e;
         const char *pos = llhttp_get_error_pos(h);
-        if (m->complete) { /* a message without a body: its head ends where it does */
-            if (m->head_pending && head_now(m, pos) < 0) return HPE_USER;
-            return e;
-        }
-        if (m->head_end) { /* before a chunked body */
-            m->head_end = 0;
-            if (head_take(m, buf, pos) < 0) return HPE_USER;
-            m->headers_done = 1;
-        } else if (m->next_message) {
+        /* a head pending here ends where llhttp stopped: before a chunked body, or at the end of a
+         * message without a body */
+        int took = m->head_pending;
+        if (took && head_now(m, pos) < 0) return HPE_USER;
+        if (m->complete) return e;
+        if (m->next_message) {
             m->next_message = 0;
             m->hlen = 0; /* what was kept of the 1xx head */
-        } else {
+        } else if (!took) {
             return e;
         }
         llhttp_resume(h);

@@ -35,7 +35,6 @@ typedef struct http_msg {
     const char *chunk; /* the bytes of the llhttp_execute call under way: a head starts there */
     int headers_done;  /* the final response's head was taken */
     int head_pending;  /* the final response's head is whole, not taken yet */
-    int head_end;      /* llhttp paused at the end of a head (chunked body) */
     int next_message;  /* llhttp paused after a 1xx: the final response starts where it stopped */
     size_t body_cap;
     z_stream *z; /* owned while decoding */

@@ -230,7 +230,24 @@ static void push_overrides(lua_State *L, const luart_overrides *ov)
     lua_setfield(L, -2, "headers");
 }
 
-static int load_run(lua_State *L, const char *script, const luart_overrides *ov, char *err, size_t errlen);
+static int load_run(lua_State *L, const char *script, const luart_overrides *ov, char *err, size_t errlen)
+{
+    lua_getglobal(L, "parrot");
+    lua_getfield(L, -1, "load");
+    lua_remove(L, -2);
+    if (script)
+        lua_pushstring(L, script);
+    else
+        lua_pushnil(L);
+    push_overrides(L, ov);
+    /* no traceback: parrot.load's errors are already one line (file:line), or carry their own */
+    if (lua_pcall(L, 2, 1, 0) != 0) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+        lua_pop(L, 1);
+        return -1;
+    }
+    return 0;
+}
 
 /* A scenario's top level that runs this long is taken for an endless loop: the queen and every
  * load thread would wait for it forever. $PARROT_LOAD_TIMEOUT (seconds) changes it. */
@@ -265,7 +282,8 @@ static void load_hook(lua_State *L, lua_Debug *ar)
 int luart_load(lua_State *L, const char *script, const luart_overrides *ov, char *err, size_t errlen)
 {
     const char *env = getenv("PARROT_LOAD_TIMEOUT");
-    load_limit_s = env && atof(env) > 0 ? atof(env) : LOAD_TIMEOUT_S;
+    double limit = env ? atof(env) : 0;
+    load_limit_s = limit > 0 ? limit : LOAD_TIMEOUT_S;
     load_deadline_ns = uv_hrtime() + (uint64_t)(load_limit_s * 1e9);
     /* compiled code calls no hooks: the top level runs in the interpreter, watched; what it asks
      * of the compiler as a whole (jit.on(), jit.off()) is done once it has returned */
@@ -285,25 +303,6 @@ int luart_load(lua_State *L, const char *script, const luart_overrides *ov, char
     }
     luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | (off ? LUAJIT_MODE_OFF : LUAJIT_MODE_ON));
     return rc;
-}
-
-static int load_run(lua_State *L, const char *script, const luart_overrides *ov, char *err, size_t errlen)
-{
-    lua_getglobal(L, "parrot");
-    lua_getfield(L, -1, "load");
-    lua_remove(L, -2);
-    if (script)
-        lua_pushstring(L, script);
-    else
-        lua_pushnil(L);
-    push_overrides(L, ov);
-    /* no traceback: parrot.load's errors are already one line (file:line), or carry their own */
-    if (lua_pcall(L, 2, 1, 0) != 0) {
-        snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
-        lua_pop(L, 1);
-        return -1;
-    }
-    return 0;
 }
 
 /* ---- parrot test ---- */

@@ -71,8 +71,8 @@ struct vu_sched {
 };
 
 /* Response userdata; Lua values (status, body, headers...) are made only when read. A response
- * up to RES_INLINE_MAX bytes is copied into the userdata itself (the struct, then its header
- * array, header bytes, body and URL): the GC sees its real size and frees it without a finalizer.
+ * up to RES_INLINE_MAX bytes is copied into the userdata itself (the struct, then its head, body,
+ * URL and error message): the GC sees its real size and frees it without a finalizer.
  * A larger one stays in C (`res` owned, freed by __gc). Read headers tables are cached in a
  * weak-keyed table, not in the userdata. */
 typedef struct lres {
@@ -113,6 +113,15 @@ static void enqueue(vu *v)
     }
 }
 
+/* Copy n bytes to *at and move *at past them; returns where they went. */
+static char *stow(char **at, const char *src, size_t n)
+{
+    char *dst = *at;
+    memcpy(dst, src, n);
+    *at += n;
+    return dst;
+}
+
 /* A copy of `res` inside a new userdata (see lres), pointers moved to the copy; the caller frees
  * `res`. */
 static lres *push_inline(lua_State *L, const http_res *res)
@@ -124,25 +133,10 @@ static lres *push_inline(lua_State *L, const http_res *res)
     lres *r = lua_newuserdata(L, sizeof *r + hlen + blen + ulen + elen);
     char *p = (char *)(r + 1);
     r->inl = *res;
-    if (hlen) {
-        memcpy(p, res->head, hlen);
-        r->inl.head = p;
-        p += hlen;
-    }
-    if (blen) {
-        memcpy(p, res->body, blen);
-        r->inl.body = p;
-        p += blen;
-    }
-    if (ulen) {
-        memcpy(p, res->url, ulen);
-        r->inl.url = p;
-        p += ulen;
-    }
-    if (elen) {
-        memcpy(p, res->errmsg, elen);
-        r->inl.errmsg = p;
-    }
+    if (hlen) r->inl.head = stow(&p, res->head, hlen);
+    if (blen) r->inl.body = stow(&p, res->body, blen);
+    if (ulen) r->inl.url = stow(&p, res->url, ulen);
+    if (elen) r->inl.errmsg = stow(&p, res->errmsg, elen);
     r->res = &r->inl;
     return r;
 }
@@ -844,11 +838,10 @@ static void push_headers(lua_State *L, lres *r)
     size_t pos = 0;
     http_header hd;
     while (http_head_next(res->head, res->head_len, &pos, &hd)) {
-        const http_header *h = &hd;
         char low[256];
-        size_t n = h->name_len < sizeof low ? h->name_len : sizeof low;
+        size_t n = hd.name_len < sizeof low ? hd.name_len : sizeof low;
         for (size_t k = 0; k < n; k++) {
-            char c = h->name[k];
+            char c = hd.name[k];
             low[k] = (char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
         }
         lua_pushlstring(L, low, n);
@@ -856,11 +849,11 @@ static void push_headers(lua_State *L, lres *r)
         lua_rawget(L, -3);
         if (lua_isstring(L, -1)) {
             lua_pushstring(L, ", ");
-            lua_pushlstring(L, h->value, h->value_len);
+            lua_pushlstring(L, hd.value, hd.value_len);
             lua_concat(L, 3);
         } else {
             lua_pop(L, 1);
-            lua_pushlstring(L, h->value, h->value_len);
+            lua_pushlstring(L, hd.value, hd.value_len);
         }
         lua_rawset(L, -3);
     }
