@@ -22,6 +22,7 @@
 #include <zlib.h>
 
 #include "check.h"
+#include "pump.h"
 #include "http.h"
 #include "stats.h"
 
@@ -75,20 +76,6 @@ static size_t read_request(int fd, char *buf, size_t cap)
     return n;
 }
 
-static void relay(int a, int b)
-{
-    struct pollfd pf[2] = {{.fd = a, .events = POLLIN}, {.fd = b, .events = POLLIN}};
-    char buf[16384];
-    for (;;) {
-        if (poll(pf, 2, 5000) <= 0) return;
-        for (int i = 0; i < 2; i++) {
-            if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-            ssize_t r = read(pf[i].fd, buf, sizeof buf);
-            if (r <= 0 || write(pf[1 - i].fd, buf, (size_t)r) != r) return;
-        }
-    }
-}
-
 static void *srv_conn_main(void *arg)
 {
     srv_conn *sc = arg;
@@ -114,7 +101,7 @@ static void *srv_conn_main(void *arg)
             a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
             if (connect(up, (struct sockaddr *)&a, sizeof a) == 0 &&
                 write(sc->fd, reply, strlen(reply)) > 0 && !s->proxy_reply)
-                relay(sc->fd, up);
+                pump(sc->fd, up);
             close(up);
             break;
         }

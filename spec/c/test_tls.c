@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "pump.h"
 #include "http.h"
 #include "stats.h"
 
@@ -71,20 +72,6 @@ typedef struct relay_conn {
     relay *r;
     int fd;
 } relay_conn;
-
-static void pump(int a, int b)
-{
-    struct pollfd pf[2] = {{.fd = a, .events = POLLIN}, {.fd = b, .events = POLLIN}};
-    char buf[16384];
-    for (;;) {
-        if (poll(pf, 2, 5000) <= 0) return;
-        for (int i = 0; i < 2; i++) {
-            if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-            ssize_t n = read(pf[i].fd, buf, sizeof buf);
-            if (n <= 0 || write(pf[1 - i].fd, buf, (size_t)n) != n) return;
-        }
-    }
-}
 
 /* The first connection to send anything (the client's first handshake: the others wait silently)
  * is stalled or dropped; every other one is relayed to the target. */
