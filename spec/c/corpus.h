@@ -34,4 +34,27 @@ static int corpus_list(const char *dir, struct dirent ***names)
 {
     return scandir(dir, names, corpus_not_dot, corpus_by_name);
 }
+
+/* One seed: its file name, its path, its bytes. */
+typedef void corpus_seed_fn(const char *name, const char *path, const char *buf, size_t len, void *ud);
+
+/* Call `seed` on every seed of `dir` in name order, checking that there are some and that each
+ * reads (CHECK, from check.h). */
+static void corpus_each(const char *dir, corpus_seed_fn *seed, void *ud)
+{
+    struct dirent **names;
+    int n = corpus_list(dir, &names);
+    CHECK(n > 0, "the corpus %s has seeds (%d)", dir, n);
+    for (int i = 0; i < n; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
+        size_t len;
+        char *buf = corpus_slurp(path, &len);
+        CHECK(buf != NULL, "%s reads", path);
+        if (buf) seed(names[i]->d_name, path, buf, len, ud);
+        free(buf);
+        free(names[i]);
+    }
+    if (n > 0) free(names);
+}
 #endif

@@ -37,37 +37,26 @@ static void expect(const char *name, const fuzz_http_result *r)
         CHECK(r->err_kind == ERR_PROTOCOL, "%s: 101 is refused as a protocol error", name);
 }
 
+static void seed(const char *name, const char *path, const char *buf, size_t len, void *ud)
+{
+    (void)path;
+    fuzz_http_result r;
+    int rc = fuzz_http_read((const uint8_t *)buf, len, &r);
+    CHECK(rc == 0, "%s: the reader keeps its invariants", name);
+    if (!strncmp(name, "valid-", 6)) {
+        ++*(int *)ud;
+        CHECK(r.complete && r.status >= 200 && r.head_len > 0, "%s: read whole (status %d, error kind %d)",
+              name, r.status, r.err_kind);
+    } else if (!strncmp(name, "bad-", 4)) {
+        CHECK(!r.complete && r.err_kind != 0, "%s: refused with an error kind (%d)", name, r.err_kind);
+    }
+    expect(name, &r);
+}
+
 int main(void)
 {
-    struct dirent **names;
-    int n = corpus_list(CORPUS, &names);
-    CHECK(n > 0, "the corpus %s has seeds (%d)", CORPUS, n);
     int valid = 0;
-    for (int i = 0; i < n; i++) {
-        const char *name = names[i]->d_name;
-        char path[512];
-        snprintf(path, sizeof path, "%s/%s", CORPUS, name);
-        size_t len;
-        char *buf = corpus_slurp(path, &len);
-        CHECK(buf != NULL, "%s reads", path);
-        if (buf) {
-            fuzz_http_result r;
-            int rc = fuzz_http_read((const uint8_t *)buf, len, &r);
-            CHECK(rc == 0, "%s: the reader keeps its invariants", name);
-            if (!strncmp(name, "valid-", 6)) {
-                valid++;
-                CHECK(r.complete && r.status >= 200 && r.head_len > 0,
-                      "%s: read whole (status %d, error kind %d)", name, r.status, r.err_kind);
-            } else if (!strncmp(name, "bad-", 4)) {
-                CHECK(!r.complete && r.err_kind != 0, "%s: refused with an error kind (%d)", name,
-                      r.err_kind);
-            }
-            expect(name, &r);
-            free(buf);
-        }
-        free(names[i]);
-    }
-    if (n > 0) free(names);
+    corpus_each(CORPUS, seed, &valid);
     CHECK(valid >= 10, "at least 10 valid seeds (%d)", valid);
     return check_done();
 }

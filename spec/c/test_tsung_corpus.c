@@ -13,39 +13,32 @@
 
 #define CORPUS "spec/fuzz/corpus/tsung"
 
+static void seed(const char *name, const char *path, const char *buf, size_t len, void *ud)
+{
+    lua_State *L = ud;
+    int broken = !strncmp(name, "broken-", 7);
+    for (int skip = 0; skip < 2; skip++) {
+        tsung_options o = {.skip_unsupported = skip, .server = skip ? "127.0.0.1:8080" : NULL};
+        char *lua = NULL, *notes = NULL, err[1024] = "";
+        int rc = tsung_import_buffer(buf, len, path, &o, &lua, &notes, err, sizeof err);
+        int compiles = rc == 0 && luaL_loadbuffer(L, lua, strlen(lua), "=tsung") == 0;
+        lua_settop(L, 0);
+        if (broken)
+            CHECK(rc == -1 && *err, "%s%s is refused (%s)", name, skip ? " (skip)" : "", err);
+        else
+            CHECK(rc == -1 ? *err != 0 : compiles, "%s%s: %s", name, skip ? " (skip)" : "",
+                  rc         ? err
+                  : compiles ? "Lua that compiles"
+                             : "Lua that does not compile");
+        free(lua);
+        free(notes);
+    }
+}
+
 int main(void)
 {
-    struct dirent **names;
-    int n = corpus_list(CORPUS, &names);
-    CHECK(n > 0, "the corpus %s has seeds (%d)", CORPUS, n);
     lua_State *L = luaL_newstate();
-    for (int i = 0; i < n; i++) {
-        char path[512];
-        snprintf(path, sizeof path, "%s/%s", CORPUS, names[i]->d_name);
-        size_t len;
-        char *buf = corpus_slurp(path, &len);
-        CHECK(buf != NULL, "%s reads", path);
-        int broken = !strncmp(names[i]->d_name, "broken-", 7);
-        for (int skip = 0; buf && skip < 2; skip++) {
-            tsung_options o = {.skip_unsupported = skip, .server = skip ? "127.0.0.1:8080" : NULL};
-            char *lua = NULL, *notes = NULL, err[1024] = "";
-            int rc = tsung_import_buffer(buf, len, path, &o, &lua, &notes, err, sizeof err);
-            int compiles = rc == 0 && luaL_loadbuffer(L, lua, strlen(lua), "=tsung") == 0;
-            lua_settop(L, 0);
-            if (broken)
-                CHECK(rc == -1 && *err, "%s%s is refused (%s)", names[i]->d_name, skip ? " (skip)" : "", err);
-            else
-                CHECK(rc == -1 ? *err != 0 : compiles, "%s%s: %s", names[i]->d_name, skip ? " (skip)" : "",
-                      rc         ? err
-                      : compiles ? "Lua that compiles"
-                                 : "Lua that does not compile");
-            free(lua);
-            free(notes);
-        }
-        free(buf);
-        free(names[i]);
-    }
-    free(names);
+    corpus_each(CORPUS, seed, L);
     lua_close(L);
     return check_done();
 }

@@ -13,41 +13,32 @@
 
 #define CORPUS "spec/fuzz/corpus/wire"
 
+static void seed(const char *name, const char *path, const char *buf, size_t len, void *ud)
+{
+    (void)path;
+    char err[160] = "";
+    wire_msg m;
+    int r = wire_decode(buf, len, &m, err, sizeof err);
+    if (!strncmp(name, "valid-", 6)) {
+        ++*(int *)ud;
+        CHECK(r == 0, "%s decodes as %s (%s)", name, wire_type_name(m.type), r ? err : "ok");
+        if (r == 0 && m.type == WIRE_STATS) {
+            stats *st = stats_new();
+            int sr = stats_decode_merge(st, m.data, m.data_len);
+            CHECK(sr == 0 && st->requests > 0, "%s holds a snapshot that decodes (%llu requests)", name,
+                  (unsigned long long)st->requests);
+            stats_free(st);
+        }
+    } else {
+        CHECK(r == 0 || *err, "%s returns (%s)", name, r ? err : "decoded");
+    }
+    wire_msg_free(&m);
+}
+
 int main(void)
 {
-    struct dirent **names;
-    int n = corpus_list(CORPUS, &names);
-    CHECK(n > 0, "the corpus %s has seeds (%d)", CORPUS, n);
     int valid = 0;
-    for (int i = 0; i < n; i++) {
-        char path[512], err[160] = "";
-        snprintf(path, sizeof path, "%s/%s", CORPUS, names[i]->d_name);
-        size_t len;
-        char *buf = corpus_slurp(path, &len);
-        CHECK(buf != NULL, "%s reads", path);
-        if (buf) {
-            wire_msg m;
-            int r = wire_decode(buf, len, &m, err, sizeof err);
-            if (!strncmp(names[i]->d_name, "valid-", 6)) {
-                valid++;
-                CHECK(r == 0, "%s decodes as %s (%s)", names[i]->d_name, wire_type_name(m.type),
-                      r ? err : "ok");
-                if (r == 0 && m.type == WIRE_STATS) {
-                    stats *st = stats_new();
-                    int sr = stats_decode_merge(st, m.data, m.data_len);
-                    CHECK(sr == 0 && st->requests > 0, "%s holds a snapshot that decodes (%llu requests)",
-                          names[i]->d_name, (unsigned long long)st->requests);
-                    stats_free(st);
-                }
-            } else {
-                CHECK(r == 0 || *err, "%s returns (%s)", names[i]->d_name, r ? err : "decoded");
-            }
-            wire_msg_free(&m);
-            free(buf);
-        }
-        free(names[i]);
-    }
-    if (n > 0) free(names);
+    corpus_each(CORPUS, seed, &valid);
     CHECK(valid >= 10, "at least 10 valid seeds (%d)", valid);
     return check_done();
 }
